@@ -1,0 +1,396 @@
+"""The ``wattbench`` command line."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from wattbench.harness import plugins
+from wattbench.harness.errors import ConfigError, UnavailableError, WattbenchError
+
+app = typer.Typer(
+    name="wattbench",
+    help="Benchmark edge AI inference per joule and rank it.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+power_app = typer.Typer(help="Power readers.", no_args_is_help=True)
+db_app = typer.Typer(help="Results database.", no_args_is_help=True)
+app.add_typer(power_app, name="power")
+app.add_typer(db_app, name="db")
+
+# Wide tables when piped (CI logs, files); a terminal keeps its own width.
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+DbOpt = Annotated[
+    str | None,
+    typer.Option("--db", help="Database URL (default: WATTBENCH_DB or SQLite in the data dir)."),
+]
+
+
+def _validation_message(exc: ValidationError) -> str:
+    e = exc.errors()[0]
+    loc = ".".join(str(x) for x in e["loc"]) or "value"
+    return f"invalid --{loc.replace('_', '-')}: {e['msg']}"
+
+
+class _CliProgress:
+    """A rich progress bar on a terminal; one line per phase otherwise (CI logs)."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.live = console.is_terminal
+        self.bar: Progress | None = None
+        self.task: Any = None
+
+    def __enter__(self) -> _CliProgress:
+        if self.live:
+            self.bar = Progress(
+                TextColumn("{task.description:<18}"),
+                BarColumn(),
+                TextColumn("{task.completed:>6.1f}/{task.total:.1f} s"),
+                TimeElapsedColumn(),
+                console=self.console,
+                transient=True,
+            )
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+    def phase(self, name: str, total: float | None = None) -> None:
+        if self.bar is None:
+            self.console.print(f"wattbench: {name}")
+            return
+        if self.task is not None:
+            self.bar.remove_task(self.task)
+        self.task = self.bar.add_task(name, total=total or 1.0, completed=0)
+
+    def update(self, completed: float) -> None:
+        if self.bar is not None and self.task is not None:
+            self.bar.update(self.task, completed=completed)
+
+
+def _fmt(v: float | None, digits: int = 2) -> str:
+    if v is None:
+        return "n/a"
+    if v != 0 and (abs(v) >= 1e5 or abs(v) < 10 ** -digits):
+        return f"{v:.{digits}e}"
+    return f"{v:.{digits}f}"
+
+
+def _energy_label(method: str | None, scope: str | None) -> str:
+    if method is None:
+        return "none"
+    tag = "ESTIMATED" if method == "estimated" else method
+    return f"{tag}/{scope}"
+
+
+@app.command()
+def run(
+    suite: Annotated[str, typer.Option(help="Suite name (see `wattbench suites`).")],
+    adapter: Annotated[str, typer.Option(help="Runtime adapter (see `wattbench adapters`).")],
+    model: Annotated[Path | None, typer.Option(help="Benchmark this model file instead.")] = None,
+    device: Annotated[str, typer.Option(help="Adapter device: cpu, cuda, ...")] = "cpu",
+    threads: Annotated[int | None, typer.Option(help="Runtime intra-op threads.")] = None,
+    precision: Annotated[str, typer.Option(help="fp32, fp16 or int8.")] = "fp32",
+    batch: Annotated[int, typer.Option(help="Samples per query.")] = 1,
+    duration: Annotated[float, typer.Option(help="Minimum seconds per measured trial.")] = 10.0,
+    min_queries: Annotated[int, typer.Option(help="Minimum queries per trial.")] = 100,
+    repeats: Annotated[int, typer.Option(help="Number of measured trials.")] = 3,
+    warmup: Annotated[float, typer.Option(help="Warm-up seconds.")] = 2.0,
+    idle: Annotated[float, typer.Option("--idle-s", help="Idle-baseline seconds.")] = 3.0,
+    cooldown: Annotated[float, typer.Option(help="Seconds between trials.")] = 1.0,
+    power: Annotated[
+        str, typer.Option(help="Readers, comma-separated: auto, estimate, ... (first = headline).")
+    ] = "auto",
+    tdp_w: Annotated[float | None, typer.Option(help="CPU TDP in W for the estimate.")] = None,
+    label: Annotated[list[str] | None, typer.Option(help="Label the run (repeatable).")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Real inputs (default: WATTBENCH_DATA_DIR or synthetic).")
+    ] = None,
+    device_name: Annotated[str | None, typer.Option(help="Name of this device.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for random weights/synthetic inputs.")] = 0,
+    db: DbOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Benchmark SUITE on ADAPTER, store the result and print a summary."""
+    from wattbench.harness.cache import ModelCache
+    from wattbench.harness.config import RunConfig
+    from wattbench.harness.power.base import ReaderOptions
+    from wattbench.harness.power.select import select_readers
+    from wattbench.harness.protocol import Runner
+    from wattbench.results_db.store import Store
+    from wattbench.suites.base import SuiteOptions
+
+    env_data = os.environ.get("WATTBENCH_DATA_DIR")
+    try:
+        cfg = RunConfig(
+            suite=suite,
+            adapter=adapter,
+            model=model,
+            device=device,
+            threads=threads,
+            precision=precision,  # type: ignore[arg-type]
+            batch=batch,
+            duration_s=duration,
+            min_queries=min_queries,
+            repeats=repeats,
+            warmup_s=warmup,
+            idle_s=idle,
+            cooldown_s=cooldown,
+            power=tuple(p.strip() for p in power.split(",") if p.strip()) or ("auto",),
+            tdp_w=tdp_w,
+            labels=tuple(label or ()),
+            data_dir=data_dir or (Path(env_data) if env_data else None),
+            seed=seed,
+            device_name=device_name,
+        )
+    except ValidationError as exc:
+        raise ConfigError(_validation_message(exc)) from None
+
+    # Fail fast on everything the user can get wrong, before minutes of measuring.
+    store = Store.open(db)
+    suite_cls = plugins.load(plugins.SUITES, cfg.suite)
+    adapter_cls = plugins.load(plugins.ADAPTERS, cfg.adapter)
+    ok, reason = adapter_cls.is_available(cfg.device)
+    if not ok:
+        raise UnavailableError(f"adapter {cfg.adapter!r} is not available: {reason}")
+    if cfg.model is not None and not cfg.model.is_file():
+        raise ConfigError(f"model file not found: {cfg.model} (check the --model path)")
+    readers, warnings = select_readers(cfg.power, ReaderOptions(tdp_w=cfg.tdp_w))
+    for w in warnings:
+        err.print(f"warning: {w}")
+    suite_obj = suite_cls(SuiteOptions(data_dir=cfg.data_dir, seed=cfg.seed))
+    with _CliProgress(err) as progress:
+        result = Runner(
+            cfg, suite_obj, adapter_cls(), readers, ModelCache(), progress=progress,
+            warnings=warnings,
+        ).execute()
+    store.save_run(result)
+    for w in result.warnings[len(warnings):]:
+        err.print(f"warning: {w}")
+    if as_json:
+        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+        return
+    _print_run_summary(result, store.display_url)
+
+
+def _print_run_summary(result: Any, where: str) -> None:
+    head = result.headline
+    t = Table(title=f"{result.suite} {result.suite_version} — run {result.run_id}", show_header=False)
+    t.add_column(style="bold")
+    t.add_column()
+    a = result.adapter
+    t.add_row("model", f"{result.model.name} ({result.model.format}, {result.model.weights})")
+    t.add_row("runtime", f"{a.runtime} {a.runtime_version} on {a.device} ({a.execution_provider})")
+    t.add_row("inputs", result.inputs)
+    t.add_row("load / first inference", f"{result.load_ms:.1f} ms / {result.first_inference_ms:.2f} ms")
+    lat = result.latency
+    t.add_row(
+        "latency p50/p90/p99",
+        f"{lat.p50_ms:.3f} / {lat.p90_ms:.3f} / {lat.p99_ms:.3f} ms (n={lat.count})",
+    )
+    t.add_row("throughput", f"{result.throughput_ips:.1f} inferences/s")
+    if head is not None:
+        est = " (ESTIMATED)" if head.estimated else ""
+        unc = (
+            f" ± {head.uncertainty_j / head.gross_j * 100:.0f}%"
+            if head.uncertainty_j is not None and head.gross_j > 0
+            else ""
+        )
+        t.add_row("energy", f"{_energy_label(head.method.value, head.scope.value)}: "
+                  f"{head.component} via {head.reader}")
+        t.add_row("inferences per joule", f"{_fmt(head.inferences_per_joule)}{unc}{est}")
+        t.add_row("joules per inference", f"{_fmt(head.joules_per_inference, 4)}{est}")
+        t.add_row(
+            "power mean/peak/idle",
+            f"{head.mean_power_w:.2f} / {_fmt(head.peak_power_w)} / {head.idle_w:.2f} W{est}",
+        )
+    t.add_row("quality", f"{'pass' if result.quality.passed else 'FAIL'}: {result.quality.detail}")
+    t.add_row("valid", "yes" if result.valid else "NO: " + "; ".join(result.invalid_reasons))
+    out.print(t)
+    out.print(f"stored in {where}; see `wattbench leaderboard`")
+
+
+@app.command()
+def leaderboard(
+    db: DbOpt = None,
+    suite: Annotated[str | None, typer.Option(help="Only this suite.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    include_invalid: Annotated[bool, typer.Option(help="Show invalid runs too.")] = False,
+    hide_estimated: Annotated[bool, typer.Option(help="Hide estimated energy.")] = False,
+    limit: Annotated[int | None, typer.Option(help="Top N per suite.")] = None,
+) -> None:
+    """Rank stored runs by inferences per joule within each suite version."""
+    from wattbench.results_db.store import Store
+
+    if fmt not in ("table", "csv", "json"):
+        raise ConfigError(f"unknown --format {fmt!r}: use table, csv or json")
+    store = Store.open(db)
+    rows = store.leaderboard(
+        suite, include_invalid=include_invalid, hide_estimated=hide_estimated, limit=limit
+    )
+    data = [r.model_dump(mode="json") for r in rows]
+    if fmt == "json":
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return
+    if fmt == "csv":
+        buf = io.StringIO()
+        fields = list(rows[0].model_fields) if rows else []
+        w = csv.DictWriter(buf, fieldnames=fields)
+        w.writeheader()
+        for d in data:
+            d["labels"] = ";".join(d["labels"])
+            w.writerow(d)
+        sys.stdout.write(buf.getvalue())
+        return
+    if not rows:
+        out.print(
+            "no results yet: run `wattbench run --suite mobilenet_v2 --adapter onnxruntime` "
+            f"(database: {store.display_url})"
+        )
+        return
+    groups: dict[tuple[str, str, str], list[Any]] = {}
+    for r in rows:
+        groups.setdefault((r.suite, r.suite_version, r.scenario), []).append(r)
+    for (s, v, sc), items in groups.items():
+        t = Table(title=f"{s} {v} · {sc} · ranked by inferences per joule")
+        for col in ("#", "device", "hardware", "runtime", "model", "prec", "batch", "inf/J",
+                    "J/inf", "p50 ms", "p90 ms", "inf/s", "energy", "±%", "run"):
+            t.add_column(col, justify="right" if col in ("#", "batch", "inf/J", "J/inf",
+                                                          "p50 ms", "p90 ms", "inf/s", "±%")
+                         else "left")
+        for r in items:
+            est = r.energy_estimated
+            t.add_row(
+                str(r.rank),
+                r.device,
+                r.hardware or "",
+                f"{r.adapter} {r.runtime_version} ({r.execution_provider})",
+                r.model,
+                r.precision,
+                str(r.batch),
+                ("≈" if est else "") + _fmt(r.inferences_per_joule),
+                ("≈" if est else "") + _fmt(r.joules_per_inference, 4),
+                f"{r.latency_p50_ms:.3f}",
+                f"{r.latency_p90_ms:.3f}",
+                f"{r.throughput_ips:.1f}",
+                _energy_label(r.energy_method, r.energy_scope),
+                _fmt(r.energy_uncertainty_pct, 0),
+                r.run_id[:8] + ("" if r.valid else " INVALID"),
+            )
+        out.print(t)
+    if any(r.energy_estimated for r in rows):
+        out.print("\n≈ ESTIMATED energy (TDP x CPU utilisation), not measured; "
+                  "--hide-estimated hides it")
+
+
+@app.command()
+def adapters(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Runtime adapters installed here, and why any is unavailable."""
+    rows = []
+    for name in plugins.names(plugins.ADAPTERS):
+        cls = plugins.load(plugins.ADAPTERS, name)
+        ok, reason = cls.is_available("cpu")
+        rows.append({"name": name, "device": "cpu", "available": ok,
+                     "runtime_version": cls.runtime_version(), "reason": reason})
+    _print_rows(rows, as_json, ("name", "device", "available", "runtime_version", "reason"))
+
+
+@app.command()
+def suites(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Standard suites, their versions and models."""
+    rows = []
+    for name in plugins.names(plugins.SUITES):
+        cls = plugins.load(plugins.SUITES, name)
+        inst = cls()
+        rows.append({
+            "name": name, "version": cls.version, "task": cls.task,
+            "models": ", ".join(f"{r.name} [{'/'.join(r.formats)}] {r.weights}"
+                                for r in inst.recipes()),
+        })
+    _print_rows(rows, as_json, ("name", "version", "task", "models"))
+
+
+@power_app.command("list")
+def power_list(
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    tdp_w: Annotated[float | None, typer.Option(help="CPU TDP in W for the estimate.")] = None,
+) -> None:
+    """Power readers found here: method, scope, availability and why not."""
+    from wattbench.harness.power.base import ReaderOptions
+    from wattbench.harness.power.select import reader_classes
+
+    options = ReaderOptions(tdp_w=tdp_w)
+    rows = []
+    for name, cls in reader_classes().items():
+        ok, reason = cls.is_available(options)
+        row: dict[str, Any] = {"name": name, "method": cls.method.value, "available": ok,
+                               "scope": None, "component": None, "reason": reason}
+        if ok:
+            info = cls(options).info()
+            row.update(scope=info.scope.value, component=info.component, details=info.details)
+        rows.append(row)
+    _print_rows(rows, as_json, ("name", "method", "scope", "component", "available", "reason"))
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbOpt = None) -> None:
+    """Create or migrate the results database schema to this version."""
+    from wattbench.results_db.store import Store
+
+    store = Store.open(db, check_schema=False)
+    before, after = store.upgrade()
+    out.print(f"{store.display_url}: schema {before or 'empty'} -> {after}")
+
+
+def _print_rows(rows: list[dict[str, Any]], as_json: bool, cols: tuple[str, ...]) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
+        return
+    t = Table()
+    for c in cols:
+        t.add_column(c)
+    for r in rows:
+        t.add_row(*("" if r.get(c) is None else str(r.get(c)) for c in cols))
+    out.print(t)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user errors become one ``error:`` line and a non-zero exit."""
+    command = typer.main.get_command(app)
+    try:
+        rc = command.main(args=argv, prog_name="wattbench", standalone_mode=False)
+    except WattbenchError as exc:
+        err.print(f"error: {exc}", markup=False)
+        sys.exit(exc.exit_code)
+    except click.exceptions.NoArgsIsHelp:
+        sys.exit(0)
+    except click.ClickException as exc:
+        err.print(f"error: {exc.format_message()} (see `wattbench --help`)", markup=False)
+        sys.exit(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        err.print("error: interrupted; nothing was stored", markup=False)
+        sys.exit(130)
+    sys.exit(rc if isinstance(rc, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""Typed run configuration; every field documents itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from wattbench.adapters.base import Precision
+
+
+class RunConfig(BaseModel):
+    """Everything that defines one benchmark run (stored with the result)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    suite: str = Field(description="Suite name, see `wattbench suites`.")
+    adapter: str = Field(description="Runtime adapter name, see `wattbench adapters`.")
+    model: Path | None = Field(default=None, description="User model file instead of the suite's.")
+    device: str = Field(default="cpu", description="Adapter device (cpu, cuda, ...).")
+    threads: int | None = Field(default=None, ge=1, description="Runtime intra-op threads.")
+    precision: Precision = Field(default="fp32", description="Model precision.")
+    batch: int = Field(default=1, ge=1, description="Samples per query.")
+    duration_s: float = Field(
+        default=10.0, gt=0, description="Minimum measured-window length per trial."
+    )
+    min_queries: int = Field(default=100, ge=1, description="Minimum queries per trial.")
+    repeats: int = Field(default=3, ge=1, description="Trials (measured windows).")
+    warmup_s: float = Field(default=2.0, ge=0, description="Warm-up time before measuring.")
+    warmup_queries: int = Field(default=10, ge=0, description="Minimum warm-up queries.")
+    idle_s: float = Field(default=3.0, gt=0, description="Idle-power baseline window.")
+    cooldown_s: float = Field(default=1.0, ge=0, description="Pause between trials.")
+    power: tuple[str, ...] = Field(
+        default=("auto",), description="Power readers; the first gives the headline figure."
+    )
+    tdp_w: float | None = Field(default=None, gt=0, description="CPU TDP for the estimate.")
+    labels: tuple[str, ...] = Field(default=(), description="Free-form labels, e.g. git:abc.")
+    data_dir: Path | None = Field(default=None, description="Real inputs for the suite.")
+    seed: int = Field(default=0, description="Seed of random weights and synthetic inputs.")
+    stability_threshold: float = Field(
+        default=0.05, gt=0, description="Trial CV above which a stability warning is given."
+    )
+    device_name: str | None = Field(default=None, description="Name of this device (hostname).")

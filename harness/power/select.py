@@ -1,0 +1,61 @@
+"""Turn ``--power`` specs into reader instances, preferring measurements."""
+
+from __future__ import annotations
+
+from wattbench.harness import plugins
+from wattbench.harness.errors import ConfigError, UnavailableError
+from wattbench.harness.power.base import EnergyMethod, PowerReader, ReaderOptions
+from wattbench.harness.power.estimated import EstimatedCpuReader
+
+#: ``auto`` prefers the most direct method available.
+METHOD_PREFERENCE = (EnergyMethod.COUNTER, EnergyMethod.POLLED, EnergyMethod.EXTERNAL)
+
+
+def reader_classes() -> dict[str, type[PowerReader]]:
+    return {name: plugins.load(plugins.POWER_READERS, name) for name in plugins.names(
+        plugins.POWER_READERS)}
+
+
+def _auto(options: ReaderOptions, warnings: list[str]) -> PowerReader:
+    classes = reader_classes()
+    ranked = sorted(
+        (c for c in classes.values() if c.method in METHOD_PREFERENCE),
+        key=lambda c: (METHOD_PREFERENCE.index(c.method), c.name),
+    )
+    why_not = []
+    for cls in ranked:
+        ok, reason = cls.is_available(options)
+        if ok:
+            return cls(options)
+        why_not.append(f"{cls.name}: {reason}")
+    est = EstimatedCpuReader(options)
+    detail = f" ({'; '.join(why_not)})" if why_not else ""
+    warnings.append(
+        f"no measured power reader is available here{detail}; energy figures are ESTIMATED "
+        f"from CPU TDP x utilisation ({est.tdp_source})"
+    )
+    return est
+
+
+def select_readers(
+    specs: tuple[str, ...] | list[str], options: ReaderOptions
+) -> tuple[list[PowerReader], list[str]]:
+    """Readers for ``specs`` (names or ``auto``) and warnings to show the user."""
+    warnings: list[str] = []
+    readers: list[PowerReader] = []
+    for spec in specs:
+        if spec == "auto":
+            readers.append(_auto(options, warnings))
+            continue
+        cls = plugins.load(plugins.POWER_READERS, spec)
+        ok, reason = cls.is_available(options)
+        if not ok:
+            raise UnavailableError(f"power reader {spec!r} is not available: {reason}")
+        reader = cls(options)
+        if isinstance(reader, EstimatedCpuReader) and reader.uses_fallback:
+            warnings.append(f"energy is ESTIMATED with a generic TDP: {reader.tdp_source}")
+        readers.append(reader)
+    names = [r.name for r in readers]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"power reader listed twice in --power: {', '.join(names)}")
+    return readers, warnings

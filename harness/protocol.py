@@ -1,0 +1,390 @@
+"""The run protocol.
+
+load (timed) → first inference (timed) → warm-up → quality check → idle-power
+baseline → ``repeats`` measured windows, each lasting until both the minimum
+duration and the minimum query count are met, with a cooldown between them.
+
+Inside a measured window the only thing between the two clock reads is
+``session.run(prepared)``: inputs are preprocessed and prepared beforehand,
+latencies are appended after the second clock read.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+import numpy as np
+
+from wattbench.adapters.base import Adapter, AdapterOptions, ModelArtifact, Session
+from wattbench.harness import fingerprint
+from wattbench.harness.cache import ModelCache
+from wattbench.harness.config import RunConfig
+from wattbench.harness.errors import ConfigError, ModelError
+from wattbench.harness.power.base import EnergyMethod, EnergyReading, PowerReader
+from wattbench.harness.results import (
+    EnergySummary,
+    RunResult,
+    TrialEnergy,
+    TrialResult,
+)
+from wattbench.harness.stats import latency_stats, stability_warnings
+from wattbench.suites.base import InputSet, Suite
+
+#: A measured window is at least this many sensor update periods long.
+MIN_UPDATE_PERIODS_PER_WINDOW = 10
+
+
+class Progress(Protocol):
+    """Where the protocol reports progress (the CLI shows a bar)."""
+
+    def phase(self, name: str, total: float | None = None) -> None: ...
+
+    def update(self, completed: float) -> None: ...
+
+
+class _NoProgress:
+    def phase(self, name: str, total: float | None = None) -> None:
+        pass
+
+    def update(self, completed: float) -> None:
+        pass
+
+
+ClockNs = Callable[[], int]
+
+
+def timed_loop(
+    session: Session,
+    prepared: Sequence[Any],
+    min_s: float,
+    min_queries: int,
+    clock: ClockNs = time.perf_counter_ns,
+    on_tick: Callable[[float], None] | None = None,
+) -> tuple[list[int], int]:
+    """Run queries until ``min_s`` and ``min_queries`` are both met.
+
+    Returns per-query latencies (ns) and the loop's wall time (ns).
+    """
+    run = session.run
+    n = len(prepared)
+    min_ns = int(min_s * 1e9)
+    latencies: list[int] = []
+    append = latencies.append
+    i = 0
+    start = clock()
+    while True:
+        p = prepared[i % n]
+        t0 = clock()
+        run(p)
+        t1 = clock()
+        append(t1 - t0)
+        i += 1
+        elapsed = t1 - start
+        if i >= min_queries and elapsed >= min_ns:
+            return latencies, elapsed
+        if on_tick is not None and not i & 63:
+            on_tick(elapsed / 1e9)
+
+
+def _first_output_rows(outputs: Sequence[np.ndarray], batch: int) -> list[np.ndarray]:
+    first = np.asarray(outputs[0])
+    if first.shape[0] != batch:
+        raise ModelError(
+            f"model output has batch dimension {first.shape[0]}, expected {batch}: "
+            f"the model has a fixed batch size; use --batch {first.shape[0]}"
+        )
+    return [first[i] for i in range(batch)]
+
+
+class Runner:
+    """Executes the protocol for one suite × adapter × readers combination."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        suite: Suite,
+        adapter: Adapter,
+        readers: Sequence[PowerReader],
+        cache: ModelCache,
+        *,
+        progress: Progress | None = None,
+        clock_ns: ClockNs = time.perf_counter_ns,
+        sleep: Callable[[float], None] = time.sleep,
+        warnings: Sequence[str] = (),
+    ) -> None:
+        if not readers:
+            raise ConfigError("no power reader selected: use --power auto")
+        self.config = config
+        self.suite = suite
+        self.adapter = adapter
+        self.readers = list(readers)
+        self.cache = cache
+        self.progress = progress or _NoProgress()
+        self.clock_ns = clock_ns
+        self.sleep = sleep
+        self.warnings: list[str] = list(warnings)
+
+    # -- steps ---------------------------------------------------------------------------
+    def _artifact(self) -> ModelArtifact:
+        cfg = self.config
+        if cfg.model is not None:
+            art = self.suite.user_model(cfg.model)
+            return art.model_copy(update={"precision": cfg.precision})
+        fmt = self.adapter.formats[0]
+        return self.suite.build_model(fmt, self.cache)
+
+    def _batches(self, session: Session, inputs: InputSet) -> tuple[list[Any], float, list[Any]]:
+        """Preprocess every sample (timed apart), stack into batches, prepare them."""
+        specs = session.inputs()
+        if len(specs) != 1:
+            raise ModelError(
+                f"model has {len(specs)} inputs; the {self.suite.name} suite feeds one"
+            )
+        spec = specs[0]
+        rows = []
+        t_ns = 0
+        for sample in inputs.samples:
+            t0 = self.clock_ns()
+            rows.append(self.suite.preprocess(sample, spec))
+            t_ns += self.clock_ns() - t0
+        pre_ms = t_ns / 1e6 / len(rows)
+        b = self.config.batch
+        n_batches = max(1, -(-len(rows) // b))
+        feeds = [
+            {spec.name: np.stack([rows[(k * b + j) % len(rows)] for j in range(b)])}
+            for k in range(n_batches)
+        ]
+        prepared = [session.prepare(f) for f in feeds]
+        return prepared, pre_ms, rows
+
+    def _window(self, fn: Callable[[], Any]) -> tuple[Any, list[EnergyReading]]:
+        for r in self.readers:
+            r.start()
+        try:
+            out = fn()
+        finally:
+            readings = [r.stop() for r in self.readers]
+        return out, readings
+
+    def execute(self) -> RunResult:
+        cfg = self.config
+        started = datetime.now(timezone.utc)
+        self.progress.phase("preparing model")
+        artifact = self._artifact()
+        inputs = self.suite.load_inputs()
+
+        self.progress.phase("loading")
+        opts = AdapterOptions(device=cfg.device, threads=cfg.threads, precision=cfg.precision)
+        t0 = self.clock_ns()
+        session = self.adapter.load(artifact, opts)
+        load_ms = (self.clock_ns() - t0) / 1e6
+        try:
+            return self._measure(session, artifact, inputs, started, load_ms)
+        finally:
+            session.close()
+            for r in self.readers:
+                r.close()
+
+    def _measure(
+        self,
+        session: Session,
+        artifact: ModelArtifact,
+        inputs: InputSet,
+        started: datetime,
+        load_ms: float,
+    ) -> RunResult:
+        cfg = self.config
+        prepared, pre_ms, _ = self._batches(session, inputs)
+
+        t0 = self.clock_ns()
+        first_out = session.run(prepared[0])
+        first_ms = (self.clock_ns() - t0) / 1e6
+        _first_output_rows(first_out, cfg.batch)
+
+        self.progress.phase("warm-up", cfg.warmup_s)
+        timed_loop(session, prepared, cfg.warmup_s, cfg.warmup_queries, self.clock_ns,
+                   self.progress.update)
+
+        # Quality on the whole input set, outside every measured window.
+        rows: list[np.ndarray] = []
+        for p in prepared:
+            rows.extend(_first_output_rows(session.run(p), cfg.batch))
+        quality = self.suite.check_quality(rows[: len(inputs.samples)], inputs)
+
+        self.progress.phase("idle baseline", cfg.idle_s)
+        _, idle = self._window(lambda: self.sleep(cfg.idle_s))
+        idle_w = [r.energy_j / r.duration_s for r in idle]
+
+        periods = [r.info().update_period_s or 0.0 for r in self.readers]
+        min_s = max(cfg.duration_s, MIN_UPDATE_PERIODS_PER_WINDOW * max(periods))
+        if min_s > cfg.duration_s:
+            self.warnings.append(
+                f"measured window lengthened to {min_s:.1f} s: the slowest power sensor updates "
+                f"every {max(periods):.2f} s and a window needs {MIN_UPDATE_PERIODS_PER_WINDOW}"
+            )
+
+        trials: list[TrialResult] = []
+        all_lat: list[int] = []
+        for k in range(cfg.repeats):
+            if k and cfg.cooldown_s:
+                self.progress.phase(f"cooldown {k}/{cfg.repeats}")
+                self.sleep(cfg.cooldown_s)
+            self.progress.phase(f"trial {k + 1}/{cfg.repeats}", min_s)
+            (lat, loop_ns), readings = self._window(
+                lambda: timed_loop(session, prepared, min_s, cfg.min_queries, self.clock_ns,
+                                   self.progress.update)
+            )
+            all_lat.extend(lat)
+            inferences = len(lat) * cfg.batch
+            energy = [
+                TrialEnergy(
+                    reader=r.reader,
+                    method=r.method,
+                    scope=r.scope,
+                    component=r.component,
+                    gross_j=r.energy_j,
+                    idle_w=iw,
+                    net_j=r.energy_j - iw * r.duration_s,
+                    duration_s=r.duration_s,
+                    mean_power_w=r.mean_power_w,
+                    peak_power_w=r.peak_power_w,
+                    samples=r.samples,
+                    sample_rate_hz=r.sample_rate_hz,
+                    update_period_s=r.update_period_s,
+                    uncertainty_j=r.uncertainty_j,
+                    valid=r.valid,
+                    invalid_reasons=r.invalid_reasons,
+                    details=r.details,
+                    trace=r.trace,
+                )
+                for r, iw in zip(readings, idle_w)
+            ]
+            trials.append(
+                TrialResult(
+                    index=k,
+                    queries=len(lat),
+                    inferences=inferences,
+                    duration_s=loop_ns / 1e9,
+                    throughput_ips=inferences / (loop_ns / 1e9),
+                    latency=latency_stats(lat),
+                    energy=energy,
+                )
+            )
+        return self._assemble(
+            session, artifact, inputs, started, load_ms, first_ms, pre_ms, quality,
+            trials, all_lat, idle,
+        )
+
+    def _assemble(
+        self,
+        session: Session,
+        artifact: ModelArtifact,
+        inputs: InputSet,
+        started: datetime,
+        load_ms: float,
+        first_ms: float,
+        pre_ms: float,
+        quality: Any,
+        trials: list[TrialResult],
+        all_lat: list[int],
+        idle: list[EnergyReading],
+    ) -> RunResult:
+        cfg = self.config
+        total_inf = sum(t.inferences for t in trials)
+        total_s = sum(t.duration_s for t in trials)
+        summaries = [
+            summarize_energy([t.energy[i] for t in trials], total_inf)
+            for i in range(len(self.readers))
+        ]
+        reasons: list[str] = []
+        if not quality.passed:
+            reasons.append(f"quality check failed: {quality.detail}")
+        for r in idle:
+            if not r.valid:
+                reasons.append(f"{r.reader} idle baseline: {'; '.join(r.invalid_reasons)}")
+        for t in trials:
+            for e in t.energy:
+                if not e.valid:
+                    reasons.append(f"{e.reader} trial {t.index}: {'; '.join(e.invalid_reasons)}")
+        warnings = list(self.warnings)
+        per_trial: dict[str, list[float]] = {
+            "p50 latency": [t.latency.p50_ms for t in trials],
+            "throughput": [t.throughput_ips for t in trials],
+        }
+        per_trial["joules per inference"] = [
+            t.energy[0].gross_j / t.inferences for t in trials if t.inferences
+        ]
+        warnings.extend(stability_warnings(per_trial, cfg.stability_threshold))
+        for s in summaries:
+            if s.net_j < 0:
+                warnings.append(
+                    f"{s.reader}: net energy is negative (idle baseline above the workload): "
+                    f"the baseline is unstable; lengthen --idle-s"
+                )
+        desc = session.describe()
+        runtime_versions = {desc.runtime: desc.runtime_version, "numpy": np.__version__}
+        return RunResult(
+            run_id=str(uuid.uuid4()),
+            suite=self.suite.name,
+            suite_version=self.suite.version,
+            config=cfg,
+            model=artifact,
+            adapter=desc,
+            device=fingerprint.host_info() | {"name": cfg.device_name},
+            environment=fingerprint.environment(runtime_versions),
+            inputs=inputs.description,
+            started_at=started,
+            finished_at=datetime.now(timezone.utc),
+            load_ms=load_ms,
+            first_inference_ms=first_ms,
+            preprocess_ms_mean=pre_ms,
+            latency=latency_stats(all_lat),
+            throughput_ips=total_inf / total_s,
+            inferences=total_inf,
+            trials=trials,
+            energy=summaries,
+            quality=quality,
+            valid=not reasons,
+            invalid_reasons=reasons,
+            warnings=warnings,
+            labels=list(cfg.labels),
+        )
+
+
+def summarize_energy(per_trial: Sequence[TrialEnergy], inferences: int) -> EnergySummary:
+    """Sum one reader's trial windows; uncertainties add linearly (systematic)."""
+    first = per_trial[0]
+    gross = sum(e.gross_j for e in per_trial)
+    net = sum(e.net_j for e in per_trial)
+    dur = sum(e.duration_s for e in per_trial)
+    unc = (
+        None
+        if any(e.uncertainty_j is None for e in per_trial)
+        else sum(e.uncertainty_j or 0.0 for e in per_trial)
+    )
+    peaks = [e.peak_power_w for e in per_trial if e.peak_power_w is not None]
+    rates = [e.sample_rate_hz for e in per_trial if e.sample_rate_hz is not None]
+    return EnergySummary(
+        reader=first.reader,
+        method=first.method,
+        scope=first.scope,
+        component=first.component,
+        gross_j=gross,
+        net_j=net,
+        idle_w=first.idle_w,
+        duration_s=dur,
+        # A reading of 0 J means the reader saw nothing, not free inference.
+        inferences_per_joule=inferences / gross if gross > 0 else None,
+        joules_per_inference=gross / inferences if gross > 0 and inferences else None,
+        inferences_per_joule_net=inferences / net if net > 0 else None,
+        mean_power_w=gross / dur,
+        peak_power_w=max(peaks) if peaks else None,
+        uncertainty_j=unc,
+        sample_rate_hz=min(rates) if rates else None,
+        estimated=first.method == EnergyMethod.ESTIMATED,
+        details=first.details,
+    )

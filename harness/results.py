@@ -1,0 +1,101 @@
+"""The result of a run: the payload stored, printed with --json and uploaded."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from wattbench.adapters.base import AdapterDescription, ModelArtifact
+from wattbench.harness.config import RunConfig
+from wattbench.harness.power.base import EnergyMethod, EnergyScope
+from wattbench.harness.stats import LatencyStats
+from wattbench.suites.base import QualityResult
+
+
+class TrialEnergy(BaseModel):
+    """One reader's energy for one trial window."""
+
+    reader: str
+    method: EnergyMethod
+    scope: EnergyScope
+    component: str
+    gross_j: float
+    idle_w: float = Field(description="Mean power of the idle baseline window.")
+    net_j: float = Field(description="gross_j - idle_w x duration_s; may be < 0 if noisy.")
+    duration_s: float
+    mean_power_w: float
+    peak_power_w: float | None
+    samples: int
+    sample_rate_hz: float | None
+    update_period_s: float | None
+    uncertainty_j: float | None
+    valid: bool
+    invalid_reasons: list[str] = Field(default_factory=list)
+    details: dict[str, Any] = Field(default_factory=dict)
+    trace: list[tuple[float, float]] = Field(default_factory=list)
+
+
+class TrialResult(BaseModel):
+    index: int
+    queries: int
+    inferences: int
+    duration_s: float
+    throughput_ips: float
+    latency: LatencyStats
+    energy: list[TrialEnergy]
+
+
+class EnergySummary(BaseModel):
+    """One reader's energy over all trials; the first summary is the headline."""
+
+    reader: str
+    method: EnergyMethod
+    scope: EnergyScope
+    component: str
+    gross_j: float
+    net_j: float
+    idle_w: float
+    duration_s: float
+    inferences_per_joule: float | None = Field(description="Inferences / gross J.")
+    joules_per_inference: float | None
+    inferences_per_joule_net: float | None = Field(description="Inferences / net J.")
+    mean_power_w: float
+    peak_power_w: float | None
+    uncertainty_j: float | None
+    sample_rate_hz: float | None
+    estimated: bool
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class RunResult(BaseModel):
+    run_id: str
+    suite: str
+    suite_version: str
+    scenario: str = "single-stream"
+    config: RunConfig
+    model: ModelArtifact
+    adapter: AdapterDescription
+    device: dict[str, Any]
+    environment: dict[str, Any]
+    inputs: str
+    started_at: datetime
+    finished_at: datetime
+    load_ms: float
+    first_inference_ms: float
+    preprocess_ms_mean: float
+    latency: LatencyStats
+    throughput_ips: float
+    inferences: int
+    trials: list[TrialResult]
+    energy: list[EnergySummary]
+    quality: QualityResult
+    valid: bool
+    invalid_reasons: list[str]
+    warnings: list[str]
+    labels: list[str]
+
+    @property
+    def headline(self) -> EnergySummary | None:
+        return self.energy[0] if self.energy else None

@@ -1,0 +1,114 @@
+"""The Suite contract: a versioned, fixed piece of work.
+
+A suite pins the model recipe(s), the input set, pre- and post-processing and
+the quality check. Its ``version`` is stored with every result and results of
+different versions are never ranked together: bump it whenever anything that
+changes the work changes.
+
+Adding a suite is one module with a :class:`Suite` subclass plus an entry
+point in the ``wattbench.suites`` group.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from wattbench.adapters.base import ModelArtifact, TensorSpec
+from wattbench.harness.cache import ModelCache, sha256_file
+from wattbench.harness.errors import ModelError
+
+
+class SuiteOptions(BaseModel):
+    """Options a user may set on any suite."""
+
+    model_config = ConfigDict(frozen=True)
+
+    data_dir: Path | None = Field(
+        default=None, description="Directory with the suite's real inputs (else synthetic)."
+    )
+    seed: int = Field(default=0, description="Seed of random weights and synthetic inputs.")
+
+
+class ModelRecipe(BaseModel):
+    """A model the suite can produce and how."""
+
+    name: str
+    formats: list[str]
+    weights: str = Field(description="How the weights come about, e.g. random(seed=0).")
+
+
+class InputSet(BaseModel):
+    """The raw samples of a run, described for the record."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    source: Literal["shipped", "user", "synthetic"]
+    description: str
+    samples: list[Any] = Field(repr=False)
+    names: list[str]
+
+
+class QualityResult(BaseModel):
+    """Outcome of the suite's quality check on the run's outputs."""
+
+    passed: bool
+    kind: Literal["accuracy", "agreement", "sanity"] = Field(
+        description="accuracy: vs labels; agreement: vs a reference; sanity: outputs well-formed."
+    )
+    metrics: dict[str, float] = Field(default_factory=dict)
+    detail: str = ""
+
+
+class Suite(ABC):
+    """A standard benchmark workload."""
+
+    name: ClassVar[str]
+    version: ClassVar[str]
+    task: ClassVar[str]
+
+    def __init__(self, options: SuiteOptions | None = None) -> None:
+        self.options = options or SuiteOptions()
+
+    @abstractmethod
+    def recipes(self) -> list[ModelRecipe]:
+        """The models this suite can build or fetch."""
+
+    @abstractmethod
+    def build_model(self, fmt: str, cache: ModelCache) -> ModelArtifact:
+        """Build (or take from the cache) the suite's reference model in ``fmt``."""
+
+    @abstractmethod
+    def load_inputs(self) -> InputSet:
+        """The fixed raw input set (real data when present, else synthetic — say which)."""
+
+    @abstractmethod
+    def preprocess(self, sample: Any, spec: TensorSpec) -> np.ndarray:
+        """One raw sample → one model input row (no batch dimension) matching ``spec``."""
+
+    @abstractmethod
+    def check_quality(self, outputs: Sequence[np.ndarray], inputs: InputSet) -> QualityResult:
+        """Judge the model's outputs (one array per sample, batch dim removed)."""
+
+    def user_model(self, path: Path) -> ModelArtifact:
+        """Wrap a user-supplied model file; errors name the remedy."""
+        if not path.is_file():
+            raise ModelError(f"model file not found: {path} (check the --model path)")
+        fmt = {".onnx": "onnx", ".tflite": "tflite", ".xml": "openvino-ir"}.get(path.suffix)
+        if fmt is None:
+            raise ModelError(
+                f"unknown model format {path.suffix!r} for {path}: use .onnx, .tflite or .xml"
+            )
+        sha = sha256_file(path)
+        return ModelArtifact(
+            path=path.resolve(),
+            sha256=sha,
+            format=fmt,
+            weights=f"user(sha256={sha[:12]})",
+            name=path.stem,
+        )
