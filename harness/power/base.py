@@ -54,6 +54,15 @@ class ReaderOptions(BaseModel):
     sample_interval_s: float = Field(
         default=0.1, gt=0, description="Background sampling interval of polled readers."
     )
+    params: dict[str, str] = Field(
+        default_factory=dict,
+        description="Reader-specific settings as 'reader.key' -> value "
+        "(CLI: --power-opt shelly.url=http://…).",
+    )
+
+    def param(self, reader: str, key: str, default: str | None = None) -> str | None:
+        """The value of ``reader.key`` from :attr:`params`, else ``default``."""
+        return self.params.get(f"{reader}.{key}", default)
 
 
 class ReaderInfo(BaseModel):
