@@ -74,7 +74,7 @@ class OnnxRuntimeSession(Session):
         return {k: np.ascontiguousarray(v) for k, v in feed.items()}
 
     def run(self, prepared: Any) -> Sequence[np.ndarray]:
-        return self._sess.run(None, prepared)  # type: ignore[no-any-return]
+        return self._sess.run(None, prepared)
 
     def describe(self) -> AdapterDescription:
         so = self._sess.get_session_options()

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from pydantic import ValidationError
 from rich.console import Console
@@ -90,7 +89,7 @@ class _CliProgress:
 def _fmt(v: float | None, digits: int = 2) -> str:
     if v is None:
         return "n/a"
-    if v != 0 and (abs(v) >= 1e5 or abs(v) < 10 ** -digits):
+    if v != 0 and (abs(v) >= 1e5 or abs(v) < 10**-digits):
         return f"{v:.{digits}e}"
     return f"{v:.{digits}f}"
 
@@ -180,11 +179,16 @@ def run(
     suite_obj = suite_cls(SuiteOptions(data_dir=cfg.data_dir, seed=cfg.seed))
     with _CliProgress(err) as progress:
         result = Runner(
-            cfg, suite_obj, adapter_cls(), readers, ModelCache(), progress=progress,
+            cfg,
+            suite_obj,
+            adapter_cls(),
+            readers,
+            ModelCache(),
+            progress=progress,
             warnings=warnings,
         ).execute()
     store.save_run(result)
-    for w in result.warnings[len(warnings):]:
+    for w in result.warnings[len(warnings) :]:
         err.print(f"warning: {w}")
     if as_json:
         sys.stdout.write(result.model_dump_json(indent=2) + "\n")
@@ -194,14 +198,18 @@ def run(
 
 def _print_run_summary(result: Any, where: str) -> None:
     head = result.headline
-    t = Table(title=f"{result.suite} {result.suite_version} — run {result.run_id}", show_header=False)
+    t = Table(
+        title=f"{result.suite} {result.suite_version} — run {result.run_id}", show_header=False
+    )
     t.add_column(style="bold")
     t.add_column()
     a = result.adapter
     t.add_row("model", f"{result.model.name} ({result.model.format}, {result.model.weights})")
     t.add_row("runtime", f"{a.runtime} {a.runtime_version} on {a.device} ({a.execution_provider})")
     t.add_row("inputs", result.inputs)
-    t.add_row("load / first inference", f"{result.load_ms:.1f} ms / {result.first_inference_ms:.2f} ms")
+    t.add_row(
+        "load / first inference", f"{result.load_ms:.1f} ms / {result.first_inference_ms:.2f} ms"
+    )
     lat = result.latency
     t.add_row(
         "latency p50/p90/p99",
@@ -215,8 +223,11 @@ def _print_run_summary(result: Any, where: str) -> None:
             if head.uncertainty_j is not None and head.gross_j > 0
             else ""
         )
-        t.add_row("energy", f"{_energy_label(head.method.value, head.scope.value)}: "
-                  f"{head.component} via {head.reader}")
+        t.add_row(
+            "energy",
+            f"{_energy_label(head.method.value, head.scope.value)}: "
+            f"{head.component} via {head.reader}",
+        )
         t.add_row("inferences per joule", f"{_fmt(head.inferences_per_joule)}{unc}{est}")
         t.add_row("joules per inference", f"{_fmt(head.joules_per_inference, 4)}{est}")
         t.add_row(
@@ -272,11 +283,29 @@ def leaderboard(
         groups.setdefault((r.suite, r.suite_version, r.scenario), []).append(r)
     for (s, v, sc), items in groups.items():
         t = Table(title=f"{s} {v} · {sc} · ranked by inferences per joule")
-        for col in ("#", "device", "hardware", "runtime", "model", "prec", "batch", "inf/J",
-                    "J/inf", "p50 ms", "p90 ms", "inf/s", "energy", "±%", "run"):
-            t.add_column(col, justify="right" if col in ("#", "batch", "inf/J", "J/inf",
-                                                          "p50 ms", "p90 ms", "inf/s", "±%")
-                         else "left")
+        for col in (
+            "#",
+            "device",
+            "hardware",
+            "runtime",
+            "model",
+            "prec",
+            "batch",
+            "inf/J",
+            "J/inf",
+            "p50 ms",
+            "p90 ms",
+            "inf/s",
+            "energy",
+            "±%",
+            "run",
+        ):
+            t.add_column(
+                col,
+                justify="right"
+                if col in ("#", "batch", "inf/J", "J/inf", "p50 ms", "p90 ms", "inf/s", "±%")
+                else "left",
+            )
         for r in items:
             est = r.energy_estimated
             t.add_row(
@@ -298,8 +327,9 @@ def leaderboard(
             )
         out.print(t)
     if any(r.energy_estimated for r in rows):
-        out.print("\n≈ ESTIMATED energy (TDP x CPU utilisation), not measured; "
-                  "--hide-estimated hides it")
+        out.print(
+            "\n≈ ESTIMATED energy (TDP x CPU utilisation), not measured; --hide-estimated hides it"
+        )
 
 
 @app.command()
@@ -309,8 +339,15 @@ def adapters(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     for name in plugins.names(plugins.ADAPTERS):
         cls = plugins.load(plugins.ADAPTERS, name)
         ok, reason = cls.is_available("cpu")
-        rows.append({"name": name, "device": "cpu", "available": ok,
-                     "runtime_version": cls.runtime_version(), "reason": reason})
+        rows.append(
+            {
+                "name": name,
+                "device": "cpu",
+                "available": ok,
+                "runtime_version": cls.runtime_version(),
+                "reason": reason,
+            }
+        )
     _print_rows(rows, as_json, ("name", "device", "available", "runtime_version", "reason"))
 
 
@@ -321,11 +358,16 @@ def suites(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     for name in plugins.names(plugins.SUITES):
         cls = plugins.load(plugins.SUITES, name)
         inst = cls()
-        rows.append({
-            "name": name, "version": cls.version, "task": cls.task,
-            "models": ", ".join(f"{r.name} [{'/'.join(r.formats)}] {r.weights}"
-                                for r in inst.recipes()),
-        })
+        rows.append(
+            {
+                "name": name,
+                "version": cls.version,
+                "task": cls.task,
+                "models": ", ".join(
+                    f"{r.name} [{'/'.join(r.formats)}] {r.weights}" for r in inst.recipes()
+                ),
+            }
+        )
     _print_rows(rows, as_json, ("name", "version", "task", "models"))
 
 
@@ -342,8 +384,14 @@ def power_list(
     rows = []
     for name, cls in reader_classes().items():
         ok, reason = cls.is_available(options)
-        row: dict[str, Any] = {"name": name, "method": cls.method.value, "available": ok,
-                               "scope": None, "component": None, "reason": reason}
+        row: dict[str, Any] = {
+            "name": name,
+            "method": cls.method.value,
+            "available": ok,
+            "scope": None,
+            "component": None,
+            "reason": reason,
+        }
         if ok:
             info = cls(options).info()
             row.update(scope=info.scope.value, component=info.component, details=info.details)
@@ -381,12 +429,16 @@ def main(argv: list[str] | None = None) -> None:
     except WattbenchError as exc:
         err.print(f"error: {exc}", markup=False)
         sys.exit(exc.exit_code)
-    except click.exceptions.NoArgsIsHelp:
-        sys.exit(0)
-    except click.ClickException as exc:
-        err.print(f"error: {exc.format_message()} (see `wattbench --help`)", markup=False)
+    except typer.TyperException as exc:  # usage errors from the (vendored) click parser
+        if type(exc).__name__.startswith("NoArgsIsHelp"):  # help was printed; not an error
+            sys.exit(0)
+        fmt = getattr(exc, "format_message", None)
+        message = fmt() if callable(fmt) else str(exc)
+        err.print(f"error: {message} (see `wattbench --help`)", markup=False)
+        sys.exit(getattr(exc, "exit_code", 2))
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         err.print("error: interrupted; nothing was stored", markup=False)
         sys.exit(130)
     sys.exit(rc if isinstance(rc, int) else 0)

@@ -39,7 +39,6 @@ def load(group: str, name: str) -> Any:
     if name not in eps:
         known = ", ".join(sorted(eps)) or "none"
         raise UnknownPluginError(
-            f"unknown {_KIND[group]} {name!r} (known: {known}); "
-            f"see `{_LIST_CMD[group]}`"
+            f"unknown {_KIND[group]} {name!r} (known: {known}); see `{_LIST_CMD[group]}`"
         )
     return eps[name].load()

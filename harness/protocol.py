@@ -206,8 +206,9 @@ class Runner:
         _first_output_rows(first_out, cfg.batch)
 
         self.progress.phase("warm-up", cfg.warmup_s)
-        timed_loop(session, prepared, cfg.warmup_s, cfg.warmup_queries, self.clock_ns,
-                   self.progress.update)
+        timed_loop(
+            session, prepared, cfg.warmup_s, cfg.warmup_queries, self.clock_ns, self.progress.update
+        )
 
         # Quality on the whole input set, outside every measured window.
         rows: list[np.ndarray] = []
@@ -235,8 +236,9 @@ class Runner:
                 self.sleep(cfg.cooldown_s)
             self.progress.phase(f"trial {k + 1}/{cfg.repeats}", min_s)
             (lat, loop_ns), readings = self._window(
-                lambda: timed_loop(session, prepared, min_s, cfg.min_queries, self.clock_ns,
-                                   self.progress.update)
+                lambda: timed_loop(
+                    session, prepared, min_s, cfg.min_queries, self.clock_ns, self.progress.update
+                )
             )
             all_lat.extend(lat)
             inferences = len(lat) * cfg.batch
@@ -261,7 +263,7 @@ class Runner:
                     details=r.details,
                     trace=r.trace,
                 )
-                for r, iw in zip(readings, idle_w)
+                for r, iw in zip(readings, idle_w, strict=True)
             ]
             trials.append(
                 TrialResult(
@@ -275,8 +277,17 @@ class Runner:
                 )
             )
         return self._assemble(
-            session, artifact, inputs, started, load_ms, first_ms, pre_ms, quality,
-            trials, all_lat, idle,
+            session,
+            artifact,
+            inputs,
+            started,
+            load_ms,
+            first_ms,
+            pre_ms,
+            quality,
+            trials,
+            all_lat,
+            idle,
         )
 
     def _assemble(

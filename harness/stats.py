@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from pydantic import BaseModel
@@ -62,9 +62,7 @@ STABILITY_REMEDY = (
 )
 
 
-def stability_warnings(
-    per_trial: dict[str, Sequence[float]], threshold: float
-) -> list[str]:
+def stability_warnings(per_trial: Mapping[str, Sequence[float]], threshold: float) -> list[str]:
     """One warning per metric whose trials disagree by more than ``threshold`` (CV)."""
     warnings = []
     for metric, values in per_trial.items():

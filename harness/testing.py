@@ -205,7 +205,7 @@ class FakePowerReader(PowerReader):
             uncertainty_j=energy * self.uncertainty_rel,
             valid=self.invalid_reason is None,
             invalid_reasons=[self.invalid_reason] if self.invalid_reason else [],
-            trace=[(float(t - t0), float(p)) for t, p in zip(ts[::20], ps[::20])],
+            trace=[(float(t - t0), float(p)) for t, p in zip(ts[::20], ps[::20], strict=True)],
         )
 
 
@@ -227,7 +227,9 @@ class FakeSuite(Suite):
     def load_inputs(self) -> InputSet:
         samples = [np.full(4, i, dtype=np.float32) for i in range(4)]
         return InputSet(
-            source="synthetic", description="fake(n=4)", samples=samples,
+            source="synthetic",
+            description="fake(n=4)",
+            samples=samples,
             names=[str(i) for i in range(4)],
         )
 

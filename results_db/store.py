@@ -18,6 +18,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from pydantic import BaseModel
 from sqlalchemy import Engine, create_engine, event, func, inspect, select
 from sqlalchemy.engine import make_url
@@ -190,11 +191,14 @@ class Store:
                 self.upgrade()
                 return
             raise StoreError(
-                f"{self.display_url} has tables but is not a wattbench database: "
-                f"pass another --db"
+                f"{self.display_url} has tables but is not a wattbench database: pass another --db"
             )
         script = ScriptDirectory.from_config(_alembic_config(None))
-        if script.get_revision(current) is None:
+        try:
+            known = script.get_revision(current) is not None
+        except CommandError:
+            known = False
+        if not known:
             raise SchemaVersionError(
                 f"database schema {current} is newer than this wattbench ({head}): "
                 f"upgrade wattbench"
@@ -344,7 +348,9 @@ class Store:
                     sample_rate_hz=summary.sample_rate_hz,
                     update_period_s=None,
                     uncertainty_j=summary.uncertainty_j,
-                    valid=all(e.valid for t in r.trials for e in t.energy if e.reader == summary.reader),
+                    valid=all(
+                        e.valid for t in r.trials for e in t.energy if e.reader == summary.reader
+                    ),
                     invalid_reasons=[],
                     details=summary.details
                     | {"inferences_per_joule_net": summary.inferences_per_joule_net},

@@ -35,7 +35,9 @@ def load_image_dir(directory: Path) -> tuple[list[Image.Image], list[str], str]:
             with Image.open(f) as im:
                 images.append(im.convert("RGB"))
         except (UnidentifiedImageError, OSError) as exc:
-            raise ConfigError(f"cannot decode image {f}: {exc} (remove it from --data-dir)") from exc
+            raise ConfigError(
+                f"cannot decode image {f}: {exc} (remove it from --data-dir)"
+            ) from exc
     return images, [f.name for f in files], h.hexdigest()
 
 
@@ -83,9 +85,9 @@ def preprocess_image(image: Image.Image, spec: TensorSpec) -> np.ndarray:
     if spec.dtype == "uint8":
         out = arr
     elif spec.dtype in ("float32", "float16"):
-        out = ((arr.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD).astype(
-            spec.dtype
-        )
+        out = ((arr.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD).astype(spec.dtype)
     else:
-        raise ModelError(f"model input {spec.name!r} has dtype {spec.dtype}; expected float or uint8")
+        raise ModelError(
+            f"model input {spec.name!r} has dtype {spec.dtype}; expected float or uint8"
+        )
     return np.ascontiguousarray(out.transpose(2, 0, 1) if layout == "nchw" else out)

@@ -35,9 +35,7 @@ class MobileNetV2Suite(Suite):
 
     def build_model(self, fmt: str, cache: ModelCache) -> ModelArtifact:
         if fmt != "onnx":
-            raise ConfigError(
-                f"mobilenet_v2 cannot build a {fmt} model yet: pass one with --model"
-            )
+            raise ConfigError(f"mobilenet_v2 cannot build a {fmt} model yet: pass one with --model")
         seed = self.options.seed
         key = f"mobilenet_v2-1.0-224-onnx-random-seed{seed}-v{self.version}"
         sha = cache.recipe(key)

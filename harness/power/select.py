@@ -12,8 +12,10 @@ METHOD_PREFERENCE = (EnergyMethod.COUNTER, EnergyMethod.POLLED, EnergyMethod.EXT
 
 
 def reader_classes() -> dict[str, type[PowerReader]]:
-    return {name: plugins.load(plugins.POWER_READERS, name) for name in plugins.names(
-        plugins.POWER_READERS)}
+    return {
+        name: plugins.load(plugins.POWER_READERS, name)
+        for name in plugins.names(plugins.POWER_READERS)
+    }
 
 
 def _auto(options: ReaderOptions, warnings: list[str]) -> PowerReader:

@@ -42,13 +42,13 @@ def to_onnx_bytes(arch: Architecture, weights: dict[str, np.ndarray], name: str)
         w, b = f"conv{idx}.w", f"conv{idx}.b"
         inits.append(numpy_helper.from_array(weights[w], w))
         inits.append(numpy_helper.from_array(weights[b], b))
-        y = fresh("conv")
+        out = fresh("conv")
         pad = c.kernel // 2
         nodes.append(
             helper.make_node(
                 "Conv",
                 [x, w, b],
-                [y],
+                [out],
                 kernel_shape=[c.kernel, c.kernel],
                 strides=[c.stride, c.stride],
                 pads=[pad, pad, pad, pad],
@@ -56,9 +56,9 @@ def to_onnx_bytes(arch: Architecture, weights: dict[str, np.ndarray], name: str)
             )
         )
         if not c.relu6:
-            return y
+            return out
         z = fresh("relu6")
-        nodes.append(helper.make_node("Clip", [y, "relu6_min", "relu6_max"], [z]))
+        nodes.append(helper.make_node("Clip", [out, "relu6_min", "relu6_max"], [z]))
         return z
 
     inits.append(numpy_helper.from_array(np.array(0.0, dtype=np.float32), "relu6_min"))
@@ -84,11 +84,11 @@ def to_onnx_bytes(arch: Architecture, weights: dict[str, np.ndarray], name: str)
     inits.append(numpy_helper.from_array(weights["fc.b"], "fc.b"))
     nodes.append(helper.make_node("Gemm", [flat, "fc.w", "fc.b"], ["logits"], transB=1))
 
-    s = arch.input_size
+    size = arch.input_size
     graph = helper.make_graph(
         nodes,
         name,
-        [helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, ["N", 3, s, s])],
+        [helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, ["N", 3, size, size])],
         [helper.make_tensor_value_info("logits", onnx.TensorProto.FLOAT, ["N", arch.head.classes])],
         initializer=inits,
     )

@@ -1,0 +1,256 @@
+"""End-to-end: the `wattbench` CLI as a subprocess, on the real ONNX Runtime."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("onnxruntime", reason="needs the onnxruntime extra")
+pytest.importorskip("onnx", reason="needs the models extra")
+
+pytestmark = pytest.mark.e2e
+
+WATTBENCH = str(Path(sys.executable).with_name("wattbench"))
+SHORT = [
+    "--duration",
+    "0.3",
+    "--repeats",
+    "2",
+    "--idle-s",
+    "0.3",
+    "--warmup",
+    "0.1",
+    "--cooldown",
+    "0",
+    "--min-queries",
+    "5",
+    "--threads",
+    "1",
+]
+LEADERBOARD_KEYS = {
+    "run_id",
+    "suite",
+    "model",
+    "adapter",
+    "device",
+    "precision",
+    "batch",
+    "inferences_per_joule",
+    "joules_per_inference",
+    "latency_p50_ms",
+    "latency_p90_ms",
+    "throughput_ips",
+    "energy_method",
+    "energy_scope",
+    "valid",
+}
+
+
+def wattbench(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [WATTBENCH, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def assert_user_error(proc: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert proc.returncode != 0, proc.stdout
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, proc.stderr
+    for f in fragments:
+        assert f in lines[0], lines[0]
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'results.db'}"
+
+
+def leaderboard_json(db: str) -> list[dict[str, Any]]:
+    proc = wattbench("leaderboard", "--db", db, "--format", "json", "--include-invalid")
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)  # type: ignore[no-any-return]
+
+
+def test_run_stores_a_row_and_the_leaderboard_ranks_it(db: str) -> None:
+    proc = wattbench(
+        "run",
+        "--suite",
+        "mobilenet_v2",
+        "--adapter",
+        "onnxruntime",
+        "--db",
+        db,
+        "--json",
+        "--label",
+        "e2e",
+        *SHORT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["valid"] is True
+    assert result["adapter"]["execution_provider"] == "CPUExecutionProvider"
+    assert result["adapter"]["options"]["intra_op_num_threads"] == 1
+    assert result["model"]["weights"] == "random(seed=0)"
+    assert len(result["trials"]) == 2
+    assert all(t["queries"] >= 5 and t["duration_s"] >= 0.3 for t in result["trials"])
+    head = result["energy"][0]
+    # No power sensor on this machine: the estimate, labelled as such.
+    assert head["method"] == "estimated" and head["estimated"] is True
+    assert head["gross_j"] > 0 and head["uncertainty_j"] > 0
+    assert result["latency"]["p50_ms"] <= result["latency"]["p90_ms"] <= result["latency"]["p99_ms"]
+    assert "ESTIMATED" in proc.stderr  # the one-line warning that it is an estimate
+    env = result["environment"]
+    assert env["runtime_versions"]["onnxruntime"] and env["python"]
+
+    rows = leaderboard_json(db)
+    assert len(rows) == 1
+    row = rows[0]
+    assert set(row) >= LEADERBOARD_KEYS
+    assert row["run_id"] == result["run_id"]
+    assert row["suite"] == "mobilenet_v2" and row["adapter"] == "onnxruntime"
+    assert row["energy_method"] == "estimated" and row["energy_estimated"] is True
+    assert row["inferences_per_joule"] == pytest.approx(head["inferences_per_joule"])
+    assert row["labels"] == ["e2e"]
+
+    table = wattbench("leaderboard", "--db", db)
+    assert table.returncode == 0
+    assert "mobilenet_v2" in table.stdout and "ESTIMATED" in table.stdout
+
+    csv_out = wattbench("leaderboard", "--db", db, "--format", "csv")
+    header, line = csv_out.stdout.strip().splitlines()
+    assert "inferences_per_joule" in header.split(",") and result["run_id"] in line
+
+
+def test_real_images_and_a_user_model(db: str, coral_data: Path, tmp_path: Path) -> None:
+    first = wattbench(
+        "run",
+        "--suite",
+        "mobilenet_v2",
+        "--adapter",
+        "onnxruntime",
+        "--db",
+        db,
+        "--json",
+        "--data-dir",
+        str(coral_data),
+        *SHORT,
+    )
+    assert first.returncode == 0, first.stderr
+    result = json.loads(first.stdout)
+    assert result["inputs"].startswith("images(dir=coral-test-data, n=5")
+    model = tmp_path / "mine.onnx"
+    shutil.copyfile(result["model"]["path"], model)
+    second = wattbench(
+        "run",
+        "--suite",
+        "mobilenet_v2",
+        "--adapter",
+        "onnxruntime",
+        "--db",
+        db,
+        "--json",
+        "--model",
+        str(model),
+        *SHORT,
+    )
+    assert second.returncode == 0, second.stderr
+    mine = json.loads(second.stdout)
+    assert mine["model"]["weights"].startswith("user(sha256=")
+    assert mine["model"]["sha256"] == result["model"]["sha256"]
+    assert len(leaderboard_json(db)) == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (
+            ["--suite", "nope", "--adapter", "onnxruntime"],
+            ["unknown suite 'nope'", "wattbench suites"],
+        ),
+        (
+            ["--suite", "mobilenet_v2", "--adapter", "nope"],
+            ["unknown adapter", "wattbench adapters"],
+        ),
+        (
+            ["--suite", "mobilenet_v2", "--adapter", "onnxruntime", "--model", "/no/such.onnx"],
+            ["model file not found", "--model"],
+        ),
+        (["--suite", "mobilenet_v2", "--adapter", "onnxruntime", "--batch", "0"], ["--batch"]),
+        (
+            ["--suite", "mobilenet_v2", "--adapter", "onnxruntime", "--power", "nope"],
+            ["unknown power reader", "wattbench power list"],
+        ),
+        (
+            ["--suite", "mobilenet_v2", "--adapter", "onnxruntime", "--device", "cuda"],
+            ["not available", "CUDAExecutionProvider"],
+        ),
+    ],
+)
+def test_user_mistakes_are_one_line_errors_and_store_nothing(
+    db: str, args: list[str], fragments: list[str]
+) -> None:
+    proc = wattbench("run", *args, "--db", db, *SHORT)
+    assert_user_error(proc, *fragments)
+    assert leaderboard_json(db) == []
+
+
+def test_corrupt_model_is_an_error_and_stores_nothing(db: str, tmp_path: Path) -> None:
+    bad = tmp_path / "corrupt.onnx"
+    bad.write_bytes(os.urandom(2048))
+    proc = wattbench(
+        "run",
+        "--suite",
+        "mobilenet_v2",
+        "--adapter",
+        "onnxruntime",
+        "--model",
+        str(bad),
+        "--db",
+        db,
+        *SHORT,
+    )
+    assert_user_error(proc, "cannot load", "valid ONNX model")
+    assert leaderboard_json(db) == []
+
+
+def test_unreachable_database_is_an_error(tmp_path: Path) -> None:
+    proc = wattbench(
+        "run",
+        "--suite",
+        "mobilenet_v2",
+        "--adapter",
+        "onnxruntime",
+        "--db",
+        "postgresql+psycopg://nobody@127.0.0.1:1/x?connect_timeout=2",
+        *SHORT,
+    )
+    assert_user_error(proc, "cannot connect to database", "--db")
+    proc = wattbench("leaderboard", "--db", f"sqlite:///{tmp_path / 'no' / 'dir.db'}")
+    assert_user_error(proc, "does not exist")
+
+
+def test_listing_commands(db: str) -> None:
+    adapters = json.loads(wattbench("adapters", "--json").stdout)
+    ort = next(a for a in adapters if a["name"] == "onnxruntime")
+    assert ort["available"] is True and ort["runtime_version"]
+    readers = json.loads(wattbench("power", "list", "--json").stdout)
+    est = next(r for r in readers if r["name"] == "estimate")
+    assert est["method"] == "estimated" and est["available"] is True
+    suites = json.loads(wattbench("suites", "--json").stdout)
+    assert any(s["name"] == "mobilenet_v2" and s["version"] for s in suites)
+    empty = wattbench("leaderboard", "--db", db)
+    assert empty.returncode == 0 and "no results yet" in empty.stdout
+    up = wattbench("db", "upgrade", "--db", db)
+    assert up.returncode == 0 and "->" in up.stdout
