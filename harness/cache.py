@@ -124,11 +124,11 @@ class ModelCache:
                     done += len(chunk)
                     if progress is not None:
                         progress(done, total_n)
-        except (urllib.error.URLError, OSError) as exc:
+        except (urllib.error.URLError, OSError, ValueError) as exc:  # ValueError: bad URL
             tmp.unlink(missing_ok=True)
             raise ModelError(
-                f"cannot download {url}: {exc}; on an offline machine copy the file over and "
-                f"import it with `wattbench models import DIR`"
+                f"cannot download {url}: {exc}; on an offline machine fetch the file elsewhere "
+                f"and pass it with --model"
             ) from exc
         if h.hexdigest() != sha256:
             tmp.unlink(missing_ok=True)

@@ -173,19 +173,21 @@ class Runner:
     def execute(self) -> RunResult:
         cfg = self.config
         started = datetime.now(timezone.utc)
-        self.progress.phase("preparing model")
-        artifact = self._artifact()
-        inputs = self.suite.load_inputs()
-
-        self.progress.phase("loading")
-        opts = AdapterOptions(device=cfg.device, threads=cfg.threads, precision=cfg.precision)
-        t0 = self.clock_ns()
-        session = self.adapter.load(artifact, opts)
-        load_ms = (self.clock_ns() - t0) / 1e6
         try:
-            return self._measure(session, artifact, inputs, started, load_ms)
+            self.progress.phase("preparing model")
+            artifact = self._artifact()
+            inputs = self.suite.load_inputs()
+
+            self.progress.phase("loading")
+            opts = AdapterOptions(device=cfg.device, threads=cfg.threads, precision=cfg.precision)
+            t0 = self.clock_ns()
+            session = self.adapter.load(artifact, opts)
+            load_ms = (self.clock_ns() - t0) / 1e6
+            try:
+                return self._measure(session, artifact, inputs, started, load_ms)
+            finally:
+                session.close()
         finally:
-            session.close()
             for r in self.readers:
                 r.close()
 
@@ -331,7 +333,8 @@ class Runner:
         ]
         warnings.extend(stability_warnings(per_trial, cfg.stability_threshold))
         for s in summaries:
-            if s.net_j < 0:
+            # below zero by more than the reading's own uncertainty (not float round-off)
+            if s.net_j < -(s.uncertainty_j or 1e-9 * s.gross_j):
                 warnings.append(
                     f"{s.reader}: net energy is negative (idle baseline above the workload): "
                     f"the baseline is unstable; lengthen --idle-s"

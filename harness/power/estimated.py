@@ -41,7 +41,7 @@ FALLBACK_W_PER_LOGICAL_CPU = 5.0
 MODEL_REL_UNCERTAINTY = 0.5
 #: ... and with the per-CPU fallback figure, which can be off by 2x either way.
 FALLBACK_REL_UNCERTAINTY = 1.0
-_NOT_BUSY = ("idle", "iowait", "steal", "guest", "guest_nice")
+_NOT_BUSY = ("idle", "iowait", "steal")
 _MAX_TRACE_POINTS = 2000
 
 CpuTimesFn = Callable[[], Any]

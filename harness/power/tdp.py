@@ -73,12 +73,11 @@ def lookup_tdp(cpu_model: str, table_path: Path | None = None) -> TdpMatch | Non
     hit = load_table(path).get(wanted)
     if hit is None:
         return None
-    try:
-        cc_version = version("codecarbon")
-    except PackageNotFoundError:
-        cc_version = "unknown"
-    return TdpMatch(
-        tdp_w=hit[1],
-        matched_name=hit[0],
-        source=f"codecarbon {cc_version} cpu_power.csv: {hit[0]!r}",
-    )
+    if table_path is None:
+        try:
+            origin = f"codecarbon {version('codecarbon')} {path.name}"
+        except PackageNotFoundError:
+            origin = f"codecarbon {path.name}"
+    else:
+        origin = str(path)
+    return TdpMatch(tdp_w=hit[1], matched_name=hit[0], source=f"{origin}: {hit[0]!r}")

@@ -190,14 +190,6 @@ def test_irq_softirq_nice_count_as_busy(cpu: FakeCpu) -> None:
     assert reading.details["cpu_utilisation"] == 0.75
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: busy_and_total() excludes guest/guest_nice from the total (they are already "
-        "inside user/nice) but also subtracts them from busy via _NOT_BUSY, so guest time "
-        "counts negatively and utilisation is underestimated on hosts running VMs"
-    ),
-)
 def test_guest_time_is_counted_once_as_busy(cpu: FakeCpu) -> None:
     # Linux reports guest time inside user (and guest_nice inside nice).
     before = cpu.times

@@ -131,14 +131,6 @@ def test_steady_run_gives_no_stability_or_window_warnings(tmp_path: Path) -> Non
     assert not [w for w in r.warnings if w.startswith("unstable:") or "lengthened" in w]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: protocol._assemble warns 'net energy is negative ... the baseline is unstable' "
-        "whenever net_j < 0 exactly; with identical idle and load power the net is "
-        "-1.8e-15 J of float round-off, so a perfectly steady run gets a spurious warning"
-    ),
-)
 def test_constant_power_gives_no_warnings(tmp_path: Path) -> None:
     c = FakeClock()
     r = execute(tmp_path, make_config(), c)
@@ -375,14 +367,6 @@ class UnloadableAdapter(FakeAdapter):
         raise UnavailableError("CUDAExecutionProvider is not in this build: use --device cpu")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: Runner.execute only closes the readers in the try/finally that starts after "
-        "adapter.load(); when _artifact(), load_inputs() or adapter.load() raises, the "
-        "readers it owns are never closed"
-    ),
-)
 def test_readers_are_closed_when_the_adapter_cannot_load(tmp_path: Path) -> None:
     c = FakeClock()
     readers = [ClosingReader(c)]
