@@ -41,6 +41,53 @@ DbOpt = Annotated[
 ]
 
 
+SysfsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--sysfs-root",
+        help="Read sysfs/procfs under this root (a recorded tree); "
+        "default WATTBENCH_SYSFS_ROOT or /.",
+    ),
+]
+PowerOptOpt = Annotated[
+    list[str] | None,
+    typer.Option("--power-opt", help="Reader setting READER.KEY=VALUE (repeatable)."),
+]
+
+
+def _parse_power_opts(items: list[str] | None) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        reader, dot, name = key.partition(".")
+        if not sep or not dot or not reader or not name:
+            raise ConfigError(
+                f"invalid --power-opt {item!r}: use READER.KEY=VALUE, e.g. shelly.url=http://10.0.0.5"
+            )
+        params[key.strip()] = value.strip()
+    return params
+
+
+def _sysfs_root(option: Path | None) -> Path:
+    root = option if option is not None else Path(os.environ.get("WATTBENCH_SYSFS_ROOT") or "/")
+    if not root.is_dir():
+        raise ConfigError(f"--sysfs-root {root} is not a directory")
+    return root
+
+
+def _reader_options(
+    tdp_w: float | None, sysfs_root: Path | None, power_opt: list[str] | None
+) -> Any:
+    from wattbench.harness.power.base import ReaderOptions
+
+    try:
+        return ReaderOptions(
+            tdp_w=tdp_w, sysfs_root=_sysfs_root(sysfs_root), params=_parse_power_opts(power_opt)
+        )
+    except ValidationError as exc:
+        raise ConfigError(_validation_message(exc)) from None
+
+
 def _validation_message(exc: ValidationError) -> str:
     e = exc.errors()[0]
     loc = ".".join(str(x) for x in e["loc"]) or "value"
@@ -125,6 +172,14 @@ def run(
         Path | None, typer.Option(help="Real inputs (default: WATTBENCH_DATA_DIR or synthetic).")
     ] = None,
     device_name: Annotated[str | None, typer.Option(help="Name of this device.")] = None,
+    sysfs_root: SysfsOpt = None,
+    power_opt: PowerOptOpt = None,
+    carbon_intensity: Annotated[
+        float | None, typer.Option(help="Grid intensity in gCO2e/kWh for the carbon figure.")
+    ] = None,
+    country: Annotated[
+        str | None, typer.Option(help="ISO alpha-3 country: grid intensity from codecarbon.")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed for random weights/synthetic inputs.")] = 0,
     db: DbOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
@@ -132,7 +187,6 @@ def run(
     """Benchmark SUITE on ADAPTER, store the result and print a summary."""
     from wattbench.harness.cache import ModelCache
     from wattbench.harness.config import RunConfig
-    from wattbench.harness.power.base import ReaderOptions
     from wattbench.harness.power.select import select_readers
     from wattbench.harness.protocol import Runner
     from wattbench.results_db.store import Store
@@ -160,6 +214,10 @@ def run(
             data_dir=data_dir or (Path(env_data) if env_data else None),
             seed=seed,
             device_name=device_name,
+            carbon_intensity_g_per_kwh=carbon_intensity,
+            country=country,
+            sysfs_root=sysfs_root,
+            power_options=_parse_power_opts(power_opt),
         )
     except ValidationError as exc:
         raise ConfigError(_validation_message(exc)) from None
@@ -173,7 +231,13 @@ def run(
         raise UnavailableError(f"adapter {cfg.adapter!r} is not available: {reason}")
     if cfg.model is not None and not cfg.model.is_file():
         raise ConfigError(f"model file not found: {cfg.model} (check the --model path)")
-    readers, warnings = select_readers(cfg.power, ReaderOptions(tdp_w=cfg.tdp_w))
+    if cfg.country:
+        from wattbench.harness.carbon import intensity_for_country
+
+        intensity_for_country(cfg.country)  # fail now, not after the run
+    readers, warnings = select_readers(
+        cfg.power, _reader_options(cfg.tdp_w, cfg.sysfs_root, power_opt)
+    )
     for w in warnings:
         err.print(f"warning: {w}")
     suite_obj = suite_cls(SuiteOptions(data_dir=cfg.data_dir, seed=cfg.seed))
@@ -233,6 +297,14 @@ def _print_run_summary(result: Any, where: str) -> None:
         t.add_row(
             "power mean/peak/idle",
             f"{head.mean_power_w:.2f} / {_fmt(head.peak_power_w)} / {head.idle_w:.2f} W{est}",
+        )
+    if result.carbon is not None:
+        c = result.carbon
+        est = " (ESTIMATED energy)" if c.energy_method == "estimated" else ""
+        t.add_row(
+            "carbon",
+            f"{c.g_co2e_per_1000_inferences:.4g} gCO2e per 1000 inferences at "
+            f"{c.intensity_g_per_kwh:.0f} g/kWh ({c.intensity_source}){est}",
         )
     t.add_row("quality", f"{'pass' if result.quality.passed else 'FAIL'}: {result.quality.detail}")
     t.add_row("valid", "yes" if result.valid else "NO: " + "; ".join(result.invalid_reasons))
@@ -375,12 +447,13 @@ def suites(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 def power_list(
     as_json: Annotated[bool, typer.Option("--json")] = False,
     tdp_w: Annotated[float | None, typer.Option(help="CPU TDP in W for the estimate.")] = None,
+    sysfs_root: SysfsOpt = None,
+    power_opt: PowerOptOpt = None,
 ) -> None:
     """Power readers found here: method, scope, availability and why not."""
-    from wattbench.harness.power.base import ReaderOptions
     from wattbench.harness.power.select import reader_classes
 
-    options = ReaderOptions(tdp_w=tdp_w)
+    options = _reader_options(tdp_w, sysfs_root, power_opt)
     rows = []
     for name, cls in reader_classes().items():
         ok, reason = cls.is_available(options)
@@ -397,6 +470,69 @@ def power_list(
             row.update(scope=info.scope.value, component=info.component, details=info.details)
         rows.append(row)
     _print_rows(rows, as_json, ("name", "method", "scope", "component", "available", "reason"))
+
+
+@power_app.command("measure")
+def power_measure(
+    reader: Annotated[str, typer.Option(help="Reader name (see `wattbench power list`).")],
+    seconds: Annotated[float, typer.Option(help="Window length in seconds.")] = 5.0,
+    sysfs_root: SysfsOpt = None,
+    power_opt: PowerOptOpt = None,
+    tdp_w: Annotated[float | None, typer.Option(help="CPU TDP in W for the estimate.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Measure the machine as it is for SECONDS with one reader."""
+    import time
+
+    from wattbench.harness.power.select import select_readers
+
+    if seconds <= 0:
+        raise ConfigError("--seconds must be > 0")
+    (meter,), warnings = select_readers((reader,), _reader_options(tdp_w, sysfs_root, power_opt))
+    for w in warnings:
+        err.print(f"warning: {w}")
+    try:
+        meter.start()
+        with _CliProgress(err) as progress:
+            progress.phase(f"measuring ({reader})", seconds)
+            t_end = time.monotonic() + seconds
+            while (left := t_end - time.monotonic()) > 0:
+                time.sleep(min(0.1, left))
+                progress.update(seconds - max(left, 0.0))
+        reading = meter.stop()
+    finally:
+        meter.close()
+    data = {
+        "reader": reading.reader,
+        "method": reading.method.value,
+        "scope": reading.scope.value,
+        "component": reading.component,
+        "energy_j": reading.energy_j,
+        "duration_s": reading.duration_s,
+        "mean_power_w": reading.mean_power_w,
+        "peak_power_w": reading.peak_power_w,
+        "samples": reading.samples,
+        "sample_rate_hz": reading.sample_rate_hz,
+        "update_period_s": reading.update_period_s,
+        "uncertainty_j": reading.uncertainty_j,
+        "estimated": reading.method.value == "estimated",
+        "valid": reading.valid,
+        "invalid_reasons": reading.invalid_reasons,
+        "details": reading.details,
+    }
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    else:
+        est = " (ESTIMATED)" if data["estimated"] else ""
+        unc = f" ± {reading.uncertainty_j:.3g}" if reading.uncertainty_j is not None else ""
+        out.print(
+            f"{reading.reader} [{_energy_label(reading.method.value, reading.scope.value)}] "
+            f"{reading.component}: {reading.energy_j:.4g}{unc} J over {reading.duration_s:.2f} s, "
+            f"mean {reading.mean_power_w:.3g} W{est}, {reading.samples} samples"
+            + ("" if reading.valid else f" — INVALID: {'; '.join(reading.invalid_reasons)}")
+        )
+    if not reading.valid:
+        sys.exit(1)
 
 
 @db_app.command("upgrade")

@@ -40,4 +40,16 @@ class RunConfig(BaseModel):
     stability_threshold: float = Field(
         default=0.05, gt=0, description="Trial CV above which a stability warning is given."
     )
+    carbon_intensity_g_per_kwh: float | None = Field(
+        default=None, gt=0, description="Grid carbon intensity for the CO2e figure."
+    )
+    country: str | None = Field(
+        default=None, description="ISO 3166 alpha-3 country for codecarbon's grid intensity."
+    )
+    sysfs_root: Path | None = Field(
+        default=None, description="Root under which power readers read sysfs (tests, replays)."
+    )
+    power_options: dict[str, str] = Field(
+        default_factory=dict, description="Reader settings 'reader.key' -> value."
+    )
     device_name: str | None = Field(default=None, description="Name of this device (hostname).")

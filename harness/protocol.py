@@ -22,6 +22,7 @@ import numpy as np
 from wattbench.adapters.base import Adapter, AdapterOptions, ModelArtifact, Session
 from wattbench.harness import fingerprint
 from wattbench.harness.cache import ModelCache
+from wattbench.harness.carbon import CarbonIntensity, footprint, intensity_for_country
 from wattbench.harness.config import RunConfig
 from wattbench.harness.errors import ConfigError, ModelError
 from wattbench.harness.power.base import EnergyMethod, EnergyReading, PowerReader
@@ -339,6 +340,17 @@ class Runner:
                     f"{s.reader}: net energy is negative (idle baseline above the workload): "
                     f"the baseline is unstable; lengthen --idle-s"
                 )
+        carbon = None
+        head = summaries[0]
+        if head.joules_per_inference is not None and (
+            cfg.carbon_intensity_g_per_kwh is not None or cfg.country
+        ):
+            intensity = (
+                CarbonIntensity(g_per_kwh=cfg.carbon_intensity_g_per_kwh, source="user")
+                if cfg.carbon_intensity_g_per_kwh is not None
+                else intensity_for_country(str(cfg.country))
+            )
+            carbon = footprint(head.joules_per_inference, intensity, head.method.value)
         desc = session.describe()
         runtime_versions = {desc.runtime: desc.runtime_version, "numpy": np.__version__}
         return RunResult(
@@ -362,6 +374,7 @@ class Runner:
             trials=trials,
             energy=summaries,
             quality=quality,
+            carbon=carbon,
             valid=not reasons,
             invalid_reasons=reasons,
             warnings=warnings,

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from wattbench.adapters.base import AdapterDescription, ModelArtifact
+from wattbench.harness.carbon import CarbonFootprint
 from wattbench.harness.config import RunConfig
 from wattbench.harness.power.base import EnergyMethod, EnergyScope
 from wattbench.harness.stats import LatencyStats
@@ -91,6 +92,7 @@ class RunResult(BaseModel):
     trials: list[TrialResult]
     energy: list[EnergySummary]
     quality: QualityResult
+    carbon: CarbonFootprint | None = None
     valid: bool
     invalid_reasons: list[str]
     warnings: list[str]

@@ -353,7 +353,12 @@ class Store:
                     ),
                     invalid_reasons=[],
                     details=summary.details
-                    | {"inferences_per_joule_net": summary.inferences_per_joule_net},
+                    | {"inferences_per_joule_net": summary.inferences_per_joule_net}
+                    | (
+                        {"carbon": r.carbon.model_dump(mode="json")}
+                        if i == 0 and r.carbon is not None
+                        else {}
+                    ),
                 )
             )
         return run
