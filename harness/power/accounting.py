@@ -25,6 +25,7 @@ import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 Sample = tuple[float, float | None]
 """``(t_s, value)``; ``value`` is None (or NaN) when the read failed."""
@@ -85,7 +86,7 @@ def _interp(t_s: float, a: tuple[float, float], b: tuple[float, float]) -> float
 
 def trapezoid_j(points: Sequence[tuple[float, float]]) -> float:
     """Trapezoidal integral of time-ordered ``(t_s, power_w)`` points."""
-    return sum((p0 + p1) / 2 * (t1 - t0) for (t0, p0), (t1, p1) in zip(points, points[1:]))
+    return sum((p0 + p1) / 2 * (t1 - t0) for (t0, p0), (t1, p1) in pairwise(points))
 
 
 def trapezoid_error_bound_j(points: Sequence[tuple[float, float]]) -> float:
@@ -98,7 +99,7 @@ def trapezoid_error_bound_j(points: Sequence[tuple[float, float]]) -> float:
     per interval, summed without cancellation. For a noisy sensor it is
     conservative (noise counts as movement).
     """
-    return sum(abs(p1 - p0) * (t1 - t0) / 2 for (t0, p0), (t1, p1) in zip(points, points[1:]))
+    return sum(abs(p1 - p0) * (t1 - t0) / 2 for (t0, p0), (t1, p1) in pairwise(points))
 
 
 def longest_constant_run_s(samples: Sequence[tuple[float, float]]) -> tuple[float, float | None]:
@@ -201,7 +202,7 @@ def integrate_power(
     )
     points = [(t_start, p_start), *inside, (t_end, p_end)]
 
-    gaps = [b[0] - a[0] for a, b in zip(used, used[1:])]
+    gaps = [b[0] - a[0] for a, b in pairwise(used)]
     if before is None:
         gaps.append(used[0][0] - t_start)
     if after is None:
@@ -218,8 +219,9 @@ def integrate_power(
     stuck_s, stuck_w = longest_constant_run_s(used)
     if stuck_after_s is not None and stuck_s > stuck_after_s:
         reasons.append(
-            f"power sensor stuck at {stuck_w!r} W for {stuck_s:.3g} s (limit {stuck_after_s:.3g} s):"
-            " check that the sensor updates, or raise stuck_after_s if it is this slow"
+            f"power sensor stuck at {stuck_w!r} W for {stuck_s:.3g} s "
+            f"(limit {stuck_after_s:.3g} s): check that the sensor updates, "
+            "or raise stuck_after_s if it is this slow"
         )
     energy_j = trapezoid_j(points)
     if energy_j < 0:
@@ -275,7 +277,7 @@ def counter_energy(
     wraps = 0
     backwards = 0
     longest_s = 0.0
-    for (t0, a), (t1, b) in zip(values, values[1:]):
+    for (t0, a), (t1, b) in pairwise(values):
         longest_s = max(longest_s, t1 - t0)
         d = b - a
         if d < 0:

@@ -27,6 +27,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -192,7 +193,8 @@ def find_channel(options: ReaderOptions) -> HwmonChannel:
         candidates = energy
     if len(candidates) > 1:
         raise UnavailableError(
-            f"{len(candidates)} hwmon channels match ({', '.join(c.describe() for c in candidates)}); "
+            f"{len(candidates)} hwmon channels match "
+            f"({', '.join(c.describe() for c in candidates)}); "
             "pick one with --power-opt hwmon.name=hwmonN, hwmon.label=… or hwmon.channel=…"
         )
     return candidates[0]
@@ -208,7 +210,7 @@ def _scope(options: ReaderOptions) -> EnergyScope:
 
 
 def _update_period_s(ch: HwmonChannel) -> float | None:
-    """The sensor's own update period from ``powerN_average_interval`` or ``update_interval`` (ms)."""
+    """The sensor's update period, from ``powerN_average_interval`` or ``update_interval`` (ms)."""
     attr_dir = ch.path.parent
     for name in (f"{ch.channel}_average_interval", "update_interval"):
         raw = _read_text(attr_dir / name)
@@ -319,7 +321,7 @@ class HwmonReader(PolledReader):
         energy_j = energy_uj / 1e6
         good = [(t, v) for t, v in reads if v is not None and math.isfinite(v)]
         trace = []
-        for (ta, a), (tb, b) in zip(good, good[1:]):
+        for (ta, a), (tb, b) in pairwise(good):
             d = b - a
             if d < 0 and self.max_range_uj:
                 d += self.max_range_uj

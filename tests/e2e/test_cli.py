@@ -254,3 +254,70 @@ def test_listing_commands(db: str) -> None:
     assert empty.returncode == 0 and "no results yet" in empty.stdout
     up = wattbench("db", "upgrade", "--db", db)
     assert up.returncode == 0 and "->" in up.stdout
+
+
+def test_power_measure_estimate_is_labelled() -> None:
+    proc = wattbench("power", "measure", "--reader", "estimate", "--seconds", "0.5", "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    for key in (
+        "energy_j",
+        "mean_power_w",
+        "samples",
+        "sample_rate_hz",
+        "method",
+        "scope",
+        "uncertainty_j",
+    ):
+        assert key in data
+    assert data["method"] == "estimated" and data["estimated"] is True
+    assert data["duration_s"] >= 0.5 and data["uncertainty_j"] is not None
+
+
+def test_bad_power_options_are_one_line_errors(tmp_path: Path) -> None:
+    assert_user_error(
+        wattbench("power", "measure", "--reader", "estimate", "--power-opt", "x"),
+        "READER.KEY=VALUE",
+    )
+    assert_user_error(
+        wattbench("power", "list", "--sysfs-root", str(tmp_path / "none")), "not a directory"
+    )
+    assert_user_error(wattbench("power", "measure", "--reader", "nope"), "unknown power reader")
+
+
+def test_carbon_figure_is_stored_beside_the_energy(db: str) -> None:
+    pytest.importorskip("codecarbon", reason="needs the carbon extra")
+    proc = wattbench(
+        "run",
+        "--suite",
+        "mobilenet_v2",
+        "--adapter",
+        "onnxruntime",
+        "--db",
+        db,
+        "--json",
+        "--carbon-intensity",
+        "400",
+        *SHORT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    carbon = result["carbon"]
+    jpi = result["energy"][0]["joules_per_inference"]
+    assert carbon["g_co2e_per_1000_inferences"] == pytest.approx(jpi * 1000 / 3.6e6 * 400)
+    assert carbon["energy_method"] == "estimated"
+    assert_user_error(
+        wattbench(
+            "run",
+            "--suite",
+            "mobilenet_v2",
+            "--adapter",
+            "onnxruntime",
+            "--db",
+            db,
+            "--country",
+            "XXX",
+            *SHORT,
+        ),
+        "alpha-3",
+    )
