@@ -88,6 +88,19 @@ def _reader_options(
         raise ConfigError(_validation_message(exc)) from None
 
 
+def _labels(given: list[str], git: bool) -> tuple[str, ...]:
+    """User labels, plus the git sha/branch unless the user gave their own."""
+    from wattbench.harness.fingerprint import git_labels
+
+    labels = list(given)
+    if git:
+        for auto in git_labels():
+            prefix = auto.split(":", 1)[0] + ":"
+            if not any(lbl.startswith(prefix) for lbl in labels):
+                labels.append(auto)
+    return tuple(labels)
+
+
 def _validation_message(exc: ValidationError) -> str:
     e = exc.errors()[0]
     loc = ".".join(str(x) for x in e["loc"]) or "value"
@@ -182,6 +195,9 @@ def run(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for random weights/synthetic inputs.")] = 0,
     db: DbOpt = None,
+    git_labels: Annotated[
+        bool, typer.Option(help="Add git:<sha> and branch:<name> of the current git tree.")
+    ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Benchmark SUITE on ADAPTER, store the result and print a summary."""
@@ -210,7 +226,7 @@ def run(
             cooldown_s=cooldown,
             power=tuple(p.strip() for p in power.split(",") if p.strip()) or ("auto",),
             tdp_w=tdp_w,
-            labels=tuple(label or ()),
+            labels=_labels(label or [], git=git_labels),
             data_dir=data_dir or (Path(env_data) if env_data else None),
             seed=seed,
             device_name=device_name,

@@ -46,19 +46,35 @@ def cpu_governor(sysfs_root: Path = Path("/")) -> str | None:
 
 def project_git_sha() -> str | None:
     """Commit of the wattbench source tree when it runs from a git checkout."""
-    here = Path(__file__).resolve().parent
+    sha = _git(Path(__file__).resolve().parent, "rev-parse", "HEAD")
+    return sha if sha is not None and len(sha) == 40 else None
+
+
+def _git(cwd: Path, *args: str) -> str | None:
     try:
         out = subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
+            ["git", "-C", str(cwd), *args], capture_output=True, text=True, timeout=5, check=False
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    sha = out.stdout.strip()
-    return sha if out.returncode == 0 and len(sha) == 40 else None
+    value = out.stdout.strip()
+    return value if out.returncode == 0 and value else None
+
+
+def git_labels(cwd: Path | None = None) -> list[str]:
+    """``git:<sha>`` and ``branch:<name>`` of the git tree the user runs in, if any.
+
+    This is the code being benchmarked (a CI checkout), not wattbench's own tree.
+    """
+    where = cwd or Path.cwd()
+    sha = _git(where, "rev-parse", "HEAD")
+    if sha is None:
+        return []
+    labels = [f"git:{sha}"]
+    branch = _git(where, "rev-parse", "--abbrev-ref", "HEAD")
+    if branch and branch != "HEAD":  # detached HEAD (typical in CI) has no branch name
+        labels.append(f"branch:{branch}")
+    return labels
 
 
 def host_info() -> dict[str, Any]:

@@ -53,9 +53,12 @@ LEADERBOARD_KEYS = {
 }
 
 
-def wattbench(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def wattbench(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [WATTBENCH, *args],
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=300,
@@ -122,7 +125,7 @@ def test_run_stores_a_row_and_the_leaderboard_ranks_it(db: str) -> None:
     assert row["suite"] == "mobilenet_v2" and row["adapter"] == "onnxruntime"
     assert row["energy_method"] == "estimated" and row["energy_estimated"] is True
     assert row["inferences_per_joule"] == pytest.approx(head["inferences_per_joule"])
-    assert row["labels"] == ["e2e"]
+    assert row["labels"][0] == "e2e"
 
     table = wattbench("leaderboard", "--db", db)
     assert table.returncode == 0
@@ -321,3 +324,46 @@ def test_carbon_figure_is_stored_beside_the_energy(db: str) -> None:
         ),
         "alpha-3",
     )
+
+
+def test_git_sha_and_branch_become_labels(db: str, tmp_path: Path) -> None:
+    repo = tmp_path / "project"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q", "-b", "feature-x"], check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "x"], check=True)
+    sha = subprocess.run(
+        [*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    proc = wattbench(
+        "run",
+        "--suite",
+        "mobilenet_v2",
+        "--adapter",
+        "onnxruntime",
+        "--db",
+        db,
+        "--json",
+        "--label",
+        "exp:1",
+        *SHORT,
+        cwd=repo,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["labels"] == ["exp:1", f"git:{sha}", "branch:feature-x"]
+    mine = wattbench(
+        "run",
+        "--suite",
+        "mobilenet_v2",
+        "--adapter",
+        "onnxruntime",
+        "--db",
+        db,
+        "--json",
+        "--label",
+        "git:given",
+        "--no-git-labels",
+        *SHORT,
+        cwd=repo,
+    )
+    assert json.loads(mine.stdout)["labels"] == ["git:given"]

@@ -1,0 +1,493 @@
+"""Wall power from smart plugs on the local network: Shelly (Gen2+) and Tasmota.
+
+Both readers poll the plug's instantaneous active power over HTTP and
+integrate it (method ``external``, scope ``wall``: everything plugged into
+the plug, power-supply losses included). The plugs refresh their power figure
+about once a second, so :attr:`ReaderInfo.update_period_s` is 1.0 and the
+harness lengthens windows to at least ten update periods; polling faster
+than that only finds transitions sooner. 0.1-0.5 s is a sensible
+``--sample-interval``; a small ESP8266 plug may not keep up with much more.
+
+A failed or garbled HTTP answer is a gap (None), never 0 W. The plug's own
+cumulative energy counter is read in the same answers and reported in
+``details`` as a cross-check; it is coarse (``counter_resolution_j``).
+
+Shelly Gen2+ (Plus/Pro/Gen3/Gen4), RPC over HTTP::
+
+    GET http://<host>/rpc/Switch.GetStatus?id=<switch_id>
+    -> {"id": 0, "output": true, "apower": 8.9, "voltage": 229.8, "current": 0.07,
+        "aenergy": {"total": 1234.567, "by_minute": [145.2, 148.0, 146.9],
+                    "minute_ts": 1700000040}, ...}
+
+``apower`` is in W, ``aenergy.total`` in Wh (three decimals: 1 mWh = 3.6 J)
+and ``by_minute`` holds whole past minutes in mWh (not used: a benchmark
+window is not aligned to minutes). Authentication (digest, SHA-256) is not
+supported; disable it for local access. Gen1 devices (``/status``) are not
+supported.
+
+Tasmota, HTTP command API::
+
+    GET http://<host>/cm?[user=<u>&password=<p>&]cmnd=Status%208
+    -> {"StatusSNS": {"Time": "...", "ENERGY": {"Total": 12.345, "Yesterday": 0.5,
+        "Today": 0.1, "Power": 42, "ApparentPower": 45, "ReactivePower": 15,
+        "Factor": 0.93, "Voltage": 231, "Current": 0.196}}}
+
+``Power`` is in W (whole watts by default), ``Total`` in kWh with three
+decimals by default (``EnergyRes 3``): a resolution of 1 Wh = 3600 J, which a
+benchmark window rarely reaches, so the counter only checks long runs. A
+multi-channel device reports arrays; ``tasmota.channel`` (1-based) picks one.
+
+Settings (``--power-opt``): ``shelly.url``, ``shelly.switch_id`` (default 0),
+``tasmota.url``, ``tasmota.user``, ``tasmota.password``, ``tasmota.channel``
+(default 1), and for both ``<name>.timeout_s`` (default 1.0).
+"""
+
+from __future__ import annotations
+
+import functools
+import http.client
+import json
+import math
+import threading
+import time
+import urllib.error
+import urllib.request
+from abc import abstractmethod
+from collections.abc import Callable
+from typing import Any, ClassVar
+from urllib.parse import quote, urlencode
+
+from wattbench.harness.availability import Availability
+from wattbench.harness.errors import ConfigError, UnavailableError
+from wattbench.harness.power.accounting import Sample, counter_energy
+from wattbench.harness.power.base import (
+    EnergyMethod,
+    EnergyReading,
+    EnergyScope,
+    ReaderInfo,
+    ReaderOptions,
+)
+from wattbench.harness.power.polled import PolledReader, float_param
+
+#: The plugs refresh their power reading about once a second.
+PLUG_UPDATE_PERIOD_S = 1.0
+DEFAULT_TIMEOUT_S = 1.0
+_MAX_BODY_BYTES = 1 << 20
+_SCOPE_NOTE = (
+    "wall: everything plugged into the smart plug, power supply losses included, "
+    "as the plug's own meter sees it"
+)
+
+
+@functools.cache
+def _opener() -> urllib.request.OpenerDirector:
+    # A plug is on the local network: never route it through an HTTP proxy.
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def get_json(url: str, timeout_s: float) -> Any:
+    """GET ``url`` and decode its JSON body.
+
+    Raises OSError (including urllib's URLError/HTTPError and timeouts) when
+    the plug cannot be reached or answers an HTTP error, ValueError when the
+    body is not JSON.
+    """
+    request = urllib.request.Request(
+        url, headers={"Accept": "application/json", "User-Agent": "wattbench"}
+    )
+    try:
+        with _opener().open(request, timeout=timeout_s) as response:
+            body = response.read(_MAX_BODY_BYTES)
+    except http.client.HTTPException as exc:  # a broken answer, not an OSError
+        raise OSError(f"bad HTTP answer: {type(exc).__name__}: {exc}") from exc
+    return json.loads(body.decode("utf-8"))
+
+
+def _base_url(raw: str | None) -> str | None:
+    if raw is None or not raw.strip():
+        return None
+    url = raw.strip().rstrip("/")
+    if "://" not in url:
+        url = f"http://{url}"
+    return url
+
+
+def _int_param(options: ReaderOptions, reader: str, key: str, default: int) -> int:
+    raw = options.param(reader, key)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(
+            f"--power-opt {reader}.{key}={raw!r} is not a whole number; pass e.g. {default}"
+        ) from None
+
+
+def _http_error_message(exc: urllib.error.HTTPError) -> str:
+    """The plug's own explanation from an error body, if it sent one."""
+    try:
+        payload = json.loads(exc.read(4096).decode("utf-8"))
+    except (OSError, ValueError):
+        return ""
+    if isinstance(payload, dict):
+        for key in ("message", "WARNING", "Command"):
+            if key in payload:
+                return str(payload[key])
+    return ""
+
+
+class SmartPlugReader(PolledReader):
+    """Polls a smart plug's power over local HTTP; subclasses know one plug's API."""
+
+    method: ClassVar[EnergyMethod] = EnergyMethod.EXTERNAL
+    #: name in messages, e.g. "Shelly"
+    label: ClassVar[str]
+    #: joules per unit of the plug's cumulative energy counter
+    counter_unit_j: ClassVar[float]
+    counter_unit: ClassVar[str]
+    #: the counter's step, in joules
+    counter_resolution_j: ClassVar[float]
+    counter_note: ClassVar[str]
+
+    def __init__(
+        self, options: ReaderOptions | None = None, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__(options, clock=clock)
+        self._timeout_s = float_param(self.options, self.name, "timeout_s", DEFAULT_TIMEOUT_S)
+        self._counter_lock = threading.Lock()
+        self._counter_samples: list[Sample] = []
+        # read_power_w() leaves the counter value of the read in progress here;
+        # sample_now() stores it under the base class's time stamp.
+        self._last_read = threading.local()
+
+    # -- what a subclass provides ------------------------------------------------
+
+    @classmethod
+    @abstractmethod
+    def status_url(cls, base_url: str, options: ReaderOptions) -> str:
+        """The URL that returns power and the energy counter."""
+
+    @classmethod
+    @abstractmethod
+    def public_url(cls, base_url: str, options: ReaderOptions) -> str:
+        """:meth:`status_url` without credentials, for messages and results."""
+
+    @classmethod
+    @abstractmethod
+    def parse(cls, payload: Any, options: ReaderOptions) -> tuple[float, float | None]:
+        """``(power_w, counter)`` from an answer; KeyError/TypeError/ValueError if malformed."""
+
+    @classmethod
+    def describe_shape_error(cls, payload: Any, exc: Exception) -> str:
+        """Why an answer could not be parsed, naming the fix."""
+        return f"unexpected answer ({type(exc).__name__}: {exc}); is this a {cls.label} plug?"
+
+    @classmethod
+    def describe_http_error(cls, code: int, message: str, url: str) -> str:
+        """Why an HTTP error answer means the plug cannot be used, naming the fix."""
+        extra = f" ({message})" if message else ""
+        return f"{cls.label} at {url} answered HTTP {code}{extra}; check --power-opt {cls.name}.*"
+
+    @classmethod
+    def check_status(cls, payload: Any, options: ReaderOptions) -> str | None:
+        """A reason the plug, though readable, cannot measure; None when it can."""
+        return None
+
+    # -- shared ------------------------------------------------------------------
+
+    @classmethod
+    def base_url(cls, options: ReaderOptions) -> str | None:
+        """The plug's ``--power-opt <name>.url`` with a scheme and no trailing slash."""
+        return _base_url(options.param(cls.name, "url"))
+
+    @classmethod
+    def _no_url_reason(cls) -> str:
+        return f"no URL: pass --power-opt {cls.name}.url=http://PLUG_IP"
+
+    @classmethod
+    def is_available(cls, options: ReaderOptions) -> Availability:
+        base = cls.base_url(options)
+        if base is None:
+            return Availability.no(cls._no_url_reason())
+        try:
+            url = cls.status_url(base, options)
+            public = cls.public_url(base, options)
+            timeout_s = float_param(options, cls.name, "timeout_s", DEFAULT_TIMEOUT_S)
+        except ConfigError as exc:
+            return Availability.no(str(exc))
+        assert timeout_s is not None
+        try:
+            payload = get_json(url, timeout_s)
+        except urllib.error.HTTPError as exc:
+            return Availability.no(
+                cls.describe_http_error(exc.code, _http_error_message(exc), public)
+            )
+        except OSError as exc:
+            reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+            return Availability.no(
+                f"cannot reach {cls.label} at URL: {public} ({reason}); check the plug's IP "
+                "and that it is on the same network"
+            )
+        except ValueError:
+            return Availability.no(
+                f"{cls.label} at {public} did not answer JSON; check that "
+                f"--power-opt {cls.name}.url points at a {cls.label} plug"
+            )
+        try:
+            power_w, _ = cls.parse(payload, options)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            return Availability.no(
+                f"{cls.label} at {public}: {cls.describe_shape_error(payload, exc)}"
+            )
+        problem = cls.check_status(payload, options)
+        if problem:
+            return Availability.no(problem)
+        return Availability.yes(f"{cls.label} at {public} reads {power_w:.1f} W")
+
+    def _urls(self) -> tuple[str, str]:
+        base = self.base_url(self.options)
+        if base is None:
+            raise UnavailableError(f"{self.name}: {self._no_url_reason()}")
+        return self.status_url(base, self.options), self.public_url(base, self.options)
+
+    def info(self) -> ReaderInfo:
+        base = self.base_url(self.options)
+        public = self.public_url(base, self.options) if base else "(no URL)"
+        return ReaderInfo(
+            name=self.name,
+            method=self.method,
+            scope=EnergyScope.WALL,
+            component=f"{self.label} plug at {public}",
+            update_period_s=PLUG_UPDATE_PERIOD_S,
+            details=self.details(),
+        )
+
+    def details(self) -> dict[str, Any]:
+        base = self.base_url(self.options)
+        return {
+            "url": self.public_url(base, self.options) if base else None,
+            "timeout_s": self._timeout_s,
+            "scope_note": _SCOPE_NOTE,
+            "counter_unit": self.counter_unit,
+            "counter_resolution_j": self.counter_resolution_j,
+            "counter_note": self.counter_note,
+        }
+
+    def read_power_w(self) -> float | None:
+        """One HTTP read: the plug's active power in watts.
+
+        Raises OSError/ValueError for a failed or malformed answer (a gap).
+        """
+        url, _ = self._urls()
+        assert self._timeout_s is not None
+        payload = get_json(url, self._timeout_s)
+        try:
+            power_w, counter = self.parse(payload, self.options)
+        except (KeyError, TypeError, IndexError) as exc:
+            raise ValueError(self.describe_shape_error(payload, exc)) from exc
+        self._last_read.counter = counter
+        return power_w
+
+    def sample_now(self) -> Sample:
+        """Take one power sample and keep the energy counter from the same answer."""
+        self._last_read.counter = None
+        t_s, value = super().sample_now()
+        counter = self._last_read.counter
+        with self._counter_lock:
+            self._counter_samples.append((t_s, counter))
+        return t_s, value
+
+    def start(self) -> None:
+        self._urls()  # no URL: say so before the window, not as a run of gaps
+        with self._counter_lock:
+            self._counter_samples = []
+        super().start()
+
+    def make_reading(self, samples: list[Sample], t_start: float, t_end: float) -> EnergyReading:
+        """Integrated power, plus the plug's own counter over the same reads as a cross-check."""
+        reading = super().make_reading(samples, t_start, t_end)
+        with self._counter_lock:
+            counter_samples = list(self._counter_samples)
+        units, _, reasons = counter_energy(counter_samples, max_range=None)
+        counter_j = units * self.counter_unit_j if math.isfinite(units) else None
+        details = dict(reading.details)
+        details.update(
+            counter_energy_j=counter_j,
+            counter_reads=sum(1 for _, v in counter_samples if v is not None),
+            counter_reasons=reasons,
+            counter_minus_integrated_j=(
+                None if counter_j is None else counter_j - reading.energy_j
+            ),
+        )
+        return reading.model_copy(update={"details": details})
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{what} is {value!r}, not a number")
+    return float(value)
+
+
+class ShellyReader(SmartPlugReader):
+    """Shelly Gen2+ plug or relay with power metering, read over its local RPC API."""
+
+    name: ClassVar[str] = "shelly"
+    label: ClassVar[str] = "Shelly"
+    counter_unit_j: ClassVar[float] = 3600.0  # Wh
+    counter_unit: ClassVar[str] = "Wh"
+    counter_resolution_j: ClassVar[float] = 3.6  # 0.001 Wh as reported
+    counter_note: ClassVar[str] = (
+        "aenergy.total in Wh with three decimals (1 mWh = 3.6 J); it may refresh less often "
+        "than apower, so short windows can differ by a few steps"
+    )
+
+    @classmethod
+    def switch_id(cls, options: ReaderOptions) -> int:
+        """``--power-opt shelly.switch_id`` (default 0): which output of the device."""
+        return _int_param(options, cls.name, "switch_id", 0)
+
+    @classmethod
+    def status_url(cls, base_url: str, options: ReaderOptions) -> str:
+        return f"{base_url}/rpc/Switch.GetStatus?id={cls.switch_id(options)}"
+
+    @classmethod
+    def public_url(cls, base_url: str, options: ReaderOptions) -> str:
+        return cls.status_url(base_url, options)
+
+    @classmethod
+    def parse(cls, payload: Any, options: ReaderOptions) -> tuple[float, float | None]:
+        if not isinstance(payload, dict):
+            raise TypeError(f"answer is a {type(payload).__name__}, not an object")
+        power_w = _number(payload["apower"], "apower")
+        energy = payload.get("aenergy")
+        total = energy.get("total") if isinstance(energy, dict) else None
+        counter = _number(total, "aenergy.total") if total is not None else None
+        return power_w, counter
+
+    @classmethod
+    def describe_shape_error(cls, payload: Any, exc: Exception) -> str:
+        sid = cls.switch_id_from(payload)
+        return (
+            f"switch:{sid} reports no power ('apower': {type(exc).__name__}: {exc}); pick a "
+            f"metering output with --power-opt shelly.switch_id"
+        )
+
+    @staticmethod
+    def switch_id_from(payload: Any) -> str:
+        return str(payload.get("id", "?")) if isinstance(payload, dict) else "?"
+
+    @classmethod
+    def describe_http_error(cls, code: int, message: str, url: str) -> str:
+        if code == 401:
+            return (
+                f"Shelly at {url} requires authentication, which wattbench does not support; "
+                "disable the device's password for local access"
+            )
+        if code == 404:
+            return (
+                f"Shelly at {url} has no RPC API (a Gen1 device, or not a Shelly); wattbench "
+                "reads Shelly Gen2 and later"
+            )
+        extra = f" ({message})" if message else ""
+        return (
+            f"Shelly at {url} answered HTTP {code}{extra}; check --power-opt shelly.switch_id "
+            "names a switch of this device"
+        )
+
+    @classmethod
+    def check_status(cls, payload: Any, options: ReaderOptions) -> str | None:
+        if isinstance(payload, dict) and payload.get("output") is False:
+            return (
+                f"Shelly switch:{cls.switch_id(options)} is switched off, so nothing it feeds "
+                "is running; switch it on or point --power-opt shelly.url at the right plug"
+            )
+        return None
+
+
+class TasmotaReader(SmartPlugReader):
+    """Tasmota plug with an energy monitor, read with the ``Status 8`` HTTP command."""
+
+    name: ClassVar[str] = "tasmota"
+    label: ClassVar[str] = "Tasmota"
+    counter_unit_j: ClassVar[float] = 3.6e6  # kWh
+    counter_unit: ClassVar[str] = "kWh"
+    counter_resolution_j: ClassVar[float] = 3600.0  # 0.001 kWh at the default EnergyRes 3
+    counter_note: ClassVar[str] = (
+        "ENERGY.Total in kWh with three decimals by default (EnergyRes 3): a step of 1 Wh = "
+        "3600 J, so the counter only checks windows of many watt-hours"
+    )
+    COMMAND: ClassVar[str] = "Status 8"
+
+    @classmethod
+    def _query(cls, options: ReaderOptions, *, credentials: bool) -> str:
+        params: dict[str, str] = {}
+        user = options.param(cls.name, "user")
+        password = options.param(cls.name, "password")
+        if credentials and (user or password):
+            params["user"] = user or "admin"
+            params["password"] = password or ""
+        params["cmnd"] = "Status 10"
+        return urlencode(params, quote_via=quote)
+
+    @classmethod
+    def status_url(cls, base_url: str, options: ReaderOptions) -> str:
+        return f"{base_url}/cm?{cls._query(options, credentials=True)}"
+
+    @classmethod
+    def public_url(cls, base_url: str, options: ReaderOptions) -> str:
+        return f"{base_url}/cm?{cls._query(options, credentials=False)}"
+
+    @classmethod
+    def channel(cls, options: ReaderOptions) -> int:
+        """``--power-opt tasmota.channel`` (1-based, default 1) for multi-channel devices."""
+        channel = _int_param(options, cls.name, "channel", 1)
+        if channel < 1:
+            raise ConfigError(f"--power-opt tasmota.channel={channel} must be 1 or more")
+        return channel
+
+    @classmethod
+    def _pick(cls, value: Any, options: ReaderOptions, what: str) -> float:
+        if isinstance(value, list):
+            return _number(value[cls.channel(options) - 1], f"{what}[{cls.channel(options)}]")
+        return _number(value, what)
+
+    @classmethod
+    def parse(cls, payload: Any, options: ReaderOptions) -> tuple[float, float | None]:
+        if not isinstance(payload, dict):
+            raise TypeError(f"answer is a {type(payload).__name__}, not an object")
+        if "WARNING" in payload:
+            raise ValueError(f"Tasmota refused the command: {payload['WARNING']}")
+        energy = payload["StatusSNS"]["ENERGY"]
+        power_w = cls._pick(energy["Power"], options, "ENERGY.Power")
+        total = energy.get("Total")
+        counter = cls._pick(total, options, "ENERGY.Total") if total is not None else None
+        return power_w, counter
+
+    @classmethod
+    def describe_shape_error(cls, payload: Any, exc: Exception) -> str:
+        if isinstance(payload, dict) and "WARNING" in payload:
+            return cls._login_reason()
+        sns = payload.get("StatusSNS") if isinstance(payload, dict) else None
+        if isinstance(sns, dict) and "ENERGY" not in sns:
+            return (
+                "Status 8 reports no ENERGY sensor: this device has no power monitor; use a "
+                "plug with one"
+            )
+        return (
+            f"unexpected Status 8 answer ({type(exc).__name__}: {exc}); check "
+            "--power-opt tasmota.url and tasmota.channel"
+        )
+
+    @classmethod
+    def _login_reason(cls) -> str:
+        return (
+            "Tasmota asks for a login: pass --power-opt tasmota.user=USER and "
+            "--power-opt tasmota.password=PASSWORD (the web admin password)"
+        )
+
+    @classmethod
+    def describe_http_error(cls, code: int, message: str, url: str) -> str:
+        if code == 401:
+            return f"Tasmota at {url}: {cls._login_reason()}"
+        return super().describe_http_error(code, message, url)
