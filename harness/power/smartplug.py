@@ -427,7 +427,7 @@ class TasmotaReader(SmartPlugReader):
         if credentials and (user or password):
             params["user"] = user or "admin"
             params["password"] = password or ""
-        params["cmnd"] = "Status 10"
+        params["cmnd"] = cls.COMMAND
         return urlencode(params, quote_via=quote)
 
     @classmethod

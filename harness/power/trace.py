@@ -9,7 +9,8 @@ reader notes the wall-clock time (``time.time``) at :meth:`start` and
 File formats (``--power-opt trace.path=…``):
 
 * CSV with a header row, columns ``timestamp,watts`` or ``time_s,power_w``
-  (other columns are ignored; lines starting with ``#`` are comments);
+  (other columns are ignored; lines starting with ``#`` are comments; a last
+  line without a newline is taken to be still in writing and skipped);
 * JSON: a list of ``{"t": …, "w": …}`` or ``{"timestamp": …, "watts": …}``.
 
 Timestamps are Unix epoch seconds (float). ``trace.offset_s`` is *added* to
@@ -103,13 +104,10 @@ def _parse_csv(path: Path, text: str) -> list[Sample]:
     ti, pi = header.index(t_key), header.index(p_key)
     out: list[Sample] = []
     for n, line in rows[1:]:
+        if not line.endswith("\n"):
+            break  # the last line, maybe still being written (and cut mid-number): skip it
         fields = next(csv.reader(io.StringIO(line)), [])
-        try:
-            t_s = _time(fields[ti] if ti < len(fields) else None, f"{path}:{n}")
-        except MeasurementError:
-            if not line.endswith("\n") and n == len(lines):
-                break  # a line the meter's logger is still writing
-            raise
+        t_s = _time(fields[ti] if ti < len(fields) else None, f"{path}:{n}")
         out.append((t_s, _power(fields[pi]) if pi < len(fields) else None))
     return out
 

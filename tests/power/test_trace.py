@@ -219,9 +219,10 @@ def test_uncertainty_from_accuracy_options(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "m.csv", ramp_rows(), "timestamp,watts")
     clocks = Clocks(EPOCH + 10.0)
     reading = window(make(path, clocks, accuracy_pct="0.5"), clocks, 10.0)
-    # 0.5 % of 30 W x 10 s = 1.5 J; integration bound: 10 intervals x 2 W x 1 s / 2 = 10 J
-    assert reading.energy_j == pytest.approx(300.0)
-    assert reading.uncertainty_j == pytest.approx(1.5 + 10.0)
+    # 30 -> 50 W over 10 s: 400 J. 0.5 % of 40 W x 10 s = 2 J; integration bound:
+    # 10 intervals x 2 W x 1 s / 2 = 10 J.
+    assert reading.energy_j == pytest.approx(400.0)
+    assert reading.uncertainty_j == pytest.approx(2.0 + 10.0)
 
 
 def test_unterminated_last_line_is_ignored(tmp_path: Path) -> None:
