@@ -32,7 +32,7 @@ from wattbench.harness.results import (
     TrialEnergy,
     TrialResult,
 )
-from wattbench.harness.stats import latency_stats, stability_warnings
+from wattbench.harness.stats import latency_histogram, latency_stats, stability_warnings
 from wattbench.suites.base import InputSet, Suite
 
 #: A measured window is at least this many sensor update periods long.
@@ -369,6 +369,7 @@ class Runner:
             first_inference_ms=first_ms,
             preprocess_ms_mean=pre_ms,
             latency=latency_stats(all_lat),
+            latency_histogram=latency_histogram(all_lat),
             throughput_ips=total_inf / total_s,
             inferences=total_inf,
             trials=trials,

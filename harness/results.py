@@ -87,6 +87,10 @@ class RunResult(BaseModel):
     first_inference_ms: float
     preprocess_ms_mean: float
     latency: LatencyStats
+    latency_histogram: list[tuple[float, int]] = Field(
+        default_factory=list,
+        description="Per-query latency, all trials: (upper bin edge in ms, count), log bins.",
+    )
     throughput_ips: float
     inferences: int
     trials: list[TrialResult]

@@ -48,6 +48,29 @@ def latency_stats(latencies_ns: Sequence[int] | np.ndarray) -> LatencyStats:
     )
 
 
+#: Histogram bins per decade of latency: fixed edges, so histograms of different runs align.
+HISTOGRAM_BINS_PER_DECADE = 20
+
+
+def latency_histogram(latencies_ns: Sequence[int] | np.ndarray) -> list[tuple[float, int]]:
+    """Non-empty log-spaced bins as ``(upper_edge_ms, count)``.
+
+    Edges are ``10 ** (k / 20)`` ms for integer k (about 12 % wide), the same for every run,
+    so histograms can be summed and compared; the size is bounded by the latency range
+    (at most 20 bins per decade), not by the query count.
+    """
+    ms = np.asarray(latencies_ns, dtype=np.float64) / 1e6
+    ms = ms[ms > 0]
+    if ms.size == 0:
+        return []
+    k = np.ceil(np.log10(ms) * HISTOGRAM_BINS_PER_DECADE).astype(np.int64)
+    ks, counts = np.unique(k, return_counts=True)
+    return [
+        (float(10 ** (kk / HISTOGRAM_BINS_PER_DECADE)), int(c))
+        for kk, c in zip(ks, counts, strict=True)
+    ]
+
+
 def coefficient_of_variation(values: Sequence[float]) -> float | None:
     """Sample CV of per-trial values; None with fewer than two or a zero mean."""
     a = np.asarray(values, dtype=np.float64)

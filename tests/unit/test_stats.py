@@ -100,3 +100,18 @@ def test_stability_threshold_is_strict() -> None:
 
 def test_single_trial_never_warns() -> None:
     assert stability_warnings({"throughput": [123.0]}, threshold=1e-9) == []
+
+
+def test_latency_histogram_counts_every_query_in_fixed_log_bins() -> None:
+    from wattbench.harness.stats import latency_histogram
+
+    lat_ns = [1_000_000] * 5 + [1_100_000] * 3 + [10_000_000] * 2  # 1 ms, 1.1 ms, 10 ms
+    hist = latency_histogram(lat_ns)
+    assert sum(c for _, c in hist) == 10
+    edges = [e for e, _ in hist]
+    assert edges == sorted(edges)
+    # 1 ms sits exactly on an edge (10**0); 1.1 ms falls in the next bin (edge 10**(1/20))
+    assert hist[0] == (pytest.approx(1.0), 5)
+    assert hist[1] == (pytest.approx(10 ** (1 / 20)), 3)
+    assert hist[-1] == (pytest.approx(10.0), 2)
+    assert latency_histogram([]) == []
