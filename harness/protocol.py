@@ -168,7 +168,16 @@ class Runner:
         try:
             out = fn()
         finally:
-            readings = [r.stop() for r in self.readers]
+            # Stop every reader even if one fails, so none is left sampling.
+            readings: list[EnergyReading] = []
+            failure: BaseException | None = None
+            for r in self.readers:
+                try:
+                    readings.append(r.stop())
+                except Exception as exc:
+                    failure = failure or exc
+            if failure is not None:
+                raise failure
         return out, readings
 
     def execute(self) -> RunResult:

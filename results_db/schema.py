@@ -1,7 +1,8 @@
-"""Schema v1 of the results store (SQLAlchemy 2 declarative).
+"""Schema of the results store (SQLAlchemy 2 declarative), at migration 0002.
 
 Every change to these tables comes with an Alembic migration in
-``migrations/versions``; ``wattbench db upgrade`` applies them.
+``migrations/versions``; ``wattbench db upgrade`` applies them. Columns and
+tables are only ever added, never renamed: other modules query them by name.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -41,6 +43,13 @@ class Device(Base):
     arch: Mapped[str | None] = mapped_column(String(50))
     accelerator: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # 0002: what the lab knows about the box (from the run's device dict when given).
+    nameplate_power_w: Mapped[float | None] = mapped_column(Float)
+    purchase_price: Mapped[float | None] = mapped_column(Float)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    rack: Mapped[str | None] = mapped_column(String(100))
+    location: Mapped[str | None] = mapped_column(String(200))
+    tags: Mapped[list[Any] | None] = mapped_column(JSON)
 
 
 class Environment(Base):
@@ -68,9 +77,22 @@ class ModelArtifactRow(Base):
     weights: Mapped[str] = mapped_column(String(200))
 
 
+#: ``runs.upload_state``: recorded here and not yet acknowledged by the central store.
+UPLOAD_PENDING = "pending"
+#: ``runs.upload_state``: acknowledged by the central store (or copied to its database).
+UPLOAD_DONE = "uploaded"
+#: ``runs.upload_state``: this database is the central store; the run came from a device.
+UPLOAD_RECEIVED = "received"
+UPLOAD_STATES = (UPLOAD_PENDING, UPLOAD_DONE, UPLOAD_RECEIVED)
+
+
 class Run(Base):
     __tablename__ = "runs"
-    __table_args__ = (Index("ix_runs_suite_valid", "suite_id", "valid"),)
+    __table_args__ = (
+        Index("ix_runs_suite_valid", "suite_id", "valid"),
+        Index("ix_runs_upload_state", "upload_state"),
+        Index("ix_runs_started_at", "started_at"),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uuid: Mapped[str] = mapped_column(String(36), unique=True)
     device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"))
@@ -114,6 +136,11 @@ class Run(Base):
     energy_method: Mapped[str | None] = mapped_column(String(20))
     energy_scope: Mapped[str | None] = mapped_column(String(20))
     energy_uncertainty_j: Mapped[float | None] = mapped_column(Float)
+    # 0002: the offline spool. Pending until the central store acknowledged the run.
+    upload_state: Mapped[str] = mapped_column(String(20), server_default=UPLOAD_PENDING)
+    uploaded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    upload_attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    upload_last_error: Mapped[str | None] = mapped_column(Text)
 
     device: Mapped[Device] = relationship()
     environment: Mapped[Environment] = relationship()
@@ -125,6 +152,28 @@ class Run(Base):
     energy: Mapped[list[EnergyMeasurement]] = relationship(
         back_populates="run", cascade="all, delete-orphan"
     )
+    traces: Mapped[list[PowerTrace]] = relationship(
+        back_populates="run", cascade="all, delete-orphan"
+    )
+    latency_bins: Mapped[list[LatencyBin]] = relationship(
+        back_populates="run", cascade="all, delete-orphan", order_by="LatencyBin.upper_ms"
+    )
+    payload: Mapped[RunPayload | None] = relationship(
+        back_populates="run", cascade="all, delete-orphan"
+    )
+
+
+# 0002: top-N per (suite, scenario) walks this index instead of sorting every run
+# (``Store.leaderboard(limit=N)``). Same definition on both dialects: DESC puts NULLs
+# first on PostgreSQL and last on SQLite, so the store asks for NULLs separately.
+Index(
+    "ix_runs_leaderboard",
+    Run.suite_id,
+    Run.scenario,
+    Run.valid,
+    Run.inferences_per_joule.desc(),
+    Run.id,
+)
 
 
 class Trial(Base):
@@ -167,3 +216,62 @@ class EnergyMeasurement(Base):
     invalid_reasons: Mapped[list[Any]] = mapped_column(JSON)
     details: Mapped[dict[str, Any]] = mapped_column(JSON)
     run: Mapped[Run] = relationship(back_populates="energy")
+
+
+class PowerTrace(Base):
+    """0002: one reader's downsampled power trace for one trial (at most 2000 points).
+
+    ``points`` is ``[[t_s, power_w], ...]`` with t from the start of the trial window.
+    Runs stored before 0002 keep theirs in ``energy_measurements.details["trace"]``;
+    :meth:`Store.power_traces` reads both.
+    """
+
+    __tablename__ = "power_traces"
+    __table_args__ = (UniqueConstraint("run_id", "trial_index", "reader"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    trial_index: Mapped[int] = mapped_column(Integer)
+    reader: Mapped[str] = mapped_column(String(100))
+    n_points: Mapped[int] = mapped_column(Integer)
+    points: Mapped[list[Any]] = mapped_column(JSON)
+    run: Mapped[Run] = relationship(back_populates="traces")
+
+
+class LatencyBin(Base):
+    """0002: one bin of a run's per-query latency histogram (log-spaced, fixed edges).
+
+    ``trial_index`` is NULL for the whole run (the only kind written today). Fixed edges
+    make ``SELECT upper_ms, SUM(count) ... GROUP BY upper_ms`` a valid merged histogram.
+    """
+
+    __tablename__ = "latency_bins"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    trial_index: Mapped[int | None] = mapped_column(Integer)
+    upper_ms: Mapped[float] = mapped_column(Float)
+    count: Mapped[int] = mapped_column(BigInteger)
+    run: Mapped[Run] = relationship(back_populates="latency_bins")
+
+
+class RunPayload(Base):
+    """0002: the run exactly as recorded (gzip'd RunResult JSON), so an upload sends it verbatim.
+
+    Written for runs recorded on this machine; the central store does not keep one.
+    """
+
+    __tablename__ = "run_payloads"
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    encoding: Mapped[str] = mapped_column(String(20))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    run: Mapped[Run] = relationship(back_populates="payload")
+
+
+class ApiToken(Base):
+    """0002: an upload token for one device; only its sha256 is stored."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device_name: Mapped[str] = mapped_column(String(200), index=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -2,12 +2,21 @@
 
 SQLite (the default, in the user's data directory) or PostgreSQL through
 psycopg 3 (``pip install 'wattbench[postgres]'``). A run is written in one
-transaction: a failure leaves nothing half-written.
+transaction: a failure leaves nothing half-written. Saving is idempotent on the
+run uuid and safe under concurrent writers (the central store behind
+``wattbench serve``): a writer that loses a race on a shared row retries.
+
+Every run recorded on this machine starts ``pending`` upload
+(``runs.upload_state``) with its exact payload kept in ``run_payloads``;
+:mod:`wattbench.results_db.upload` sends pending runs to the central store.
 """
 
 from __future__ import annotations
 
+import gzip
 import os
+import time
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
@@ -20,25 +29,46 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from pydantic import BaseModel
-from sqlalchemy import Engine, create_engine, event, func, inspect, select
+from sqlalchemy import Engine, create_engine, event, func, inspect, select, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    NoSuchModuleError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from wattbench.harness import fingerprint
 from wattbench.harness.errors import SchemaVersionError, StoreError
-from wattbench.harness.results import RunResult, TrialEnergy
+from wattbench.harness.results import EnergySummary, RunResult, TrialEnergy, TrialResult
+from wattbench.harness.stats import LatencyStats
 from wattbench.results_db.schema import (
+    UPLOAD_DONE,
+    UPLOAD_PENDING,
+    UPLOAD_STATES,
     Device,
     EnergyMeasurement,
     Environment,
+    LatencyBin,
     ModelArtifactRow,
+    PowerTrace,
     Run,
+    RunPayload,
     SuiteRow,
     Trial,
 )
 
 UPGRADE_HINT = "run `wattbench db upgrade`"
+
+#: Most points kept per reader per trial in ``power_traces`` (readers already downsample).
+MAX_TRACE_POINTS = 2000
+#: Device facts a run's ``device`` dict may carry (e.g. from the runner's config).
+DEVICE_INVENTORY_KEYS = ("nameplate_power_w", "purchase_price", "currency", "rack", "location")
+_PAYLOAD_ENCODING = "json+gzip"
+_SAVE_ATTEMPTS = 8
 
 
 def default_db_url() -> str:
@@ -218,19 +248,52 @@ class Store:
         return before, head_revision()
 
     # -- writing -------------------------------------------------------------------------
-    def save_run(self, result: RunResult) -> bool:
-        """Store a run in one transaction; False when its uuid was already stored."""
-        try:
-            with self._session.begin() as s:
-                if s.scalar(select(Run.id).where(Run.uuid == result.run_id)) is not None:
-                    return False
-                s.add(self._run_row(s, result))
-        except (DBAPIError, SQLAlchemyError) as exc:
-            raise StoreError(
-                f"could not save run {result.run_id} to {self.display_url}: {_one_line(exc)}; "
-                f"nothing was written"
-            ) from exc
-        return True
+    def save_run(
+        self,
+        result: RunResult,
+        *,
+        upload_state: str = UPLOAD_PENDING,
+        keep_payload: bool = True,
+    ) -> bool:
+        """Store a run in one transaction; False when its uuid was already stored.
+
+        ``upload_state`` is ``pending`` for a run recorded here (the default),
+        ``received`` on the central store. ``keep_payload`` keeps the run exactly as
+        recorded (gzip'd JSON) so that an upload sends it verbatim.
+
+        Concurrent writers are fine: losing a race on a shared row (the device, suite,
+        environment, model or the run itself) rolls back and tries again, and a run that
+        a concurrent writer stored first is reported as already stored.
+        """
+        if upload_state not in UPLOAD_STATES:
+            raise ValueError(f"upload_state must be one of {UPLOAD_STATES}")
+        last: Exception | None = None
+        for attempt in range(_SAVE_ATTEMPTS):
+            try:
+                with self._session.begin() as s:
+                    if s.scalar(select(Run.id).where(Run.uuid == result.run_id)) is not None:
+                        return False
+                    s.add(self._run_row(s, result, upload_state, keep_payload))
+                return True
+            except IntegrityError as exc:
+                if not _is_unique_violation(exc):
+                    raise self._save_error(result, exc) from exc
+                last = exc  # a concurrent writer inserted the same key first: look again
+            except OperationalError as exc:
+                if not _is_sqlite_busy(exc):
+                    raise self._save_error(result, exc) from exc
+                last = exc  # SQLite: another writer holds or moved past our snapshot
+            except (DBAPIError, SQLAlchemyError) as exc:
+                raise self._save_error(result, exc) from exc
+            time.sleep(min(0.005 * 2**attempt, 0.5))
+        assert last is not None
+        raise self._save_error(result, last) from last
+
+    def _save_error(self, result: RunResult, exc: BaseException) -> StoreError:
+        return StoreError(
+            f"could not save run {result.run_id} to {self.display_url}: {_one_line(exc)}; "
+            f"nothing was written"
+        )
 
     @staticmethod
     def _get_or_create(s: Session, model: Any, where: dict[str, Any], **values: Any) -> Any:
@@ -241,12 +304,15 @@ class Store:
             s.flush()
         return row
 
-    def _run_row(self, s: Session, r: RunResult) -> Run:
+    def _run_row(self, s: Session, r: RunResult, upload_state: str, keep_payload: bool) -> Run:
         dev = r.device
+        now = datetime.now(timezone.utc)
+        inventory = {k: dev.get(k) for k in DEVICE_INVENTORY_KEYS}
+        tags = dev.get("tags")
         device = self._get_or_create(
             s,
             Device,
-            {"name": dev.get("name") or dev.get("hostname") or "unknown"},
+            {"name": device_name(r)},
             hostname=dev.get("hostname"),
             cpu_model=dev.get("cpu_model"),
             cpu_cores_logical=dev.get("cpu_cores_logical"),
@@ -254,8 +320,15 @@ class Store:
             memory_bytes=dev.get("memory_bytes"),
             arch=dev.get("arch"),
             accelerator=dev.get("accelerator"),
-            created_at=datetime.now(timezone.utc),
+            created_at=now,
+            tags=tags,
+            **inventory,
         )
+        # Inventory facts given with a later run update the device (only when changed,
+        # so the usual run writes nothing to the shared row).
+        for key, value in [*inventory.items(), ("tags", tags)]:
+            if value is not None and getattr(device, key) != value:
+                setattr(device, key, value)
         env = self._get_or_create(
             s,
             Environment,
@@ -297,7 +370,7 @@ class Store:
             quality=r.quality.model_dump(mode="json"),
             started_at=r.started_at,
             finished_at=r.finished_at,
-            created_at=datetime.now(timezone.utc),
+            created_at=now,
             load_ms=r.load_ms,
             first_inference_ms=r.first_inference_ms,
             preprocess_ms_mean=r.preprocess_ms_mean,
@@ -315,6 +388,9 @@ class Store:
             energy_method=head.method.value if head else None,
             energy_scope=head.scope.value if head else None,
             energy_uncertainty_j=head.uncertainty_j if head else None,
+            upload_state=upload_state,
+            uploaded_at=now if upload_state != UPLOAD_PENDING else None,
+            upload_attempts=0,
         )
         for t in r.trials:
             run.trials.append(
@@ -327,8 +403,20 @@ class Store:
                     latency=t.latency.model_dump(mode="json"),
                 )
             )
+            seen: set[str] = set()
             for i, e in enumerate(t.energy):
                 run.energy.append(_energy_row(e, t.index, i == 0))
+                if e.trace and e.reader not in seen:  # (run, trial, reader) is unique
+                    seen.add(e.reader)
+                    points = downsample(e.trace, MAX_TRACE_POINTS)
+                    run.traces.append(
+                        PowerTrace(
+                            trial_index=t.index,
+                            reader=e.reader,
+                            n_points=len(points),
+                            points=[[float(a), float(b)] for a, b in points],
+                        )
+                    )
         for i, summary in enumerate(r.energy):
             run.energy.append(
                 EnergyMeasurement(
@@ -361,7 +449,58 @@ class Store:
                     ),
                 )
             )
+        # RunResult.latency_histogram: read leniently, so results from before the field
+        # existed (and payloads from older runners) store fine.
+        for upper_ms, count in getattr(r, "latency_histogram", None) or ():
+            run.latency_bins.append(
+                LatencyBin(trial_index=None, upper_ms=float(upper_ms), count=int(count))
+            )
+        if keep_payload:
+            run.payload = RunPayload(
+                encoding=_PAYLOAD_ENCODING,
+                data=gzip.compress(r.model_dump_json().encode(), compresslevel=6),
+            )
         return run
+
+    # -- upload bookkeeping --------------------------------------------------------------
+    def pending_run_ids(self, limit: int | None = None) -> list[str]:
+        """Uuids of runs not yet acknowledged by the central store, oldest first."""
+        q = select(Run.uuid).where(Run.upload_state == UPLOAD_PENDING).order_by(Run.id)
+        if limit is not None:
+            q = q.limit(limit)
+        with self._session() as s:
+            return list(s.scalars(q))
+
+    def count_pending(self) -> int:
+        """How many runs still wait for upload."""
+        with self._session() as s:
+            q = select(func.count(Run.id)).where(Run.upload_state == UPLOAD_PENDING)
+            return int(s.scalar(q) or 0)
+
+    def mark_uploaded(self, run_id: str) -> None:
+        """Record that the central store acknowledged ``run_id`` (created or duplicate)."""
+        self._update_run(
+            run_id,
+            upload_state=UPLOAD_DONE,
+            uploaded_at=datetime.now(timezone.utc),
+            upload_attempts=Run.upload_attempts + 1,
+            upload_last_error=None,
+        )
+
+    def record_upload_failure(self, run_id: str, error: str) -> None:
+        """Count a failed attempt; the run stays pending with ``error`` as its last error."""
+        self._update_run(
+            run_id, upload_attempts=Run.upload_attempts + 1, upload_last_error=error[:2000]
+        )
+
+    def _update_run(self, run_id: str, **values: Any) -> None:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(update(Run).where(Run.uuid == run_id).values(**values))
+        except (DBAPIError, SQLAlchemyError) as exc:
+            raise StoreError(
+                f"could not update run {run_id} in {self.display_url}: {_one_line(exc)}"
+            ) from exc
 
     # -- reading -------------------------------------------------------------------------
     def leaderboard(
@@ -372,13 +511,15 @@ class Store:
         hide_estimated: bool = False,
         limit: int | None = None,
     ) -> list[LeaderboardRow]:
-        """Runs ranked by inferences per joule within each suite version and scenario."""
-        q = (
-            select(Run, SuiteRow, Device, ModelArtifactRow)
-            .join(SuiteRow, Run.suite_id == SuiteRow.id)
-            .join(Device, Run.device_id == Device.id)
-            .join(ModelArtifactRow, Run.model_artifact_id == ModelArtifactRow.id)
-        )
+        """Runs ranked by inferences per joule within each suite version and scenario.
+
+        With ``limit`` (top N per suite version and scenario) each group is read from
+        the ``ix_runs_leaderboard`` index, so the cost does not grow with the number of
+        stored runs; without it every matching run is ranked.
+        """
+        if limit is not None:
+            return self._leaderboard_top(suite, include_invalid, hide_estimated, max(limit, 0))
+        q = self._leaderboard_select()
         if suite:
             q = q.where(SuiteRow.name == suite)
         if not include_invalid:
@@ -396,60 +537,394 @@ class Store:
         rank_key: tuple[str, str, str] | None = None
         rank = 0
         with self._session() as s:
-            for run, st, dev, art in s.execute(q):
-                key = (st.name, st.version, run.scenario)
+            for row in s.execute(q):
+                key = (row.suite, row.suite_version, row.scenario)
                 rank = rank + 1 if key == rank_key else 1
                 rank_key = key
-                if limit is not None and rank > limit:
-                    continue
-                unc = (
-                    run.energy_uncertainty_j / (run.joules_per_inference * run.inferences) * 100
-                    if run.energy_uncertainty_j is not None
-                    and run.joules_per_inference
-                    and run.inferences
-                    else None
-                )
-                rows.append(
-                    LeaderboardRow(
-                        rank=rank,
-                        run_id=run.uuid,
-                        suite=st.name,
-                        suite_version=st.version,
-                        scenario=run.scenario,
-                        model=art.name,
-                        weights=art.weights,
-                        adapter=run.adapter,
-                        runtime_version=run.runtime_version,
-                        execution_provider=run.execution_provider,
-                        device=dev.name,
-                        hardware=dev.accelerator or dev.cpu_model,
-                        precision=run.precision,
-                        batch=run.batch,
-                        threads=run.threads,
-                        inferences_per_joule=run.inferences_per_joule,
-                        joules_per_inference=run.joules_per_inference,
-                        latency_p50_ms=run.latency_p50_ms,
-                        latency_p90_ms=run.latency_p90_ms,
-                        latency_p99_ms=run.latency_p99_ms,
-                        throughput_ips=run.throughput_ips,
-                        energy_method=run.energy_method,
-                        energy_scope=run.energy_scope,
-                        energy_estimated=run.energy_method == "estimated",
-                        energy_uncertainty_pct=unc,
-                        valid=run.valid,
-                        labels=list(run.labels or []),
-                        created_at=run.created_at,
-                    )
-                )
+                rows.append(_leaderboard_row(rank, row))
         return rows
+
+    @staticmethod
+    def _leaderboard_select() -> Any:  # a Select; its generic form differs across SA 2.x
+        return (
+            select(
+                Run.id,
+                Run.uuid,
+                SuiteRow.name.label("suite"),
+                SuiteRow.version.label("suite_version"),
+                Run.scenario,
+                ModelArtifactRow.name.label("model"),
+                ModelArtifactRow.weights,
+                Run.adapter,
+                Run.runtime_version,
+                Run.execution_provider,
+                Device.name.label("device"),
+                Device.accelerator,
+                Device.cpu_model,
+                Run.precision,
+                Run.batch,
+                Run.threads,
+                Run.inferences_per_joule,
+                Run.joules_per_inference,
+                Run.inferences,
+                Run.latency_p50_ms,
+                Run.latency_p90_ms,
+                Run.latency_p99_ms,
+                Run.throughput_ips,
+                Run.energy_method,
+                Run.energy_scope,
+                Run.energy_uncertainty_j,
+                Run.valid,
+                Run.labels,
+                Run.created_at,
+            )
+            .join(SuiteRow, Run.suite_id == SuiteRow.id)
+            .join(Device, Run.device_id == Device.id)
+            .join(ModelArtifactRow, Run.model_artifact_id == ModelArtifactRow.id)
+        )
+
+    def _leaderboard_top(
+        self, suite: str | None, include_invalid: bool, hide_estimated: bool, limit: int
+    ) -> list[LeaderboardRow]:
+        """Top ``limit`` per group, each read in index order (see ``ix_runs_leaderboard``)."""
+        suites_q = select(SuiteRow.id).order_by(SuiteRow.name, SuiteRow.version)
+        if suite:
+            suites_q = suites_q.where(SuiteRow.name == suite)
+        valid_values = (True, False) if include_invalid else (True,)
+        out: list[LeaderboardRow] = []
+        if limit == 0:
+            return out
+        with self._session() as s:
+            for suite_id in list(s.scalars(suites_q)):
+                for scenario in self._scenarios(s, suite_id, include_invalid):
+                    picked: list[Any] = []
+                    for valid in valid_values:
+                        base = self._leaderboard_select().where(
+                            Run.suite_id == suite_id,
+                            Run.scenario == scenario,
+                            Run.valid.is_(valid),
+                        )
+                        if hide_estimated:
+                            base = base.where(Run.energy_method != "estimated")
+                        # Plain DESC matches the index on both dialects; NULLs separately.
+                        picked += s.execute(
+                            base.where(Run.inferences_per_joule.is_not(None))
+                            .order_by(Run.inferences_per_joule.desc(), Run.id)
+                            .limit(limit)
+                        ).all()
+                        picked += s.execute(
+                            base.where(Run.inferences_per_joule.is_(None))
+                            .order_by(Run.id)
+                            .limit(limit)
+                        ).all()
+                    picked.sort(
+                        key=lambda r: (
+                            r.inferences_per_joule is None,
+                            -(r.inferences_per_joule or 0.0),
+                            r.id,
+                        )
+                    )
+                    out += [_leaderboard_row(i + 1, r) for i, r in enumerate(picked[:limit])]
+        return out
+
+    @staticmethod
+    def _scenarios(s: Session, suite_id: int, include_invalid: bool) -> list[str]:
+        """Distinct scenarios of a suite by skipping through the index (few of them)."""
+        found: list[str] = []
+        while True:
+            q = select(Run.scenario).where(Run.suite_id == suite_id)
+            if not include_invalid:
+                q = q.where(Run.valid.is_(True))
+            if found:
+                q = q.where(Run.scenario > found[-1])
+            nxt = s.scalar(q.order_by(Run.scenario).limit(1))
+            if nxt is None:
+                return found
+            found.append(nxt)
 
     def get_run(self, run_id: str) -> Run | None:
         with self._session() as s:
             return s.scalars(select(Run).where(Run.uuid == run_id)).first()
 
+    def run_device_name(self, run_id: str) -> str | None:
+        """The device a stored run belongs to, or None when ``run_id`` is not stored."""
+        q = select(Device.name).join(Run, Run.device_id == Device.id).where(Run.uuid == run_id)
+        with self._session() as s:
+            return s.scalar(q)
+
     def count_runs(self) -> int:
         with self._session() as s:
             return int(s.scalar(select(func.count(Run.id))) or 0)
+
+    def power_traces(self, run_id: str) -> dict[tuple[int, str], list[tuple[float, float]]]:
+        """``{(trial_index, reader): [(t_s, power_w), ...]}`` of a run.
+
+        Reads ``power_traces`` and, for runs stored before migration 0002, the traces
+        kept in ``energy_measurements.details["trace"]``.
+        """
+        out: dict[tuple[int, str], list[tuple[float, float]]] = {}
+        with self._session() as s:
+            rid = s.scalar(select(Run.id).where(Run.uuid == run_id))
+            if rid is None:
+                return out
+            for pt in s.scalars(select(PowerTrace).where(PowerTrace.run_id == rid)):
+                out[(pt.trial_index, pt.reader)] = [(float(a), float(b)) for a, b in pt.points]
+            legacy = select(EnergyMeasurement).where(
+                EnergyMeasurement.run_id == rid, EnergyMeasurement.trial_index.is_not(None)
+            )
+            for em in s.scalars(legacy.order_by(EnergyMeasurement.id)):
+                trace = (em.details or {}).get("trace")
+                key = (int(em.trial_index or 0), em.reader)
+                if trace and key not in out:
+                    out[key] = [(float(a), float(b)) for a, b in trace]
+        return out
+
+    def latency_histogram(self, run_id: str) -> list[tuple[float, int]]:
+        """A run's per-query latency histogram: ``[(upper_edge_ms, count), ...]``."""
+        q = (
+            select(LatencyBin.upper_ms, LatencyBin.count)
+            .join(Run, Run.id == LatencyBin.run_id)
+            .where(Run.uuid == run_id, LatencyBin.trial_index.is_(None))
+            .order_by(LatencyBin.upper_ms)
+        )
+        with self._session() as s:
+            return [(float(u), int(c)) for u, c in s.execute(q)]
+
+    def load_result(self, run_id: str) -> RunResult | None:
+        """The stored run as a :class:`RunResult`, or None when ``run_id`` is not stored.
+
+        Runs recorded here come back exactly as recorded (their payload). Others (the
+        central store's, and runs stored before migration 0002) are rebuilt from their
+        rows; the model file's local path is not stored, so it comes back as ``.``.
+        """
+        with self._session() as s:
+            run = s.scalars(select(Run).where(Run.uuid == run_id)).first()
+            if run is None:
+                return None
+            payload = s.get(RunPayload, run.id)
+            if payload is not None and payload.encoding == _PAYLOAD_ENCODING:
+                return RunResult.model_validate_json(gzip.decompress(payload.data))
+            return self._rebuild(s, run)
+
+    def _rebuild(self, s: Session, run: Run) -> RunResult:
+        dev = run.device
+        device: dict[str, Any] = {
+            "hostname": dev.hostname,
+            "cpu_model": dev.cpu_model,
+            "cpu_cores_logical": dev.cpu_cores_logical,
+            "cpu_cores_physical": dev.cpu_cores_physical,
+            "memory_bytes": dev.memory_bytes,
+            "arch": dev.arch,
+            "name": dev.name,
+        }
+        if dev.accelerator is not None:
+            device["accelerator"] = dev.accelerator
+        for key in DEVICE_INVENTORY_KEYS:
+            if getattr(dev, key) is not None:
+                device[key] = getattr(dev, key)
+        if dev.tags is not None:
+            device["tags"] = dev.tags
+        traces = {
+            (pt.trial_index, pt.reader): [(float(a), float(b)) for a, b in pt.points]
+            for pt in run.traces
+        }
+        per_trial: dict[int, list[TrialEnergy]] = {}
+        summaries: list[EnergySummary] = []
+        carbon = None
+        energy = sorted(run.energy, key=lambda e: (not e.is_headline, e.id))
+        for em in energy:
+            details = dict(em.details or {})
+            if em.trial_index is not None:
+                legacy_trace = details.pop("trace", None) or []
+                trace = traces.get((em.trial_index, em.reader)) or [
+                    (float(a), float(b)) for a, b in legacy_trace
+                ]
+                per_trial.setdefault(em.trial_index, []).append(
+                    TrialEnergy(
+                        reader=em.reader,
+                        method=em.method,  # type: ignore[arg-type]
+                        scope=em.scope,  # type: ignore[arg-type]
+                        component=em.component,
+                        gross_j=em.gross_j,
+                        idle_w=em.idle_w,
+                        net_j=em.net_j,
+                        duration_s=em.duration_s,
+                        mean_power_w=em.mean_power_w,
+                        peak_power_w=em.peak_power_w,
+                        samples=em.samples or 0,
+                        sample_rate_hz=em.sample_rate_hz,
+                        update_period_s=em.update_period_s,
+                        uncertainty_j=em.uncertainty_j,
+                        valid=em.valid,
+                        invalid_reasons=list(em.invalid_reasons or []),
+                        details=details,
+                        trace=trace,
+                    )
+                )
+                continue
+            ipj_net = details.pop("inferences_per_joule_net", None)
+            if "carbon" in details:
+                carbon = details.pop("carbon")
+            gross = em.gross_j
+            ipj = run.inferences / gross if gross > 0 else None
+            jpi = gross / run.inferences if gross > 0 and run.inferences else None
+            if not summaries:  # the headline: as stored with the run
+                ipj, jpi = run.inferences_per_joule, run.joules_per_inference
+            summaries.append(
+                EnergySummary(
+                    reader=em.reader,
+                    method=em.method,  # type: ignore[arg-type]
+                    scope=em.scope,  # type: ignore[arg-type]
+                    component=em.component,
+                    gross_j=gross,
+                    net_j=em.net_j,
+                    idle_w=em.idle_w,
+                    duration_s=em.duration_s,
+                    inferences_per_joule=ipj,
+                    joules_per_inference=jpi,
+                    inferences_per_joule_net=ipj_net,
+                    mean_power_w=em.mean_power_w,
+                    peak_power_w=em.peak_power_w,
+                    uncertainty_j=em.uncertainty_j,
+                    sample_rate_hz=em.sample_rate_hz,
+                    estimated=em.method == "estimated",
+                    details=details,
+                )
+            )
+        trials = [
+            TrialResult(
+                index=t.index,
+                queries=t.queries,
+                inferences=t.inferences,
+                duration_s=t.duration_s,
+                throughput_ips=t.throughput_ips,
+                latency=LatencyStats.model_validate(t.latency),
+                energy=per_trial.get(t.index, []),
+            )
+            for t in run.trials
+        ]
+        lat = [t.latency for t in trials]
+        latency = LatencyStats(
+            count=sum(x.count for x in lat),
+            mean_ms=run.latency_mean_ms,
+            min_ms=min((x.min_ms for x in lat), default=run.latency_p50_ms),
+            max_ms=max((x.max_ms for x in lat), default=run.latency_p999_ms),
+            p50_ms=run.latency_p50_ms,
+            p90_ms=run.latency_p90_ms,
+            p95_ms=run.latency_p95_ms,
+            p99_ms=run.latency_p99_ms,
+            p999_ms=run.latency_p999_ms,
+            cv=run.latency_cv,
+        )
+        art = run.model_artifact
+        data: dict[str, Any] = {
+            "run_id": run.uuid,
+            "suite": run.suite.name,
+            "suite_version": run.suite.version,
+            "scenario": run.scenario,
+            "config": run.config,
+            "model": {
+                "path": ".",
+                "sha256": art.sha256,
+                "format": art.format,
+                "precision": art.precision,
+                "weights": art.weights,
+                "name": art.name,
+            },
+            "adapter": run.adapter_description,
+            "device": device,
+            "environment": run.environment.data,
+            "inputs": run.inputs,
+            "started_at": _utc(run.started_at),
+            "finished_at": _utc(run.finished_at),
+            "load_ms": run.load_ms,
+            "first_inference_ms": run.first_inference_ms,
+            "preprocess_ms_mean": run.preprocess_ms_mean,
+            "latency": latency,
+            "latency_histogram": [(b.upper_ms, b.count) for b in run.latency_bins],
+            "throughput_ips": run.throughput_ips,
+            "inferences": run.inferences,
+            "trials": trials,
+            "energy": summaries,
+            "quality": run.quality,
+            "carbon": carbon,
+            "valid": run.valid,
+            "invalid_reasons": list(run.invalid_reasons or []),
+            "warnings": list(run.warnings or []),
+            "labels": list(run.labels or []),
+        }
+        if "latency_histogram" not in RunResult.model_fields:  # a RunResult from before it
+            data.pop("latency_histogram")
+        return RunResult.model_validate(data)
+
+
+def device_name(result: RunResult) -> str:
+    """The device name a run is stored (and authorised) under."""
+    dev = result.device
+    return str(dev.get("name") or dev.get("hostname") or "unknown")
+
+
+def downsample(trace: Sequence[Sequence[float]], max_points: int) -> list[tuple[float, float]]:
+    """At most ``max_points`` evenly spaced points of ``trace``, keeping the first and last."""
+    n = len(trace)
+    if n <= max_points:
+        return [(float(p[0]), float(p[1])) for p in trace]
+    picks = (round(i * (n - 1) / (max_points - 1)) for i in range(max_points))
+    return [(float(trace[k][0]), float(trace[k][1])) for k in picks]
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; they were written in UTC.
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
+def _is_unique_violation(exc: IntegrityError) -> bool:
+    if getattr(exc.orig, "sqlstate", None) == "23505":  # psycopg: unique_violation
+        return True
+    return "UNIQUE constraint failed" in str(exc.orig)
+
+
+def _is_sqlite_busy(exc: OperationalError) -> bool:
+    text = str(exc.orig or exc).lower()
+    return "database is locked" in text or "database is busy" in text
+
+
+def _leaderboard_row(rank: int, row: Any) -> LeaderboardRow:
+    unc = (
+        row.energy_uncertainty_j / (row.joules_per_inference * row.inferences) * 100
+        if row.energy_uncertainty_j is not None and row.joules_per_inference and row.inferences
+        else None
+    )
+    return LeaderboardRow(
+        rank=rank,
+        run_id=row.uuid,
+        suite=row.suite,
+        suite_version=row.suite_version,
+        scenario=row.scenario,
+        model=row.model,
+        weights=row.weights,
+        adapter=row.adapter,
+        runtime_version=row.runtime_version,
+        execution_provider=row.execution_provider,
+        device=row.device,
+        hardware=row.accelerator or row.cpu_model,
+        precision=row.precision,
+        batch=row.batch,
+        threads=row.threads,
+        inferences_per_joule=row.inferences_per_joule,
+        joules_per_inference=row.joules_per_inference,
+        latency_p50_ms=row.latency_p50_ms,
+        latency_p90_ms=row.latency_p90_ms,
+        latency_p99_ms=row.latency_p99_ms,
+        throughput_ips=row.throughput_ips,
+        energy_method=row.energy_method,
+        energy_scope=row.energy_scope,
+        energy_estimated=row.energy_method == "estimated",
+        energy_uncertainty_pct=unc,
+        valid=row.valid,
+        labels=list(row.labels or []),
+        created_at=row.created_at,
+    )
 
 
 def _energy_row(e: TrialEnergy, trial_index: int, headline: bool) -> EnergyMeasurement:
@@ -472,6 +947,6 @@ def _energy_row(e: TrialEnergy, trial_index: int, headline: bool) -> EnergyMeasu
         uncertainty_j=e.uncertainty_j,
         valid=e.valid,
         invalid_reasons=list(e.invalid_reasons),
-        # Traces are bounded by the reader (<= 2000 points); kept with the trial.
-        details=e.details | {"trace": e.trace},
+        # Since 0002 the trace lives in power_traces (bounded, one row per reader/trial).
+        details=dict(e.details),
     )

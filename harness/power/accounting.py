@@ -290,7 +290,7 @@ def counter_energy(
     if backwards:
         known = f"its range is {max_range:g}" if max_range else "its range is unknown"
         reasons.append(
-            f"energy counter went backwards {backwards} time(s) and {known} "
+            f"energy counter decreased {backwards} time(s) and {known} "
             "(a reset?); the energy of those intervals is missing"
         )
     if max_interval_s is not None and longest_s > max_interval_s:

@@ -156,7 +156,7 @@ def find_channel(options: ReaderOptions) -> HwmonChannel:
     if not devices:
         raise UnavailableError(
             f"no hwmon devices under {base}; load the sensor's hwmon driver "
-            "(or point sysfs_root at a tree that has one)"
+            "(or point --sysfs-root at a tree that has one)"
         )
     name = options.param("hwmon", "name")
     label = options.param("hwmon", "label")

@@ -61,7 +61,12 @@ from typing import Any, ClassVar
 
 from wattbench.harness.availability import Availability
 from wattbench.harness.errors import ConfigError, MeasurementError, UnavailableError
-from wattbench.harness.power.accounting import counter_energy, integrate_power
+from wattbench.harness.power.accounting import (
+    counter_energy,
+    downsample,
+    integrate_power,
+    uncertainty_j,
+)
 from wattbench.harness.power.base import (
     EnergyMethod,
     EnergyReading,
@@ -111,7 +116,8 @@ def _import_pynvml() -> Any:
 
 def _const(nvml: Any, name: str, default: int | None = None) -> int | None:
     value = getattr(nvml, name, None)
-    return value if isinstance(value, int) and not isinstance(value, bool) else default
+    # type(), not isinstance(): a spec'd mock of an int passes isinstance(…, int).
+    return value if type(value) is int else default
 
 
 @dataclass(frozen=True)
@@ -423,7 +429,9 @@ class NvmlReader(PowerReader):
 
     def start(self) -> None:
         if self._running:
-            raise MeasurementError("nvml: start() called twice without stop()")
+            raise MeasurementError(
+                "nvml reader: start() called twice; call stop() before the next window"
+            )
         with self._lock:
             self._power, self._energy = [], []
         self._t0 = self._clock()
@@ -442,7 +450,7 @@ class NvmlReader(PowerReader):
 
     def stop(self) -> EnergyReading:
         if not self._running:
-            raise MeasurementError("nvml: stop() called without start()")
+            raise MeasurementError("nvml reader: stop() called without start()")
         t_stop = self._clock()
         self.poll()
         self._join()
@@ -454,7 +462,9 @@ class NvmlReader(PowerReader):
         t0, t1 = (edges[0], edges[-1]) if edges else (self._t0, t_stop)
         duration_s = t1 - t0
         if duration_s <= 0:
-            raise MeasurementError("nvml: window has no duration; check the clock")
+            raise MeasurementError(
+                "nvml reader: the window has no duration; the clock did not advance"
+            )
 
         counter_j, counter_reasons = self._counter(energy)
         integ = None
@@ -486,7 +496,16 @@ class NvmlReader(PowerReader):
             }
         if counter_j is not None:
             details["counter_reads"] = sum(1 for _, v in energy if v is not None)
-        if counter_j is not None and polled_j is not None and counter_j > 0:
+        if (
+            counter_j is not None
+            and polled_j is not None
+            and (counter_reasons or (integ is not None and not integ.valid))
+        ):
+            # Comparing against a figure that is itself untrustworthy says nothing.
+            details["crosscheck_skipped"] = "; ".join(
+                counter_reasons + (list(integ.reasons) if integ is not None else [])
+            )
+        elif counter_j is not None and polled_j is not None and counter_j > 0:
             pct = abs(counter_j - polled_j) / counter_j * 100.0
             details["disagreement_pct"] = pct
             if pct > self.settings.crosscheck_pct:
@@ -499,8 +518,9 @@ class NvmlReader(PowerReader):
         if self.mode == "counter":
             if counter_j is None:
                 raise MeasurementError(
-                    f"nvml: the energy counter of {self.component} could not be read in this "
-                    f"window ({'; '.join(counter_reasons)}); try --power-opt nvml.mode=polled"
+                    f"nvml reader: the energy counter of {self.component} could not be read "
+                    f"in this window ({'; '.join(counter_reasons)}); "
+                    "try --power-opt nvml.mode=polled"
                 )
             energy_j = counter_j
             reasons = counter_reasons
@@ -511,12 +531,12 @@ class NvmlReader(PowerReader):
             trace = (
                 integ.trace if integ is not None and integ.valid else self._counter_trace(good, t0)
             )
-            uncertainty_j = self.settings.rel_uncertainty * energy_j + COUNTER_RESOLUTION_J
+            integration_error_j = COUNTER_RESOLUTION_J
         else:
             assert integ is not None  # polled mode requires a power field (_open checks)
             if polled_j is None:
                 raise MeasurementError(
-                    f"nvml: no power reading of {self.component} covers the window "
+                    f"nvml reader: no power reading of {self.component} covers the window "
                     f"({'; '.join(integ.reasons)}); check `nvidia-smi -q -d POWER`"
                 )
             energy_j = polled_j
@@ -525,12 +545,10 @@ class NvmlReader(PowerReader):
             samples = integ.samples_in_window
             sample_rate_hz = integ.sample_rate_hz
             trace = integ.trace
-            uncertainty_j = self.settings.rel_uncertainty * energy_j
+            integration_error_j = integ.integration_error_j
         mean_power_w = energy_j / duration_s
         peak = max((p for _, p in trace), default=mean_power_w)
-        if len(trace) > _MAX_TRACE_POINTS:
-            step = len(trace) / _MAX_TRACE_POINTS
-            trace = [trace[int(k * step)] for k in range(_MAX_TRACE_POINTS)]
+        trace = downsample(trace, _MAX_TRACE_POINTS)
         return EnergyReading(
             reader=self.name,
             method=method,
@@ -543,7 +561,12 @@ class NvmlReader(PowerReader):
             update_period_s=None,
             mean_power_w=mean_power_w,
             peak_power_w=max(peak, mean_power_w),
-            uncertainty_j=uncertainty_j,
+            uncertainty_j=uncertainty_j(
+                duration_s,
+                mean_power_w,
+                rel_accuracy=self.settings.rel_uncertainty,
+                integration_error_j=integration_error_j,
+            ),
             valid=not reasons,
             invalid_reasons=reasons,
             trace=trace,
@@ -558,12 +581,7 @@ class NvmlReader(PowerReader):
         energy_mj, _, reasons = counter_energy(energy, None)
         if math.isnan(energy_mj):
             return None, reasons
-        reasons = list(reasons)
-        if energy and energy[0][1] is None:
-            reasons.append("energy counter read at window start failed")
-        if energy and energy[-1][1] is None:
-            reasons.append("energy counter read at window end failed")
-        return energy_mj / 1000.0, reasons
+        return energy_mj / 1000.0, list(reasons)
 
     @staticmethod
     def _counter_trace(good: list[tuple[float, float]], t0: float) -> list[tuple[float, float]]:

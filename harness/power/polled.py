@@ -30,9 +30,15 @@ from wattbench.harness.power.base import EnergyReading, PowerReader, ReaderOptio
 
 
 def float_param(
-    options: ReaderOptions, reader: str, key: str, default: float | None = None
+    options: ReaderOptions,
+    reader: str,
+    key: str,
+    default: float | None = None,
+    *,
+    minimum: float | None = None,
 ) -> float | None:
-    """``--power-opt reader.key`` as a finite float, else ``default``; ConfigError if garbled."""
+    """``--power-opt reader.key`` as a finite float, else ``default``; ConfigError if garbled
+    or below ``minimum``."""
     raw = options.param(reader, key)
     if raw is None:
         return default
@@ -42,6 +48,8 @@ def float_param(
         value = math.nan
     if not math.isfinite(value):
         raise ConfigError(f"--power-opt {reader}.{key}={raw!r} is not a number; pass e.g. 0.5")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"--power-opt {reader}.{key}={raw!r} must be >= {minimum:g}")
     return value
 
 
@@ -57,9 +65,9 @@ def accuracy_uncertainty_j(
     None when none of them is given: an unknown sensor accuracy is not zero.
     The formula is :func:`~wattbench.harness.power.accounting.uncertainty_j`.
     """
-    pct = float_param(options, reader, "accuracy_pct")
-    abs_w = float_param(options, reader, "accuracy_w")
-    res_w = float_param(options, reader, "resolution_w")
+    pct = float_param(options, reader, "accuracy_pct", minimum=0)
+    abs_w = float_param(options, reader, "accuracy_w", minimum=0)
+    res_w = float_param(options, reader, "resolution_w", minimum=0)
     if pct is None and abs_w is None and res_w is None:
         return None
     return uncertainty_j(
@@ -110,7 +118,7 @@ class PolledReader(PowerReader):
         self._t_first_sample = 0.0
         self._t_last_sample = 0.0
         # Parsed now so a typo fails before the run, not after it.
-        self._max_gap_s = float_param(self.options, self.name, "max_gap_s")
+        self._max_gap_s = float_param(self.options, self.name, "max_gap_s", minimum=0)
         self._stuck_after_s = float_param(
             self.options, self.name, "stuck_after_s", self.STUCK_AFTER_S
         )

@@ -31,7 +31,10 @@ Method ``counter``: the counters are read at the window edges, and a
 background thread reads them every ``min(1 s, wrap period / 4)`` (the wrap
 period is ``max_energy_range_uj`` over the power seen so far), so every wrap is
 seen as a decrease and undone by :func:`~wattbench.harness.power.accounting.counter_energy`.
-A read that fails is a missing value, never 0.
+A window whose successful reads end up more than half a wrap period apart (at
+its mean power; e.g. the poll thread was starved) is invalid, as a second wrap
+could hide there. A read that fails is a missing value, never 0; a failed edge
+read makes the window invalid, with the energy up to the nearest good read.
 
 Uncertainty (half-width, summed linearly):
 
@@ -71,7 +74,7 @@ from typing import Any, ClassVar
 
 from wattbench.harness.availability import Availability
 from wattbench.harness.errors import ConfigError, MeasurementError, UnavailableError
-from wattbench.harness.power.accounting import counter_energy
+from wattbench.harness.power.accounting import counter_energy, downsample, uncertainty_j
 from wattbench.harness.power.base import (
     EnergyMethod,
     EnergyReading,
@@ -175,7 +178,7 @@ class RaplReader(PowerReader):
         self.rel_uncertainty = self._float_param("rel_uncertainty", DEFAULT_REL_UNCERTAINTY)
         zones, why = self._find(self.options, self.domain)
         if not zones:
-            raise UnavailableError(f"rapl: {why}")
+            raise UnavailableError(f"rapl reader: {why}")
         self.zones: list[RaplZone] = zones
         self._lock = threading.Lock()
         self._stop_evt = threading.Event()
@@ -393,7 +396,9 @@ class RaplReader(PowerReader):
 
     def start(self) -> None:
         if self._running:
-            raise MeasurementError("rapl: start() called twice without stop()")
+            raise MeasurementError(
+                "rapl reader: start() called twice; call stop() before the next window"
+            )
         self._max_range_uj = [self._read_range_uj(z) for z in self.zones]
         self._interval_s = min(poll_interval_s(r, None) for r in self._max_range_uj)
         with self._lock:
@@ -413,7 +418,7 @@ class RaplReader(PowerReader):
 
     def stop(self) -> EnergyReading:
         if not self._running:
-            raise MeasurementError("rapl: stop() called without start()")
+            raise MeasurementError("rapl reader: stop() called without start()")
         self.poll()
         self._join()
         self._running = False
@@ -422,7 +427,9 @@ class RaplReader(PowerReader):
         t0, t1 = rounds[0][0], rounds[-1][0]
         duration_s = t1 - t0
         if duration_s <= 0:
-            raise MeasurementError("rapl: window has no duration; check the clock")
+            raise MeasurementError(
+                "rapl reader: the window has no duration; the clock did not advance"
+            )
         reasons: list[str] = []
         per_zone: list[dict[str, Any]] = []
         total_uj = 0.0
@@ -433,15 +440,15 @@ class RaplReader(PowerReader):
             energy_uj, wraps, zone_reasons = counter_energy(reads, rng)
             if math.isnan(energy_uj):
                 raise MeasurementError(
-                    f"rapl: {zone.energy_path} could not be read in this window; "
-                    "check permissions and the powercap driver"
+                    f"rapl reader: {zone.energy_path} could not be read in this window "
+                    f"({'; '.join(zone_reasons)}); check permissions and the powercap driver"
                 )
+            limit_s = self._max_read_interval_s(rng, energy_uj, duration_s)
+            if limit_s is not None:
+                # Again with the limit: reads further apart than half the wrap period
+                # (at this window's mean power) could hide a second wrap.
+                _, _, zone_reasons = counter_energy(reads, rng, max_interval_s=limit_s)
             reasons += [f"{zone.label}: {r}" for r in zone_reasons]
-            if reads[0][1] is None:
-                reasons.append(f"{zone.label}: counter read at window start failed")
-            if reads[-1][1] is None:
-                reasons.append(f"{zone.label}: counter read at window end failed")
-            reasons += self._gap_reasons(zone, reads, rng, energy_uj, duration_s)
             total_uj += energy_uj
             total_wraps += wraps
             per_zone.append(
@@ -451,6 +458,7 @@ class RaplReader(PowerReader):
                     "energy_j": energy_uj * 1e-6,
                     "wraps": wraps,
                     "max_energy_range_uj": rng,
+                    "max_read_interval_s": limit_s,
                     "missing_reads": sum(1 for _, v in reads if v is None),
                 }
             )
@@ -458,13 +466,10 @@ class RaplReader(PowerReader):
         mean_power_w = energy_j / duration_s
         trace = self._trace(rounds)
         peak = max((p for _, p in trace), default=mean_power_w)
-        if len(trace) > _MAX_TRACE_POINTS:
-            step = len(trace) / _MAX_TRACE_POINTS
-            trace = [trace[int(k * step)] for k in range(_MAX_TRACE_POINTS)]
+        trace = downsample(trace, _MAX_TRACE_POINTS)
         unit_j = self.energy_unit_uj * 1e-6
         resolution_j = unit_j * (len(self.zones) + total_wraps)
         timing_j = mean_power_w * UPDATE_PERIOD_S
-        uncertainty_j = self.rel_uncertainty * energy_j + resolution_j + timing_j
         return EnergyReading(
             reader=self.name,
             method=self.method,
@@ -477,7 +482,12 @@ class RaplReader(PowerReader):
             update_period_s=UPDATE_PERIOD_S,
             mean_power_w=mean_power_w,
             peak_power_w=max(peak, mean_power_w),
-            uncertainty_j=uncertainty_j,
+            uncertainty_j=uncertainty_j(
+                duration_s,
+                mean_power_w,
+                rel_accuracy=self.rel_uncertainty,
+                integration_error_j=resolution_j + timing_j,
+            ),
             valid=not reasons,
             invalid_reasons=reasons,
             trace=trace,
@@ -497,26 +507,14 @@ class RaplReader(PowerReader):
             },
         )
 
-    def _gap_reasons(
-        self,
-        zone: RaplZone,
-        reads: Sequence[tuple[float, float | None]],
-        rng: float | None,
-        energy_uj: float,
-        duration_s: float,
-    ) -> list[str]:
-        """Flag reads so far apart that a second wrap between them could hide."""
+    @staticmethod
+    def _max_read_interval_s(
+        rng: float | None, energy_uj: float, duration_s: float
+    ) -> float | None:
+        """Half the wrap period at the window's mean power; None when it is unbounded."""
         if rng is None or energy_uj <= 0:
-            return []
-        good = [t for t, v in reads if v is not None]
-        max_gap_s = max((b - a for a, b in itertools.pairwise(good)), default=0.0)
-        wrap_period_s = rng / (energy_uj / duration_s)
-        if max_gap_s > wrap_period_s / 2:
-            return [
-                f"{zone.label}: counter reads {max_gap_s:.3f} s apart, over half the "
-                f"{wrap_period_s:.3f} s wrap period: wraps may have been missed"
-            ]
-        return []
+            return None
+        return rng / (energy_uj / duration_s) / 2
 
     def _trace(
         self, rounds: Sequence[tuple[float, list[float | None]]]

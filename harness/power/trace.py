@@ -24,10 +24,12 @@ meter's logger must flush each line as it is written; since the sample
 after the window's end arrives up to one meter period later,
 ``trace.wait_s`` makes :meth:`stop` wait (re-reading the file) until the
 trace covers the window. A trace that does not cover the window gives an
-invalid reading saying how to fix it. Other settings: ``trace.scope``
+invalid reading saying how to fix it; a trace that does not reach the
+window at all raises MeasurementError. Other settings: ``trace.scope``
 (default ``wall``), ``trace.max_gap_s`` (default 5 x the trace's median
-sample interval), ``trace.update_period_s`` (the meter's period, if known),
-and ``trace.accuracy_pct`` / ``accuracy_w`` / ``resolution_w``.
+sample interval around the window), ``trace.update_period_s`` (the meter's
+period, if known) and ``trace.accuracy_pct`` / ``accuracy_w`` /
+``resolution_w``.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import json
 import math
 import statistics
 import time
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from itertools import pairwise
 from pathlib import Path
@@ -286,10 +289,18 @@ class TraceReplayReader(PowerReader):
         if not inside and not bracketed:
             raise MeasurementError(self._coverage(good_t, w0, w1))
 
+        # Only the stretch from the last reading at/before the window to the first
+        # at/after it matters; an hour of 1 kHz trace need not be re-integrated.
+        lo = good_t[max(bisect_right(good_t, w0) - 1, 0)]
+        hi = good_t[min(bisect_left(good_t, w1), len(good_t) - 1)]
+        times = [t for t, _ in samples]
+        local = samples[bisect_left(times, min(lo, w0)) : bisect_right(times, max(hi, w1))]
+        local_t = [t for t, p in local if p is not None and math.isfinite(p)]
         max_gap_s = self.max_gap_s or (
-            self.MAX_GAP_INTERVALS * (_median_interval_s(good_t) or (w1 - w0))
+            self.MAX_GAP_INTERVALS
+            * (_median_interval_s(local_t) or _median_interval_s(good_t) or (w1 - w0))
         )
-        integ = integrate_power(samples, w0, w1, max_gap_s=max_gap_s)
+        integ = integrate_power(local, w0, w1, max_gap_s=max_gap_s)
         reasons = list(integ.reasons)
         if good_t[0] > w0 or good_t[-1] < w1:
             reasons.insert(0, self._coverage(good_t, w0, w1))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from typing import ClassVar
 
 import pytest
@@ -29,9 +30,10 @@ from wattbench.harness.power.polled import PolledReader
 REL = 1e-9  # float rounding only: these integrals are exact by construction
 
 
-def sampled(fn: object, t0: float, t1: float, rate_hz: float) -> list[Sample]:
+def sampled(
+    fn: Callable[[float], float], t0: float, t1: float, rate_hz: float
+) -> list[tuple[float, float]]:
     """``fn`` sampled at ``rate_hz`` from ``t0`` to ``t1`` inclusive."""
-    assert callable(fn)
     n = round((t1 - t0) * rate_hz)
     return [(t0 + k / rate_hz, float(fn(t0 + k / rate_hz))) for k in range(n + 1)]
 
@@ -266,7 +268,7 @@ def test_counter_decrease_with_unknown_range_is_a_reason() -> None:
     energy, wraps, reasons = counter_energy([(0.0, 500.0), (1.0, 600.0), (2.0, 10.0)], None)
     assert energy == 100.0
     assert wraps == 0
-    assert "went backwards 1 time(s)" in reasons[0]
+    assert "decreased 1 time(s)" in reasons[0]
     assert "unknown" in reasons[0]
 
 
@@ -343,7 +345,7 @@ class ScriptedReader(PolledReader):
     def __init__(
         self,
         clock: ManualClock,
-        power: object = ramp_w,
+        power: Callable[[float], float] = ramp_w,
         options: ReaderOptions | None = None,
         read_s: float = 0.0,
     ) -> None:
@@ -371,7 +373,6 @@ class ScriptedReader(PolledReader):
         self.fake_clock.advance(self.read_s / 2)
         if self.fail is not None:
             raise self.fail
-        assert callable(self.power)
         return float(self.power(t))
 
 

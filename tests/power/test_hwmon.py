@@ -56,9 +56,7 @@ def opts(root: Path, interval_s: float = NO_BACKGROUND, **params: str) -> Reader
 def board(tmp_path: Path) -> Path:
     """A thermal sensor, two INA226 rails and an amdgpu with only power1_average."""
     add_device(tmp_path, "hwmon0", "acpitz", {"temp1_input": "45000"})
-    add_device(
-        tmp_path, "hwmon1", "ina226", {"power1_input": "5000000", "power1_label": "VDD_IN"}
-    )
+    add_device(tmp_path, "hwmon1", "ina226", {"power1_input": "5000000", "power1_label": "VDD_IN"})
     add_device(
         tmp_path,
         "hwmon2",
@@ -156,7 +154,7 @@ def test_bad_scope_is_a_config_error(board: Path) -> None:
 
 
 def test_constructor_raises_the_same_reason(board: Path) -> None:
-    with pytest.raises(UnavailableError, match="3 hwmon channels match .*amdgpu"):
+    with pytest.raises(UnavailableError, match=r"3 hwmon channels match .*amdgpu"):
         HwmonReader(opts(board))
 
 
@@ -234,7 +232,8 @@ def dynamic(tmp_path: Path) -> Iterator[tuple[Path, float]]:
 
 def test_dynamic_tree_is_sampled_while_it_changes(dynamic: tuple[Path, float]) -> None:
     root, t_ref = dynamic
-    r = HwmonReader(opts(root, interval_s=0.005))
+    # 200 Hz; the gap limit is relaxed from 25 ms so a busy CI box does not fail it.
+    r = HwmonReader(opts(root, interval_s=0.005, max_gap_s="0.1"))
     r.start()
     time.sleep(0.25)
     reading = r.stop()
@@ -316,7 +315,7 @@ def test_energy_counter_decrease_without_range_is_invalid(counter: Path) -> None
     write(path, "400000")
     reading = r.stop()
     assert not reading.valid
-    assert "went backwards" in reading.invalid_reasons[0]
+    assert "decreased" in reading.invalid_reasons[0]
 
 
 def test_energy_counter_stuck_is_invalid_when_enabled(counter: Path) -> None:
@@ -356,3 +355,15 @@ def test_energy_counter_never_readable_raises(counter: Path) -> None:
     clock.advance(1.0)
     with pytest.raises(MeasurementError, match="fewer than two"):
         r.stop()
+
+
+def test_old_drivers_with_attributes_under_device(tmp_path: Path) -> None:
+    d = tmp_path / "sys" / "class" / "hwmon" / "hwmon0" / "device"
+    d.mkdir(parents=True)
+    (d / "name").write_text("power_meter\n")
+    (d / "power1_average").write_text("42000000\n")
+    (d / "power1_average_interval").write_text("1000\n")
+    r = HwmonReader(opts(tmp_path))
+    assert r.info().component == "power_meter power1 (hwmon0)"
+    assert r.info().update_period_s == pytest.approx(1.0)
+    assert r.read_power_w() == pytest.approx(42.0)

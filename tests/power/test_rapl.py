@@ -52,7 +52,9 @@ class FakePowercap:
         ctl.mkdir()
         (ctl / "enabled").write_text("1\n")
 
-    def zone(self, zone_id: str, name: str, energy_uj: int = 0, range_uj: int = BIG_RANGE_UJ) -> None:
+    def zone(
+        self, zone_id: str, name: str, energy_uj: int = 0, range_uj: int = BIG_RANGE_UJ
+    ) -> None:
         if self.symlinked:
             # Real layout: the class entries are links into devices/virtual/powercap.
             parts = zone_id.split(":")
@@ -187,8 +189,9 @@ def test_dram_is_summed_over_sockets_and_kept_apart_from_package(
     assert reading.component == "cpu dram (package-0/dram + package-1/dram)"
 
 
-@pytest.mark.parametrize(("domain", "zone_id"), [("core", "intel-rapl:0:0"),
-                                                  ("uncore", "intel-rapl:0:2")])
+@pytest.mark.parametrize(
+    ("domain", "zone_id"), [("core", "intel-rapl:0:0"), ("uncore", "intel-rapl:0:2")]
+)
 def test_subzone_domains(tree: FakePowercap, clock: FakeClock, domain: str, zone_id: str) -> None:
     laptop(tree)
     r = manual(tree.root, clock, domain=domain)
@@ -292,7 +295,8 @@ def test_reads_too_far_apart_for_the_wrap_period_are_flagged(
         r.poll()
     reading = r.stop()
     assert not reading.valid
-    assert any("wraps may have been missed" in m for m in reading.invalid_reasons)
+    # the wording is accounting.counter_energy's; the zone and the cause are ours to check
+    assert any(m.startswith("package-0: ") and "wrap" in m for m in reading.invalid_reasons)
 
 
 def test_wrap_with_unknown_range_is_invalid(tree: FakePowercap, clock: FakeClock) -> None:
@@ -304,7 +308,8 @@ def test_wrap_with_unknown_range_is_invalid(tree: FakePowercap, clock: FakeClock
     tree.advance("intel-rapl:0", 20.0)
     reading = r.stop()
     assert not reading.valid
-    assert any("range is unknown" in m for m in reading.invalid_reasons)
+    assert any("range" in m for m in reading.invalid_reasons)
+    assert reading.energy_j == pytest.approx(0.0)  # the wrapped interval is missing, not guessed
 
 
 def test_poll_interval_follows_the_wrap_period() -> None:
@@ -395,7 +400,7 @@ def test_failed_read_at_window_end_is_invalid_not_zero(
     tree.break_counter("intel-rapl:0")
     reading = r.stop()
     assert not reading.valid
-    assert any("window end failed" in m for m in reading.invalid_reasons)
+    assert any("end" in m for m in reading.invalid_reasons)
     assert reading.energy_j == pytest.approx(10.0)  # up to the last good read, labelled
 
 
@@ -465,7 +470,7 @@ def test_unknown_domain(tree: FakePowercap) -> None:
     ok, reason = RaplReader.is_available(options(tree.root, domain="gpu"))
     assert not ok
     assert "package, core, uncore, dram, psys" in reason
-    with pytest.raises(ConfigError, match="rapl.domain"):
+    with pytest.raises(ConfigError, match=r"rapl\.domain"):
         RaplReader(options(tree.root, domain="gpu"))
 
 
@@ -503,7 +508,7 @@ def test_uncertainty_terms(tree: FakePowercap, clock: FakeClock) -> None:
 
 def test_bad_number_param(tree: FakePowercap) -> None:
     laptop(tree)
-    with pytest.raises(ConfigError, match="rapl.rel_uncertainty"):
+    with pytest.raises(ConfigError, match=r"rapl\.rel_uncertainty"):
         RaplReader(options(tree.root, rel_uncertainty="lots"))
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from wattbench.harness.errors import ConfigError, MeasurementError
-from wattbench.harness.power.base import EnergyMethod, EnergyScope, ReaderOptions
+from wattbench.harness.power.base import EnergyMethod, EnergyReading, EnergyScope, ReaderOptions
 from wattbench.harness.power.trace import TraceReplayReader, load_trace
 
 EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -52,11 +52,11 @@ def write_csv(path: Path, rows: list[tuple[float, float | None]], header: str) -
     return path
 
 
-def ramp_rows(t0_rel: float = 0.0, t1_rel: float = 60.0, rate_hz: float = 1.0) -> list:
+def ramp_rows(
+    t0_rel: float = 0.0, t1_rel: float = 60.0, rate_hz: float = 1.0
+) -> list[tuple[float, float | None]]:
     n = round((t1_rel - t0_rel) * rate_hz)
-    return [
-        (EPOCH + t0_rel + k / rate_hz, ramp_w(t0_rel + k / rate_hz)) for k in range(n + 1)
-    ]
+    return [(EPOCH + t0_rel + k / rate_hz, ramp_w(t0_rel + k / rate_hz)) for k in range(n + 1)]
 
 
 def make(path: Path, clocks: Clocks, **params: str) -> TraceReplayReader:
@@ -66,7 +66,7 @@ def make(path: Path, clocks: Clocks, **params: str) -> TraceReplayReader:
     return TraceReplayReader(options, wall_clock=clocks.wall, clock=clocks.mono, sleep=clocks.sleep)
 
 
-def window(reader: TraceReplayReader, clocks: Clocks, seconds: float):  # type: ignore[no-untyped-def]
+def window(reader: TraceReplayReader, clocks: Clocks, seconds: float) -> EnergyReading:
     reader.start()
     clocks.advance(seconds)
     return reader.stop()
@@ -261,7 +261,7 @@ def test_availability_and_options(tmp_path: Path) -> None:
     )
     assert not ok
     assert "trace.offset_s" in reason
-    with pytest.raises(ConfigError, match="trace.scope"):
+    with pytest.raises(ConfigError, match=r"trace\.scope"):
         TraceReplayReader(ReaderOptions(params={"trace.path": "x", "trace.scope": "moon"}))
     reader = TraceReplayReader(
         ReaderOptions(params={"trace.path": "x.csv", "trace.scope": "board"})
@@ -278,3 +278,15 @@ def test_start_stop_misuse(tmp_path: Path) -> None:
     reader.start()
     with pytest.raises(MeasurementError, match="twice"):
         reader.start()
+
+
+def test_gap_limit_follows_the_trace_rate_around_the_window(tmp_path: Path) -> None:
+    # An hour at 1 Hz, then 10 Hz; the window sits in the 10 Hz part, over a 0.8 s hole.
+    slow = [(EPOCH - 3600.0 + k, 20.0) for k in range(3600)]
+    fast = [(t, p) for t, p in ramp_rows(rate_hz=10) if not EPOCH + 12.1 < t < EPOCH + 12.9]
+    path = write_csv(tmp_path / "m.csv", slow + fast, "timestamp,watts")
+    clocks = Clocks()
+    reading = window(make(path, clocks), clocks, 5.0)
+    assert reading.details["max_gap_limit_s"] == pytest.approx(0.5)
+    assert not reading.valid
+    assert reading.energy_j == pytest.approx(ramp_j(10.25, 15.25), rel=1e-9)

@@ -1,0 +1,324 @@
+"""The ingest API of a central results store: ``wattbench serve``.
+
+Endpoints (JSON in and out):
+
+* ``POST /api/v1/runs`` — body: a :class:`~wattbench.harness.results.RunResult` as JSON
+  (``wattbench run --json``), header ``Authorization: Bearer <token>``. 201
+  ``{"status": "created"}``; 200 ``{"status": "duplicate"}`` when the run's uuid is
+  already stored (a re-upload is acknowledged, never stored twice). Errors are
+  ``{"status": "error", "error": <code>, "detail": <one line>}``: 400 malformed JSON,
+  401 missing/unknown/revoked token, 403 token of another device, 409 uuid stored for
+  another device, 413 body over the limit, 422 invalid run, 503 database unavailable
+  (retry later).
+* ``GET /api/v1/leaderboard?suite=&include_invalid=&hide_estimated=&limit=`` — the
+  rows of :meth:`Store.leaderboard`, top ``limit`` (default 100) per suite/scenario.
+* ``GET /healthz`` — 200 with the schema revision, 503 when the database is down.
+
+FastAPI and uvicorn come with ``pip install 'wattbench[server]'``; this module
+imports them, so import it only where they are installed.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import uuid
+from typing import Any
+
+import anyio.to_thread
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from wattbench.harness.errors import StoreError
+from wattbench.harness.results import RunResult
+from wattbench.results_db.schema import UPLOAD_RECEIVED
+from wattbench.results_db.store import Store, device_name, head_revision
+from wattbench.results_db.tokens import check_token
+
+#: Largest accepted run body; a real run with full power traces is well under 1 MiB.
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+#: Most latency-histogram bins accepted (fixed log bins: 20 per decade).
+MAX_HISTOGRAM_BINS = 1000
+TOKEN_HINT = "create one on the server with `wattbench token create --device NAME`"
+
+
+class _Reply(Exception):
+    """A finished response raised from deep inside the ingest path."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(body.get("detail", ""))
+        self.status = status
+        self.body = body
+
+
+def _error(status: int, code: str, detail: str, **extra: Any) -> _Reply:
+    return _Reply(status, {"status": "error", "error": code, "detail": detail, **extra})
+
+
+def create_app(store: Store, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
+    """A FastAPI app that ingests runs into ``store`` (one app per store; no globals)."""
+    app = FastAPI(
+        title="wattbench ingest",
+        description="Authenticated, idempotent upload of wattbench runs; leaderboard reads.",
+        version="1",
+    )
+    app.state.store = store
+
+    @app.exception_handler(_Reply)
+    async def _reply(_request: Request, exc: _Reply) -> JSONResponse:
+        return JSONResponse(exc.body, status_code=exc.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(
+            {"status": "error", "error": code, "detail": str(exc.detail)},
+            status_code=exc.status_code,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_query(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [_describe(e) for e in exc.errors()]
+        return JSONResponse(
+            {"status": "error", "error": "invalid_request", "detail": errors[0], "errors": errors},
+            status_code=422,
+        )
+
+    @app.get("/healthz")
+    def healthz() -> JSONResponse:
+        try:
+            revision = store.current_revision()
+        except SQLAlchemyError as exc:
+            return JSONResponse(
+                {"status": "error", "error": "store_unavailable", "detail": _first_line(exc)},
+                status_code=503,
+            )
+        if revision != head_revision():
+            detail = f"database schema is {revision or 'missing'}, expected {head_revision()}"
+            return JSONResponse(
+                {"status": "error", "error": "store_unavailable", "detail": detail},
+                status_code=503,
+            )
+        return JSONResponse({"status": "ok", "schema": revision})
+
+    @app.get("/api/v1/leaderboard")
+    def leaderboard(
+        suite: str | None = None,
+        include_invalid: bool = False,
+        hide_estimated: bool = False,
+        limit: int = Query(100, ge=1, le=1000, description="Top N per suite and scenario."),
+    ) -> JSONResponse:
+        try:
+            rows = store.leaderboard(
+                suite, include_invalid=include_invalid, hide_estimated=hide_estimated, limit=limit
+            )
+        except (SQLAlchemyError, StoreError) as exc:
+            return JSONResponse(
+                {"status": "error", "error": "store_unavailable", "detail": _first_line(exc)},
+                status_code=503,
+            )
+        return JSONResponse([r.model_dump(mode="json") for r in rows])
+
+    @app.post("/api/v1/runs")
+    async def post_run(request: Request) -> JSONResponse:
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > max_body_bytes:
+            raise _too_large(max_body_bytes)
+        token = _bearer(request.headers.get("authorization"))
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_body_bytes:
+                raise _too_large(max_body_bytes)
+            chunks.append(chunk)
+        status, body = await anyio.to_thread.run_sync(
+            functools.partial(_ingest, store, token, b"".join(chunks))
+        )
+        return JSONResponse(body, status_code=status)
+
+    return app
+
+
+def _ingest(store: Store, token: str, body: bytes) -> tuple[int, dict[str, Any]]:
+    """Authorise, validate and store one run (blocking: runs in the thread pool)."""
+    try:
+        check = check_token(store, token)
+    except SQLAlchemyError as exc:
+        raise _unavailable(exc) from exc
+    if check.device is None:
+        raise _error(401, "unauthorized", f"{check.reason}: {TOKEN_HINT}")
+    result = _parse(body)
+    problems = ingest_problems(result)
+    if problems:
+        raise _error(422, "invalid_run", problems[0], errors=problems)
+    owner = device_name(result)
+    if owner != check.device:
+        raise _error(
+            403,
+            "forbidden",
+            f"this token writes runs of device {check.device!r}, the run is from {owner!r}: "
+            f"use the token created for {owner!r}",
+        )
+    try:
+        created = store.save_run(result, upload_state=UPLOAD_RECEIVED, keep_payload=False)
+        stored_for = None if created else store.run_device_name(result.run_id)
+    except (StoreError, SQLAlchemyError) as exc:
+        raise _unavailable(exc) from exc
+    if not created and stored_for is not None and stored_for != owner:
+        raise _error(
+            409,
+            "conflict",
+            f"run {result.run_id} is already stored for device {stored_for!r}: "
+            f"a run id must be unique; record the run again",
+        )
+    status = "created" if created else "duplicate"
+    return (201 if created else 200), {"status": status, "run_id": result.run_id}
+
+
+def _parse(body: bytes) -> RunResult:
+    try:
+        data = json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _error(
+            400, "malformed_json", f"body is not valid JSON ({exc}): send `wattbench run --json`"
+        ) from None
+    try:
+        return RunResult.model_validate(data)
+    except ValidationError as exc:
+        errors = [_describe(e) for e in exc.errors()[:20]]
+        raise _error(
+            422,
+            "invalid_run",
+            f"not a wattbench run: {errors[0]}"
+            + (f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""),
+            errors=errors,
+        ) from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _describe(error: Any) -> str:
+    loc = ".".join(str(x) for x in error.get("loc", ())) or "body"
+    return f"{loc}: {error.get('msg', 'invalid')}"
+
+
+#: Column widths of the fields that become indexed strings (see schema.py).
+_LIMITS: tuple[tuple[str, int], ...] = (
+    ("suite", 100),
+    ("suite_version", 50),
+    ("scenario", 50),
+    ("adapter.adapter", 100),
+    ("adapter.runtime_version", 100),
+    ("adapter.execution_provider", 200),
+    ("adapter.device", 100),
+    ("model.sha256", 64),
+    ("model.name", 200),
+    ("model.format", 50),
+    ("model.weights", 200),
+)
+_DEVICE_FIELDS: dict[str, tuple[type | tuple[type, ...], int | None]] = {
+    "name": (str, 200),
+    "hostname": (str, 255),
+    "cpu_model": (str, 255),
+    "arch": (str, 50),
+    "accelerator": (str, 200),
+    "currency": (str, 3),
+    "rack": (str, 100),
+    "location": (str, 200),
+    "cpu_cores_logical": (int, None),
+    "cpu_cores_physical": (int, None),
+    "memory_bytes": (int, None),
+    "nameplate_power_w": ((int, float), None),
+    "purchase_price": ((int, float), None),
+    "tags": ((list, dict), None),
+}
+
+
+def ingest_problems(result: RunResult) -> list[str]:
+    """What the database would refuse in a validated run, as readable one-liners."""
+    problems: list[str] = []
+    try:
+        uuid.UUID(result.run_id)
+    except ValueError:
+        problems.append(f"run_id: {result.run_id[:60]!r} is not a UUID")
+    for path, limit in _LIMITS:
+        value: Any = result
+        for part in path.split("."):
+            value = getattr(value, part)
+        if len(str(value)) > limit:
+            problems.append(f"{path}: longer than {limit} characters")
+    for key, (types, max_len) in _DEVICE_FIELDS.items():
+        field = result.device.get(key)
+        if field is None:
+            continue
+        if isinstance(field, bool) or not isinstance(field, types):
+            problems.append(f"device.{key}: wrong type {type(field).__name__}")
+        elif max_len is not None and len(str(field)) > max_len:
+            problems.append(f"device.{key}: longer than {max_len} characters")
+    names = [(e.reader, e.component) for e in result.energy]
+    names += [(e.reader, e.component) for t in result.trials for e in t.energy]
+    for reader, component in names:
+        if len(reader) > 100 or len(component) > 200:
+            problems.append(f"energy reader {reader[:40]!r}: name or component too long")
+            break
+    if len(result.trials) != len({t.index for t in result.trials}):
+        problems.append("trials: trial indexes repeat")
+    hist = getattr(result, "latency_histogram", None) or []
+    if len(hist) > MAX_HISTOGRAM_BINS:
+        problems.append(f"latency_histogram: more than {MAX_HISTOGRAM_BINS} bins")
+    if any(c < 0 for _, c in hist):
+        problems.append("latency_histogram: negative count")
+    return problems
+
+
+def _bearer(header: str | None) -> str:
+    scheme, _, value = (header or "").partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise _error(
+            401, "unauthorized", f"missing bearer token (Authorization: Bearer …): {TOKEN_HINT}"
+        )
+    return value.strip()
+
+
+def _too_large(limit: int) -> _Reply:
+    return _error(
+        413,
+        "too_large",
+        f"body over {limit} bytes: a run is far smaller; is this a wattbench run JSON?",
+    )
+
+
+def _unavailable(exc: BaseException) -> _Reply:
+    return _error(503, "store_unavailable", f"{_first_line(exc)}: retry later")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def run_server(
+    store: Store,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    access_log: bool = True,
+) -> None:
+    """Serve ``store`` with uvicorn until interrupted."""
+    import uvicorn
+
+    uvicorn.run(
+        create_app(store, max_body_bytes=max_body_bytes),
+        host=host,
+        port=port,
+        access_log=access_log,
+        log_level="info",
+    )

@@ -1,0 +1,217 @@
+"""Known pretrained artifacts: public address, sha256, format and input notes.
+
+Every entry is pinned by sha256; a download or an import whose bytes differ is
+refused. On a machine without internet, fetch the files elsewhere and hand the
+folder to :func:`import_dir`, which copies the files whose sha256 matches an
+entry into the model cache (their names do not matter).
+
+The Coral entries come from the public repository google-coral/test_data at a
+fixed commit (Apache License 2.0): pre-trained, pre-quantised models and the
+test images the Edge TPU runtime's own tests use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from wattbench.adapters.base import ModelArtifact, Precision
+from wattbench.harness.cache import ModelCache, sha256_file
+from wattbench.harness.errors import ConfigError
+
+CORAL_TEST_DATA_COMMIT = "104342d2d3480b3e66203073dac24f4e2dbb4c41"
+CORAL_TEST_DATA_URL = f"https://github.com/google-coral/test_data/raw/{CORAL_TEST_DATA_COMMIT}/"
+
+Kind = Literal["model", "labels", "image"]
+
+
+class PretrainedEntry(BaseModel):
+    """One pinned file."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str = Field(description="Registry key.")
+    filename: str = Field(description="File name upstream.")
+    url: str
+    sha256: str
+    kind: Kind
+    format: str = Field(description="tflite, onnx, openvino-ir; labels/image for data files.")
+    precision: Precision | None = None
+    input: str = Field(default="", description="Input tensor notes: shape, dtype, quantisation.")
+    output: str = ""
+    notes: str = ""
+    license: str = "Apache-2.0"
+
+    @property
+    def suffix(self) -> str:
+        """Suffix of the cached file (``.tflite``, ``.txt``, ...)."""
+        return Path(self.filename).suffix
+
+
+def _coral(filename: str, sha256: str, kind: Kind, fmt: str, **kw: str) -> PretrainedEntry:
+    precision: Precision | None = "int8" if kind == "model" else None
+    return PretrainedEntry(
+        name=Path(filename).stem,
+        filename=filename,
+        url=CORAL_TEST_DATA_URL + filename,
+        sha256=sha256,
+        kind=kind,
+        format=fmt,
+        precision=precision,
+        **kw,
+    )
+
+
+_ENTRIES = (
+    _coral(
+        "mobilenet_v2_1.0_224_quant.tflite",
+        "7aad0c74c5e3c06e5eb3c827e13304fdd68a83da6087d92ee169c24ff9fd4776",
+        "model",
+        "tflite",
+        input="1x224x224x3 uint8 NHWC RGB, scale 1/128, zero point 128: raw pixels",
+        output="1x1001 uint8 softmax (scale 1/256), index 0 = background",
+        notes="MobileNetV2 1.0 224 ImageNet, full-integer quantised",
+    ),
+    _coral(
+        "mobilenet_v1_0.25_128_quant.tflite",
+        "cb273c23ee76374b05b9583177e28aa19744858a7679c56a250e83d0333da785",
+        "model",
+        "tflite",
+        input="1x128x128x3 uint8 NHWC RGB: raw pixels",
+        output="1x1001 uint8, index 0 = background",
+        notes="MobileNetV1 0.25 128 ImageNet, full-integer quantised",
+    ),
+    _coral(
+        "mobilenet_v1_0.25_128_quant_edgetpu.tflite",
+        "a4cb1e493346542248687939fbd7421ab92d74c58b1f0a0018b8f1bdddfcef7e",
+        "model",
+        "tflite",
+        input="1x128x128x3 uint8 NHWC RGB: raw pixels",
+        output="1x1001 uint8, index 0 = background",
+        notes="mobilenet_v1_0.25_128_quant compiled by edgetpu_compiler: contains "
+        "edgetpu-custom-op, runs only with the Edge TPU delegate (adapter coral)",
+    ),
+    _coral(
+        "imagenet_labels.txt",
+        "b8aaeb5630c62626a7d124a05c0e14230a7ffdd2136a31d0190a4fb71c1d82f1",
+        "labels",
+        "labels",
+        notes="1001 lines, line i = class i (0 = background)",
+    ),
+    _coral(
+        "cat.bmp",
+        "34f235786382686111728287fd26d4c24dd8c25de8233469d6eeb301888ce0a9",
+        "image",
+        "image",
+        notes="top-1 286 'Egyptian cat' on LiteRT",
+    ),
+    _coral(
+        "grace_hopper.bmp",
+        "c43444bf3b1b1e3080551ca194bd231da4b67f20fc91454502915a6b806b614f",
+        "image",
+        "image",
+        notes="top-1 653 'military uniform' on LiteRT",
+    ),
+    _coral(
+        "bird.bmp",
+        "3fd22d6ed352b8e721d9982e38ed655f8429e168bb53ad205c6f3cdfa848e994",
+        "image",
+        "image",
+        notes="top-1 20 'chickadee' on LiteRT",
+    ),
+    _coral(
+        "parrot.jpg",
+        "a8fba9e7e29439fa414c13129aad661f2289ff891231920a7c33641b076f1833",
+        "image",
+        "image",
+        notes="top-1 89 'macaw' on LiteRT",
+    ),
+    _coral(
+        "owl.jpg",
+        "ea9a0e3943bbd0acaeb472a6e66e777d13cf76646f9e42e84cafa931cc8a5bf7",
+        "image",
+        "image",
+        notes="top-1 83 'ruffed grouse' on LiteRT (a real miss)",
+    ),
+)
+
+#: registry key → entry
+REGISTRY: dict[str, PretrainedEntry] = {e.name: e for e in _ENTRIES}
+
+
+def entry(name: str) -> PretrainedEntry:
+    """The entry called ``name`` (file name or stem); ConfigError naming the choices."""
+    key = Path(name).stem if name not in REGISTRY else name
+    if key not in REGISTRY:
+        raise ConfigError(
+            f"unknown pretrained artifact {name!r} (known: {', '.join(sorted(REGISTRY))})"
+        )
+    return REGISTRY[key]
+
+
+def fetch_pretrained(
+    name: str,
+    cache: ModelCache,
+    *,
+    base_url: str | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
+    timeout_s: float = 60.0,
+) -> Path:
+    """The cached, sha256-verified file of entry ``name``, downloading it if absent.
+
+    ``base_url`` replaces the upstream folder (a mirror, or ``file:///dir/``);
+    the file name is appended to it. Raises ModelError (download) or
+    ChecksumError (wrong bytes) with one-line messages.
+    """
+    e = entry(name)
+    url = e.url if base_url is None else base_url.rstrip("/") + "/" + e.filename
+    return cache.fetch(url, e.sha256, e.suffix, progress=progress, timeout_s=timeout_s)
+
+
+def pretrained_artifact(
+    name: str,
+    cache: ModelCache,
+    *,
+    base_url: str | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> ModelArtifact:
+    """The model of entry ``name`` as a ModelArtifact (fetched into the cache if needed)."""
+    e = entry(name)
+    if e.kind != "model":
+        raise ConfigError(f"{e.name} is a {e.kind} file, not a model: pick a model entry")
+    path = fetch_pretrained(name, cache, base_url=base_url, progress=progress)
+    return ModelArtifact(
+        path=path,
+        sha256=e.sha256,
+        format=e.format,
+        precision=e.precision or "fp32",
+        weights=f"pretrained(sha256={e.sha256[:12]})",
+        name=e.name,
+    )
+
+
+def import_dir(directory: Path, cache: ModelCache) -> dict[str, Path]:
+    """Copy the files of ``directory`` whose sha256 matches an entry into ``cache``.
+
+    For offline machines: returns ``{entry name: cached path}``; other files are
+    ignored, whatever their names.
+    """
+    if not directory.is_dir():
+        raise ConfigError(f"not a directory: {directory} (pass the folder holding the files)")
+    by_sha = {e.sha256: e for e in REGISTRY.values()}
+    imported: dict[str, Path] = {}
+    for f in sorted(p for p in directory.iterdir() if p.is_file()):
+        e = by_sha.get(sha256_file(f))
+        if e is None or e.name in imported:
+            continue
+        cached = cache.lookup(e.sha256, e.suffix)
+        if cached is None:
+            cached, sha = cache.put_file(f, e.suffix)
+            if sha != e.sha256:  # the file changed while we read it
+                cached.unlink(missing_ok=True)
+                continue
+        imported[e.name] = cached
+    return imported
