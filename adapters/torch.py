@@ -279,7 +279,7 @@ class TorchAdapter(Adapter):
         if artifact.format not in self.formats:
             raise ConfigError(
                 f"torch loads TorchScript models, not {artifact.format}: "
-                f"pass a TorchScript (.pt) file or use the {artifact.format} adapter"
+                f"pass a TorchScript (.pt) file or pick an adapter that loads {artifact.format}"
             )
         parsed = _parse_device(options.device)
         if parsed is None:
@@ -305,7 +305,7 @@ class TorchAdapter(Adapter):
         extra = {IO_EXTRA_FILE: ""}
         try:
             with warnings.catch_warnings():
-                # torch>=2.9 marks torch.jit.* deprecated; TorchScript is still this format.
+                # torch 2.13 marks torch.jit.* deprecated; TorchScript is still our format.
                 warnings.filterwarnings(
                     "ignore", r"`torch\.jit\.\w+` is deprecated", DeprecationWarning
                 )

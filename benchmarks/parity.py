@@ -40,12 +40,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from wattbench.adapters.base import Adapter, AdapterOptions, Session
+from wattbench.adapters.base import Adapter, AdapterOptions, Session, TensorSpec
 from wattbench.harness.protocol import timed_loop
 from wattbench.suites.mobilenet_v2 import MobileNetV2Suite
 
@@ -97,105 +98,145 @@ def _session(adapter: Adapter, model: Path, threads: int) -> tuple[Session, list
     art = suite.user_model(model).model_copy(update={"precision": "int8"})
     session = adapter.load(art, AdapterOptions(device="cpu", threads=threads, precision="int8"))
     (spec,) = session.inputs()
+    return session, [session.prepare({spec.name: _pixels(spec)[None]})]
+
+
+def _pixels(spec: TensorSpec) -> Any:
+    """The test image through the suite's own preprocessing for ``spec``."""
     with Image.open(IMAGE) as im:
-        row = suite.preprocess(im.convert("RGB"), spec)
-    return session, [session.prepare({spec.name: row[None]})]
+        return MobileNetV2Suite().preprocess(im.convert("RGB"), spec)
+
+
+class _Parity:
+    """The three paths for one runtime; each is set up on first use only."""
+
+    name: str
+
+    def __init__(self, model: Path, threads: int) -> None:
+        self.model, self.threads = model, threads
+
+    def _adapter(self) -> Adapter:
+        raise NotImplementedError
+
+    @cached_property
+    def _wattbench(self) -> tuple[Session, list[Any]]:
+        return _session(self._adapter(), self.model, self.threads)
+
+    def wattbench(self, seconds: float) -> float:
+        session, prepared = self._wattbench
+        return _wattbench_loop(session, prepared, seconds)
+
+    def wattbench_fixed(self, queries: int) -> None:
+        session, prepared = self._wattbench
+        timed_loop(session, prepared, 0.0, queries)
+
+    def describe(self) -> dict[str, Any]:
+        return self._wattbench[0].describe().model_dump(mode="json")
 
 
 # -- LiteRT ------------------------------------------------------------------------------
 
 
-class LiteRtParity:
+class LiteRtParity(_Parity):
     name = "litert"
 
-    def __init__(self, model: Path, threads: int) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
+    def _adapter(self) -> Adapter:
         from wattbench.adapters.litert import LiteRtAdapter
 
-        self.model, self.threads = model, threads
-        self.session, self.prepared = _session(LiteRtAdapter(), model, threads)
-        self.interpreter = Interpreter(model_path=str(model), num_threads=threads)
-        self.interpreter.allocate_tensors()
-        ((index, x),) = self.prepared[0]
-        self.interpreter.set_tensor(index, x)
-        self.tool_cmd = [
-            _tool("litert-benchmark"),
-            "--model",
-            str(model),
-            "--num_threads",
-            str(threads),
-            "--warmup_runs",
-            "20",
-        ]
+        return LiteRtAdapter()
 
-    def wattbench(self, seconds: float) -> float:
-        return _wattbench_loop(self.session, self.prepared, seconds)
+    @cached_property
+    def _invoke(self) -> Callable[[], object]:
+        from ai_edge_litert.interpreter import Interpreter
+
+        interpreter = Interpreter(model_path=str(self.model), num_threads=self.threads)
+        interpreter.allocate_tensors()
+        (d,) = interpreter.get_input_details()
+        spec = TensorSpec(name=d["name"], shape=[int(v) for v in d["shape"]], dtype="uint8")
+        interpreter.set_tensor(d["index"], _pixels(spec)[None])
+        return interpreter.invoke
 
     def bare(self, seconds: float) -> float:
-        return _bare_loop(self.interpreter.invoke, seconds)
+        return _bare_loop(self._invoke, seconds)
+
+    def bare_fixed(self, queries: int) -> None:
+        invoke = self._invoke
+        for _ in range(queries):
+            invoke()
+
+    def tool_command(self, runs: int, result_json: Path) -> list[str]:
+        return [
+            _tool("litert-benchmark"),
+            "--model",
+            str(self.model),
+            "--num_threads",
+            str(self.threads),
+            "--warmup_runs",
+            "20",
+            "--num_runs",
+            str(runs),
+            "--result_json",
+            str(result_json),
+        ]
 
     def tool(self, runs: int) -> tuple[float, list[str]]:
         with tempfile.TemporaryDirectory() as d:
             out = Path(d) / "result.json"
-            cmd = [*self.tool_cmd, "--num_runs", str(runs), "--result_json", str(out)]
+            cmd = self.tool_command(runs, out)
             subprocess.run(cmd, check=True, capture_output=True, text=True)
             return float(json.loads(out.read_text())["latency"]["median_ms"]), cmd
-
-    def describe(self) -> dict[str, Any]:
-        return self.session.describe().model_dump(mode="json")
 
 
 # -- OpenVINO ----------------------------------------------------------------------------
 
 
-class OpenVinoParity:
+class OpenVinoParity(_Parity):
     name = "openvino"
 
-    def __init__(self, model: Path, threads: int) -> None:
-        import openvino as ov
-
+    def _adapter(self) -> Adapter:
         from wattbench.adapters.openvino import OpenVinoAdapter
 
-        self.model, self.threads = model, threads
-        self.session, self.prepared = _session(OpenVinoAdapter(), model, threads)
+        return OpenVinoAdapter()
+
+    @cached_property
+    def _infer(self) -> Callable[[], object]:
+        import openvino as ov
+
         core = ov.Core()
         compiled = core.compile_model(
-            core.read_model(str(model)),
+            core.read_model(str(self.model)),
             "CPU",
             {
                 "PERFORMANCE_HINT": "LATENCY",
-                "INFERENCE_NUM_THREADS": threads,
+                "INFERENCE_NUM_THREADS": self.threads,
                 "INFERENCE_PRECISION_HINT": "f32",
             },
         )
-        self.request = compiled.create_infer_request()
-        self.feed = {0: self.prepared[0][0]}
-        self.tool_cmd = [
-            _tool("benchmark_app"),
-            "-m",
-            str(model),
-            "-d",
-            "CPU",
-            "-hint",
-            "latency",
-            "-infer_precision",
-            "f32",
-        ]
-        if threads != os.cpu_count():
-            # benchmark_app accepts -nthreads only with -hint none (its UI rule)
-            self.tool_cmd[self.tool_cmd.index("latency")] = "none"
-            self.tool_cmd += ["-nstreams", "1", "-nthreads", str(threads)]
-
-    def wattbench(self, seconds: float) -> float:
-        return _wattbench_loop(self.session, self.prepared, seconds)
+        request = compiled.create_infer_request()
+        port = compiled.inputs[0]
+        spec = TensorSpec(name=port.get_any_name(), shape=list(port.get_shape()), dtype="uint8")
+        feed = {0: _pixels(spec)[None]}
+        return lambda: request.infer(feed)
 
     def bare(self, seconds: float) -> float:
-        request, feed = self.request, self.feed
-        return _bare_loop(lambda: request.infer(feed), seconds)
+        return _bare_loop(self._infer, seconds)
+
+    def bare_fixed(self, queries: int) -> None:
+        infer = self._infer
+        for _ in range(queries):
+            infer()
+
+    def tool_command(self, runs: int) -> list[str]:
+        cmd = [_tool("benchmark_app"), "-m", str(self.model), "-d", "CPU"]
+        if self.threads == os.cpu_count():
+            cmd += ["-hint", "latency"]
+        else:
+            # benchmark_app takes -nthreads only with -hint none (its UI rule)
+            cmd += ["-hint", "none", "-nstreams", "1", "-nthreads", str(self.threads)]
+        return [*cmd, "-infer_precision", "f32", "-niter", str(runs)]
 
     def tool(self, runs: int) -> tuple[float, list[str]]:
-        cmd = [*self.tool_cmd, "-niter", str(runs)]
+        cmd = self.tool_command(runs)
         res = subprocess.run(cmd, check=True, capture_output=True, text=True)
         text = res.stdout + res.stderr
         m = re.search(r"Latency:\s*\n.*?Median:\s*([\d.]+)\s*ms", text)
@@ -203,9 +244,6 @@ class OpenVinoParity:
         if m is None or threads is None or int(threads.group(1)) != self.threads:
             raise SystemExit(f"unexpected benchmark_app output:\n{text[-2000:]}")
         return float(m.group(1)), cmd
-
-    def describe(self) -> dict[str, Any]:
-        return self.session.describe().model_dump(mode="json")
 
 
 RUNTIMES: dict[str, Callable[[Path, int], Any]] = {
@@ -281,11 +319,9 @@ def fixed_count(name: str, model: Path, threads: int, path: str, queries: int) -
     """Load, then run exactly ``queries`` inferences on one path (for whole-process timing)."""
     p = RUNTIMES[name](model, threads)
     if path == "wattbench":
-        timed_loop(p.session, p.prepared, 0.0, queries)
+        p.wattbench_fixed(queries)
     else:
-        step = p.interpreter.invoke if name == "litert" else lambda: p.request.infer(p.feed)
-        for _ in range(queries):
-            step()
+        p.bare_fixed(queries)
 
 
 def main(argv: list[str] | None = None) -> int:

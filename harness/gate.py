@@ -11,8 +11,9 @@ the candidate's. Two statistics are computed (see docs/gate.md):
 * a percentile-bootstrap confidence interval of the ratio of medians
   (candidate / baseline), reported as a relative change.
 
-A metric **regresses** when p ≤ alpha *and* the observed change of medians is at
-least the metric's threshold in the worse direction. It **passes** when it does
+A metric **regresses** when both say "worse" (p ≤ alpha and the interval excludes
+no change) *and* the observed change of medians is at least the metric's threshold
+in the worse direction. It **passes** when it does
 not regress and the worse end of the confidence interval stays below the
 threshold (a regression of threshold size is ruled out). Anything else, too few
 trials, an unstable baseline, invalid runs or configurations that differ are
@@ -497,6 +498,13 @@ class MetricResult:
             return None
         return -self.ci_low if self.spec.higher_is_better else self.ci_high
 
+    def better_bound(self) -> float | None:
+        """The CI end on the better side, as a change in the worse direction (> 0: the
+        whole interval is worse than no change)."""
+        if self.ci_low is None or self.ci_high is None:
+            return None
+        return -self.ci_high if self.spec.higher_is_better else self.ci_low
+
 
 def _scipy_stats() -> Any:
     try:
@@ -577,9 +585,10 @@ def compare_samples(
 ) -> MetricResult:
     """Judge one metric from pooled per-trial values of each side.
 
-    REGRESSION needs p ≤ alpha and a change of medians ≥ the threshold, both in the worse
-    direction; PASS needs no regression and the CI's worse end below the threshold; too few
-    values, an unstable baseline or a CI that reaches the threshold is INCONCLUSIVE.
+    REGRESSION needs p ≤ alpha, a CI that excludes no change and a change of medians ≥ the
+    threshold, all in the worse direction; PASS needs no regression and the CI's worse end
+    below the threshold; too few values, an unstable baseline or a CI that reaches the
+    threshold is INCONCLUSIVE.
     """
     s = settings or GateSettings()
     spec = METRICS[metric]
@@ -628,19 +637,19 @@ def compare_samples(
                 f"> limit {s.max_cv * 100:g}%: {STABILITY_REMEDY}"
             ),
         )
-    worse = res.worse_change()
-    bound = res.worse_bound()
-    assert worse is not None and bound is not None
-    # p ≤ alpha, allowing float round-off of exact p-values such as 1/20 for 3 vs 3 trials
-    significant = p <= s.alpha * (1 + 1e-9)
+    worse, bound, better = res.worse_change(), res.worse_bound(), res.better_bound()
+    assert worse is not None and bound is not None and better is not None
+    # Both tests must say "worse": the rank test (p ≤ alpha, allowing float round-off of
+    # exact p-values such as 1/20 for 3 vs 3 trials) and the CI (no change excluded).
+    significant = p <= s.alpha * (1 + 1e-9) and better > 0
     if significant and worse >= threshold:
         return _replace(res, verdict=Verdict.REGRESSION)
     if bound < threshold:
         return _replace(res, verdict=Verdict.PASS)
     why = (
-        f"significant (p <= {s.alpha:g}) but the change is below the threshold"
+        "worse, significantly, but by less than the threshold"
         if significant
-        else "not significant"
+        else f"not significant (needs p <= {s.alpha:g} and a CI that excludes no change)"
     )
     return _replace(
         res,
@@ -981,10 +990,10 @@ def to_markdown(report: GateReport) -> str:
     out += [
         "",
         f"Per-trial values of each side are pooled. A metric regresses when a one-sided "
-        f"Mann–Whitney U test gives p ≤ {s.alpha:g} **and** the change of medians is at least "
-        f"its threshold in the worse direction; it passes when the worse end of the "
-        f"{s.confidence * 100:g}% bootstrap CI of the ratio of medians "
-        f"({s.n_resamples} resamples) stays below the threshold; otherwise it is inconclusive "
+        f"Mann–Whitney U test gives p ≤ {s.alpha:g}, the {s.confidence * 100:g}% bootstrap CI "
+        f"of the ratio of medians ({s.n_resamples} resamples) excludes no change **and** the "
+        f"change of medians is at least its threshold, all in the worse direction; it passes "
+        f"when the CI's worse end stays below the threshold; otherwise it is inconclusive "
         f"(also with fewer than {s.min_trials} trials per side or a baseline CV above "
         f"{s.max_cv * 100:g}%). Estimated energy is "
         f"{'gated (--include-estimated)' if s.include_estimated else 'not gated'}. "

@@ -28,12 +28,16 @@ class MobileNetV2Suite(Suite):
         return [
             ModelRecipe(
                 name="mobilenet_v2_1.0_224",
-                formats=["onnx"],
+                formats=["onnx", "torchscript"],
                 weights=f"random(seed={self.options.seed})",
             )
         ]
 
     def build_model(self, fmt: str, cache: ModelCache) -> ModelArtifact:
+        if fmt == "torchscript":
+            from wattbench.suites.models.torch_export import build_torchscript_artifact
+
+            return build_torchscript_artifact(self.options.seed, cache, self.version)
         if fmt != "onnx":
             raise ConfigError(f"mobilenet_v2 cannot build a {fmt} model yet: pass one with --model")
         seed = self.options.seed

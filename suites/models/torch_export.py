@@ -130,7 +130,7 @@ def to_torchscript_bytes(arch: Architecture, weights: dict[str, np.ndarray], nam
     meta = {"name": name, **io_signature(arch)}
     buf = io.BytesIO()
     with warnings.catch_warnings():
-        # torch>=2.9 marks torch.jit.* deprecated; TorchScript is still the format asked for.
+        # torch 2.13 marks torch.jit.* deprecated; TorchScript is still our format.
         warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", DeprecationWarning)
         with torch.no_grad():
             traced = torch.jit.trace(model, example)

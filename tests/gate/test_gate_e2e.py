@@ -149,12 +149,20 @@ def test_the_injected_sleep_really_slows_the_candidate(runs: Runs) -> None:
     assert json.loads(runs.slow.read_text())["valid"] is True
 
 
-def test_slower_candidate_is_a_regression_or_inconclusive_never_a_pass(runs: Runs) -> None:
-    md, xml = runs.root / "gate.md", runs.root / "gate.xml"
-    proc = runs.gate(
+@pytest.fixture(scope="module")
+def file_gate(runs: Runs) -> subprocess.CompletedProcess[str]:
+    """The slow candidate gated against the baseline through the two JSON files."""
+    return runs.gate(
         "--baseline", str(runs.base), "--candidate", str(runs.slow),
-        "--markdown", str(md), "--junit", str(xml),
+        "--markdown", str(runs.root / "gate.md"), "--junit", str(runs.root / "gate.xml"),
     )  # fmt: skip
+
+
+def test_slower_candidate_is_a_regression_or_inconclusive_never_a_pass(
+    runs: Runs, file_gate: subprocess.CompletedProcess[str]
+) -> None:
+    proc = file_gate
+    md, xml = runs.root / "gate.md", runs.root / "gate.xml"
     assert proc.returncode in (1, 2), proc.stdout + proc.stderr
     lines = lines_by_metric(proc.stdout)
     assert set(lines) == {"joules_per_inference", "latency_p90_ms", "throughput_ips"}
@@ -213,8 +221,10 @@ def test_a_run_against_itself_is_never_a_regression(runs: Runs) -> None:
     assert "ESTIMATED energy" in lines["joules_per_inference"]
 
 
-def test_label_selectors_in_the_database_give_the_same_verdicts_as_the_files(runs: Runs) -> None:
-    from_files = runs.gate("--baseline", str(runs.base), "--candidate", str(runs.slow))
+def test_label_selectors_in_the_database_give_the_same_verdicts_as_the_files(
+    runs: Runs, file_gate: subprocess.CompletedProcess[str]
+) -> None:
+    from_files = file_gate
     from_db = runs.gate(
         "--baseline", "label:branch:main~5", "--candidate", "git:510e", "--db", runs.db
     )

@@ -104,6 +104,17 @@ def test_large_but_not_significant_change_is_inconclusive() -> None:
     assert r.reason is not None and "not significant" in r.reason and "--repeats" in r.reason
 
 
+def test_a_regression_needs_the_ci_as_well_as_the_rank_test() -> None:
+    # +8.9 % and p = 0.037, but the bootstrap CI still includes no change (-1.0 %).
+    b = [0.97, 0.99, 1.01, 1.01, 1.04]
+    c = [1.00, 1.04, 1.10, 1.14, 1.16]
+    r = compare_samples("latency_p90_ms", b, c)
+    assert r.p_value is not None and r.p_value < 0.05
+    assert r.ci_low is not None and r.ci_low < 0 and r.change == pytest.approx(0.0891, abs=1e-3)
+    assert r.verdict is Verdict.INCONCLUSIVE
+    assert r.reason is not None and r.reason.startswith("not significant")
+
+
 def test_three_versus_three_complete_separation_is_just_significant() -> None:
     r = compare_samples("latency_p90_ms", [1.0, 1.01, 0.99], [1.2, 1.21, 1.19])
     assert r.p_value == pytest.approx(0.05)

@@ -3,6 +3,7 @@ a server SIGKILLed mid-upload, 20 concurrent uploaders; SQLite and PostgreSQL se
 
 from __future__ import annotations
 
+import shutil
 import socket
 import threading
 from collections.abc import Callable
@@ -14,14 +15,14 @@ import pytest
 pytest.importorskip("fastapi", reason="needs the server extra")
 pytest.importorskip("uvicorn", reason="needs the server extra")
 
-from conftest import DEVICE, ServerProcess, free_port, local_store, serve_in_thread  # noqa: E402
-from sqlalchemy import select  # noqa: E402
+from conftest import DEVICE, ServerProcess, free_port, local_store, serve_in_thread
+from sqlalchemy import select
 
-from wattbench.harness.errors import ConfigError  # noqa: E402
-from wattbench.results_db.schema import UPLOAD_DONE, UPLOAD_RECEIVED, Run  # noqa: E402
-from wattbench.results_db.store import Store  # noqa: E402
-from wattbench.results_db.tokens import create_token, revoke_tokens  # noqa: E402
-from wattbench.results_db.upload import MAX_BACKOFF_S, UploadReport, upload_pending  # noqa: E402
+from wattbench.harness.errors import ConfigError
+from wattbench.results_db.schema import UPLOAD_DONE, UPLOAD_RECEIVED, Run
+from wattbench.results_db.store import Store
+from wattbench.results_db.tokens import create_token, revoke_tokens
+from wattbench.results_db.upload import MAX_BACKOFF_S, UploadReport, upload_pending
 
 
 def server_uuids(store: Store) -> list[str]:
@@ -275,12 +276,15 @@ def test_twenty_concurrent_uploaders_with_duplicates(
     central = Store.open(db_url)
     token = create_token(central, DEVICE)
     shared = [new_run() for _ in range(5)]  # every uploader holds these
+    template = local_store(tmp_path, "template.db")
+    for r in shared:
+        template.save_run(r)
+    template.close()  # checkpoints the WAL into the file
     devices: list[Store] = []
     own: list[str] = []
     for i in range(20):
+        shutil.copyfile(tmp_path / "template.db", tmp_path / f"device-{i}.db")
         store = local_store(tmp_path, f"device-{i}.db")
-        for r in shared:
-            store.save_run(r)
         own += fill(store, new_run, 1)
         devices.append(store)
     srv = server_process(db_url)

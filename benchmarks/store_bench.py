@@ -1,0 +1,424 @@
+"""Results-store benchmark: leaderboard over many runs, ingest throughput; printed as markdown.
+
+Usage::
+
+    .venv/bin/python benchmarks/store_bench.py [--runs 1000000] [--dbs sqlite,postgresql]
+        [--pg-url postgresql+psycopg://postgres@127.0.0.1:5432/test]
+        [--ingest-runs 3000] [--clients 50] [--client-procs 5] [--skip-leaderboard] [--skip-ingest]
+
+Part 1 fills a fresh database (a temporary SQLite file; a temporary PostgreSQL
+database on the server of ``--pg-url``, dropped afterwards) with ``--runs``
+synthetic runs (SQLAlchemy core executemany, 10 suites x versions, 2 scenarios,
+200 devices, 5 % without energy, 5 % invalid, 30 % estimated), ANALYZEs it and
+times :meth:`Store.leaderboard` as the CLI and the API call it: median of 5
+after one warm-up, including building the result rows.
+
+Part 2 starts the ingest server (``wattbench serve``'s code, one uvicorn process,
+no access log) on loopback in front of a fresh database and lets ``--clients``
+concurrent clients (``--client-procs`` processes x threads, one kept-alive
+connection each, pre-serialised bodies with fresh uuids) POST runs; runs/s is
+runs acknowledged (201) / wall time from the common start to the last answer.
+Two payloads: the fake run of the tests (2 trials, ~5 KB) and a realistic one
+(3 trials with 2000-point power traces, ~150 KB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import multiprocessing as mp
+import os
+import platform
+import random
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert, text
+from sqlalchemy.engine import make_url
+
+from wattbench.results_db.schema import Device, Environment, ModelArtifactRow, Run, SuiteRow
+from wattbench.results_db.store import Store
+
+SUITES = [(f"suite{i}", v) for i in range(5) for v in ("1.0", "1.1")]
+SCENARIOS = ("single-stream", "offline")
+BATCH = 10_000
+
+
+# -- databases -------------------------------------------------------------------------------
+@contextmanager
+def fresh_database(kind: str, pg_url: str) -> Iterator[str]:
+    if kind == "sqlite":
+        with tempfile.TemporaryDirectory() as d:
+            yield f"sqlite:///{Path(d) / 'bench.db'}"
+        return
+    import psycopg
+
+    url = make_url(pg_url)
+    admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    name = f"wb_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield url.set(drivername="postgresql+psycopg", database=name).render_as_string(
+            hide_password=False
+        )
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# -- part 1: leaderboard ---------------------------------------------------------------------
+def fill_synthetic(store: Store, n: int, seed: int = 1) -> float:
+    rng = random.Random(seed)
+    now = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    with store.engine.begin() as conn:
+        conn.execute(
+            insert(Device),
+            [
+                {"name": f"dev-{i:03d}", "cpu_model": f"cpu-{i % 7}", "created_at": now}
+                for i in range(200)
+            ],
+        )
+        conn.execute(
+            insert(Environment),
+            [{"fingerprint_sha256": f"{i:064x}", "data": {"i": i}} for i in range(50)],
+        )
+        conn.execute(insert(SuiteRow), [{"name": s, "version": v} for s, v in SUITES])
+        conn.execute(
+            insert(ModelArtifactRow),
+            [
+                {
+                    "sha256": f"{i:064x}",
+                    "name": f"model-{i}",
+                    "format": "onnx",
+                    "precision": "fp32",
+                    "weights": "random(seed=0)",
+                }
+                for i in range(100)
+            ],
+        )
+    t0 = time.perf_counter()
+    config = {"suite": "x", "adapter": "onnxruntime"}
+    adapter = {"adapter": "onnxruntime", "runtime": "onnxruntime"}
+    quality = {"passed": True, "kind": "sanity"}
+    done = 0
+    while done < n:
+        rows = []
+        for _ in range(min(BATCH, n - done)):
+            has_energy = rng.random() >= 0.05
+            ipj = rng.lognormvariate(4.0, 1.0) if has_energy else None
+            lat = rng.uniform(1, 50)
+            rows.append(
+                {
+                    "uuid": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                    "device_id": rng.randint(1, 200),
+                    "environment_id": rng.randint(1, 50),
+                    "suite_id": rng.randint(1, len(SUITES)),
+                    "model_artifact_id": rng.randint(1, 100),
+                    "scenario": SCENARIOS[rng.random() < 0.3],
+                    "adapter": "onnxruntime",
+                    "runtime_version": "1.20.0",
+                    "execution_provider": "CPUExecutionProvider",
+                    "device_target": "cpu",
+                    "precision": "fp32",
+                    "batch": 1,
+                    "threads": 4,
+                    "config": config,
+                    "adapter_description": adapter,
+                    "inputs": "synthetic",
+                    "labels": ["bench", f"git:{rng.getrandbits(28):07x}"],
+                    "valid": rng.random() >= 0.05,
+                    "invalid_reasons": [],
+                    "warnings": [],
+                    "quality": quality,
+                    "started_at": now - timedelta(seconds=done),
+                    "finished_at": now - timedelta(seconds=done) + timedelta(seconds=30),
+                    "created_at": now,
+                    "load_ms": 12.0,
+                    "first_inference_ms": 3.0,
+                    "preprocess_ms_mean": 0.1,
+                    "inferences": 3000,
+                    "throughput_ips": 1000 / lat,
+                    "latency_mean_ms": lat,
+                    "latency_p50_ms": lat,
+                    "latency_p90_ms": lat * 1.1,
+                    "latency_p95_ms": lat * 1.2,
+                    "latency_p99_ms": lat * 1.5,
+                    "latency_p999_ms": lat * 2,
+                    "latency_cv": 0.05,
+                    "inferences_per_joule": ipj,
+                    "joules_per_inference": 1 / ipj if ipj else None,
+                    "energy_method": "estimated" if rng.random() < 0.3 else "counter",
+                    "energy_scope": "package",
+                    "energy_uncertainty_j": 1.0,
+                    "upload_state": "received",
+                    "upload_attempts": 0,
+                }
+            )
+            done += 1
+        with store.engine.begin() as conn:
+            conn.execute(insert(Run), rows)
+        print(f"  {store.engine.dialect.name}: {done}/{n} runs", file=sys.stderr, flush=True)
+    elapsed = time.perf_counter() - t0
+    with store.engine.connect() as conn:
+        if store.engine.dialect.name == "postgresql":
+            conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
+        else:
+            conn.execute(text("ANALYZE"))
+            conn.commit()
+    return elapsed
+
+
+def timed(fn: Callable[[], Any], reps: int = 5) -> tuple[float, int]:
+    rows = fn()  # warm-up (page cache, plan cache)
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), len(rows)
+
+
+def bench_leaderboard(kinds: list[str], n: int, pg_url: str) -> list[str]:
+    out = [
+        f"### Leaderboard over {n:,} runs",
+        "",
+        "| database | query | rows returned | median time |",
+        "|---|---|---:|---:|",
+    ]
+    for kind in kinds:
+        with fresh_database(kind, pg_url) as url:
+            store = Store.open(url)
+            fill_s = fill_synthetic(store, n)
+            out_rows: list[tuple[str, Callable[[], Any]]] = [
+                ("`leaderboard --suite suite0 --limit 10`", lambda: store.leaderboard(
+                    "suite0", limit=10)),
+                ("`leaderboard --limit 10` (all 10 suite versions x 2 scenarios)",
+                 lambda: store.leaderboard(limit=10)),
+                ("API default: `GET /api/v1/leaderboard` (top 100 per group)",
+                 lambda: store.leaderboard(limit=100)),
+                ("`--suite suite0 --limit 100 --include-invalid --hide-estimated`",
+                 lambda: store.leaderboard(
+                     "suite0", limit=100, include_invalid=True, hide_estimated=True)),
+                ("full ranking of one suite, no limit (reference)",
+                 lambda: store.leaderboard("suite0")),
+            ]  # fmt: skip
+            for label, fn in out_rows:
+                reps = 1 if "no limit" in label else 5
+                t, count = timed(fn, reps)
+                out.append(f"| {kind} | {label} | {count:,} | {t * 1000:.1f} ms |")
+            out.append(f"| {kind} | (bulk insert of the {n:,} runs) | | {fill_s:.0f} s |")
+            store.close()
+    return out
+
+
+# -- part 2: ingest --------------------------------------------------------------------------
+PLACEHOLDER = "00000000-0000-4000-8000-000000000000"
+
+
+def payloads() -> dict[str, bytes]:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "store"))
+    from test_store import make_result
+
+    with tempfile.TemporaryDirectory() as d:
+        small = make_result(Path(d)).model_copy(update={"run_id": PLACEHOLDER})
+    trials = []
+    for k in range(3):
+        t = small.trials[k % len(small.trials)]
+        trace = [(i * 0.005, 5.0 + (i % 13) * 0.1) for i in range(2000)]
+        e = t.energy[0].model_copy(update={"trace": trace})
+        trials.append(t.model_copy(update={"index": k, "energy": [e]}))
+    real = small.model_copy(update={"trials": trials})
+    return {
+        "fake run (2 trials, 11-point traces)": small.model_dump_json().encode(),
+        "realistic run (3 trials x 2000-point trace)": real.model_dump_json().encode(),
+    }
+
+
+def _client_proc(
+    port: int, token: str, body: bytes, quotas: list[int], start_at: float, q: Any
+) -> None:
+    results: list[tuple[int, int, float]] = []
+    lock = threading.Lock()
+
+    def client(quota: int) -> None:
+        ok = bad = 0
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+        while time.time() < start_at:
+            time.sleep(0.001)
+        for _ in range(quota):
+            data = body.replace(PLACEHOLDER.encode(), str(uuid.uuid4()).encode(), 1)
+            try:
+                conn.request("POST", "/api/v1/runs", body=data, headers=headers)
+                resp = conn.getresponse()
+                resp.read()
+                ok += resp.status == 201
+                bad += resp.status != 201
+            except (OSError, http.client.HTTPException):
+                bad += 1
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        with lock:
+            results.append((ok, bad, time.time()))
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in quotas]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    q.put(results)
+
+
+def bench_ingest(
+    kinds: list[str], pg_url: str, total: int, clients: int, procs: int
+) -> list[str]:
+    out = [
+        f"### Ingest: {clients} concurrent clients on loopback, one server process",
+        "",
+        "| central database | payload | body size | runs | runs/s | errors |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for label, body in payloads().items():
+        n = total if "fake" in label else max(total // 3, clients)
+        for kind in kinds:
+            with fresh_database(kind, pg_url) as url:
+                from wattbench.results_db.tokens import create_token
+
+                store = Store.open(url)
+                token = create_token(store, "bench-01")
+                port = _free_port()
+                code = (
+                    "import sys\n"
+                    "from wattbench.results_db.server import run_server\n"
+                    "from wattbench.results_db.store import Store\n"
+                    "run_server(Store.open(sys.argv[1]), '127.0.0.1', int(sys.argv[2]),"
+                    " access_log=False)\n"
+                )
+                server = subprocess.Popen(
+                    [sys.executable, "-c", code, url, str(port)],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                try:
+                    _wait(port)
+                    per_client = [n // clients + (i < n % clients) for i in range(clients)]
+                    groups = [per_client[i::procs] for i in range(procs)]
+                    ctx = mp.get_context("fork")
+                    q = ctx.Queue()
+                    start_at = time.time() + 1.0
+                    ps = [
+                        ctx.Process(
+                            target=_client_proc, args=(port, token, body, g, start_at, q)
+                        )
+                        for g in groups
+                    ]
+                    for p in ps:
+                        p.start()
+                    results = [r for _ in ps for r in q.get()]
+                    for p in ps:
+                        p.join()
+                    ok = sum(r[0] for r in results)
+                    bad = sum(r[1] for r in results)
+                    wall = max(r[2] for r in results) - start_at
+                    stored = store.count_runs()
+                    assert stored == ok, (stored, ok)
+                finally:
+                    server.terminate()
+                    server.wait(timeout=30)
+                    store.close()
+            out.append(
+                f"| {kind} | {label} | {len(body) / 1024:.0f} KiB | {ok:,} | "
+                f"{ok / wall:.0f} | {bad} |"
+            )
+    return out
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(port: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("server did not start")
+
+
+# -- main ------------------------------------------------------------------------------------
+def machine(pg_url: str, kinds: list[str]) -> list[str]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    lines = [
+        f"- CPU: {cpu}, {os.cpu_count()} logical cores; RAM {mem:.0f} GiB; "
+        f"load average at start {os.getloadavg()[0]:.1f}",
+        f"- Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}",
+    ]
+    if "postgresql" in kinds:
+        import psycopg
+
+        admin = make_url(pg_url).set(drivername="postgresql").render_as_string(False)
+        with psycopg.connect(admin) as conn:
+            row = conn.execute("SHOW server_version").fetchone()
+        lines.append(f"- PostgreSQL {row[0] if row else '?'} on the same machine (defaults)")
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=1_000_000)
+    ap.add_argument("--dbs", default="sqlite,postgresql")
+    ap.add_argument(
+        "--pg-url",
+        default=os.environ.get(
+            "WATTBENCH_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+        ),
+    )
+    ap.add_argument("--ingest-runs", type=int, default=3000)
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--client-procs", type=int, default=5)
+    ap.add_argument("--skip-leaderboard", action="store_true")
+    ap.add_argument("--skip-ingest", action="store_true")
+    args = ap.parse_args()
+    kinds = [k.strip() for k in args.dbs.split(",") if k.strip()]
+    lines = ["## Results store benchmark", "", *machine(args.pg_url, kinds), ""]
+    if not args.skip_leaderboard:
+        lines += [*bench_leaderboard(kinds, args.runs, args.pg_url), ""]
+    if not args.skip_ingest:
+        lines += bench_ingest(
+            kinds, args.pg_url, args.ingest_runs, args.clients, args.client_procs
+        )
+    lines.append("")
+    lines.append(f"- load average at the end {os.getloadavg()[0]:.1f}")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
