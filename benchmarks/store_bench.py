@@ -4,7 +4,8 @@ Usage::
 
     .venv/bin/python benchmarks/store_bench.py [--runs 1000000] [--dbs sqlite,postgresql]
         [--pg-url postgresql+psycopg://postgres@127.0.0.1:5432/test]
-        [--ingest-runs 3000] [--clients 50] [--client-procs 5] [--skip-leaderboard] [--skip-ingest]
+        [--ingest-runs 3000] [--clients 50] [--client-procs 5] [--workers 1,2]
+        [--skip-leaderboard] [--skip-ingest]
 
 Part 1 fills a fresh database (a temporary SQLite file; a temporary PostgreSQL
 database on the server of ``--pg-url``, dropped afterwards) with ``--runs``
@@ -13,8 +14,8 @@ synthetic runs (SQLAlchemy core executemany, 10 suites x versions, 2 scenarios,
 times :meth:`Store.leaderboard` as the CLI and the API call it: median of 5
 after one warm-up, including building the result rows.
 
-Part 2 starts the ingest server (``wattbench serve``'s code, one uvicorn process,
-no access log) on loopback in front of a fresh database and lets ``--clients``
+Part 2 starts the ingest server (``wattbench serve``'s code, ``--workers`` uvicorn
+processes, no access log) on loopback in front of a fresh database and lets ``--clients``
 concurrent clients (``--client-procs`` processes x threads, one kept-alive
 connection each, pre-serialised bodies with fresh uuids) POST runs; runs/s is
 runs acknowledged (201) / wall time from the common start to the last answer.
@@ -283,17 +284,22 @@ def _client_proc(
 
 
 def bench_ingest(
-    kinds: list[str], pg_url: str, total: int, clients: int, procs: int
+    kinds: list[str],
+    pg_url: str,
+    total: int,
+    clients: int,
+    procs: int,
+    worker_counts: list[int],
 ) -> list[str]:
     out = [
-        f"### Ingest: {clients} concurrent clients on loopback, one server process",
+        f"### Ingest: {clients} concurrent clients on loopback",
         "",
-        "| central database | payload | body size | runs | runs/s | errors |",
-        "|---|---|---:|---:|---:|---:|",
+        "| central database | server processes | payload | body size | runs | runs/s | errors |",
+        "|---|---:|---|---:|---:|---:|---:|",
     ]
     for label, body in payloads().items():
         n = total if "fake" in label else max(total // 3, clients)
-        for kind in kinds:
+        for kind, workers in ((k, w) for k in kinds for w in worker_counts):
             with fresh_database(kind, pg_url) as url:
                 from wattbench.results_db.tokens import create_token
 
@@ -305,10 +311,10 @@ def bench_ingest(
                     "from wattbench.results_db.server import run_server\n"
                     "from wattbench.results_db.store import Store\n"
                     "run_server(Store.open(sys.argv[1]), '127.0.0.1', int(sys.argv[2]),"
-                    " access_log=False)\n"
+                    " access_log=False, workers=int(sys.argv[3]))\n"
                 )
                 server = subprocess.Popen(
-                    [sys.executable, "-c", code, url, str(port)],
+                    [sys.executable, "-c", code, url, str(port), str(workers)],
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                 )
@@ -320,9 +326,7 @@ def bench_ingest(
                     q = ctx.Queue()
                     start_at = time.time() + 1.0
                     ps = [
-                        ctx.Process(
-                            target=_client_proc, args=(port, token, body, g, start_at, q)
-                        )
+                        ctx.Process(target=_client_proc, args=(port, token, body, g, start_at, q))
                         for g in groups
                     ]
                     for p in ps:
@@ -340,7 +344,7 @@ def bench_ingest(
                     server.wait(timeout=30)
                     store.close()
             out.append(
-                f"| {kind} | {label} | {len(body) / 1024:.0f} KiB | {ok:,} | "
+                f"| {kind} | {workers} | {label} | {len(body) / 1024:.0f} KiB | {ok:,} | "
                 f"{ok / wall:.0f} | {bad} |"
             )
     return out
@@ -404,6 +408,7 @@ def main() -> None:
     ap.add_argument("--ingest-runs", type=int, default=3000)
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--client-procs", type=int, default=5)
+    ap.add_argument("--workers", default="1,2", help="Server process counts to try.")
     ap.add_argument("--skip-leaderboard", action="store_true")
     ap.add_argument("--skip-ingest", action="store_true")
     args = ap.parse_args()
@@ -412,8 +417,9 @@ def main() -> None:
     if not args.skip_leaderboard:
         lines += [*bench_leaderboard(kinds, args.runs, args.pg_url), ""]
     if not args.skip_ingest:
+        workers = [int(w) for w in args.workers.split(",")]
         lines += bench_ingest(
-            kinds, args.pg_url, args.ingest_runs, args.clients, args.client_procs
+            kinds, args.pg_url, args.ingest_runs, args.clients, args.client_procs, workers
         )
     lines.append("")
     lines.append(f"- load average at the end {os.getloadavg()[0]:.1f}")

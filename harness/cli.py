@@ -17,6 +17,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from wattbench.harness import plugins
+from wattbench.harness.cli_gate import gate
 from wattbench.harness.errors import ConfigError, UnavailableError, WattbenchError
 
 app = typer.Typer(
@@ -30,6 +31,8 @@ power_app = typer.Typer(help="Power readers.", no_args_is_help=True)
 db_app = typer.Typer(help="Results database.", no_args_is_help=True)
 app.add_typer(power_app, name="power")
 app.add_typer(db_app, name="db")
+# Commands that live in their own modules; their heavy imports stay inside the bodies.
+app.command("gate")(gate)
 
 # Wide tables when piped (CI logs, files); a terminal keeps its own width.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)

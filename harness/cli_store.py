@@ -51,6 +51,9 @@ def serve(
         float, typer.Option(help="Largest accepted run upload in MiB (larger: HTTP 413).")
     ] = 8.0,
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = True,
+    workers: Annotated[
+        int, typer.Option(help="Server processes (use about one per CPU core).")
+    ] = 1,
 ) -> None:
     """Serve the ingest API (POST /api/v1/runs) and the leaderboard over HTTP."""
     from wattbench.results_db.store import Store
@@ -66,13 +69,20 @@ def serve(
         raise ConfigError(f"invalid --port {port}: use 1-65535")
     if max_body_mb <= 0:
         raise ConfigError("--max-body-mb must be > 0")
+    if workers < 1:
+        raise ConfigError("--workers must be at least 1")
     store = Store.open(db)
     _err().print(
         f"wattbench: serving {store.display_url} on http://{host}:{port} "
         f"(POST /api/v1/runs, GET /api/v1/leaderboard)"
     )
     run_server(
-        store, host, port, max_body_bytes=int(max_body_mb * 1024 * 1024), access_log=access_log
+        store,
+        host,
+        port,
+        max_body_bytes=int(max_body_mb * 1024 * 1024),
+        access_log=access_log,
+        workers=workers,
     )
 
 

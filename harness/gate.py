@@ -13,11 +13,10 @@ the candidate's. Two statistics are computed (see docs/gate.md):
 
 A metric **regresses** when both say "worse" (p ≤ alpha and the interval excludes
 no change) *and* the observed change of medians is at least the metric's threshold
-in the worse direction. It **passes** when it does
-not regress and the worse end of the confidence interval stays below the
-threshold (a regression of threshold size is ruled out). Anything else, too few
-trials, an unstable baseline, invalid runs or configurations that differ are
-**inconclusive**: never a silent pass.
+in the worse direction. It **passes** when it does not regress and the worse end
+of the interval stays below the threshold (a regression of threshold size is ruled
+out). Anything else is **inconclusive**, as are too few trials, an unstable
+baseline, invalid runs and configurations that differ: never a silent pass.
 
 scipy is an optional dependency (``pip install 'wattbench[gate]'``), imported only
 when statistics are computed.
@@ -76,6 +75,7 @@ class MetricSpec:
 
     @property
     def better(self) -> str:
+        """``"higher"`` or ``"lower"``: which direction is an improvement."""
         return "higher" if self.higher_is_better else "lower"
 
 
@@ -251,6 +251,7 @@ class RunRecord:
 
     @property
     def trials(self) -> int:
+        """Number of trials (the longest per-metric series)."""
         return max((len(v) for v in self.samples.values()), default=0)
 
 
@@ -454,6 +455,7 @@ class GateSettings:
             raise ConfigError("the gate needs at least 2 trials per side")
 
     def threshold(self, metric: str) -> float:
+        """The metric's threshold as a fraction (0.05 = 5 %)."""
         return self.thresholds.get(metric, METRICS[metric].default_threshold)
 
 
@@ -480,10 +482,12 @@ class MetricResult:
 
     @property
     def spec(self) -> MetricSpec:
+        """The metric's definition."""
         return METRICS[self.metric]
 
     @property
     def gated(self) -> bool:
+        """Whether this metric took part in the verdict (not SKIPPED)."""
         return self.verdict is not Verdict.SKIPPED
 
     def worse_change(self) -> float | None:
@@ -699,6 +703,7 @@ class GateReport:
 
     @property
     def key(self) -> ConfigKey | None:
+        """The compared configuration (the candidate's), None without runs."""
         runs = self.candidate or self.baseline
         return runs[0].key if runs else None
 

@@ -21,11 +21,11 @@ imports them, so import it only where they are installed.
 from __future__ import annotations
 
 import functools
-import json
 import uuid
 from typing import Any
 
 import anyio.to_thread
+import pydantic_core
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -181,27 +181,34 @@ def _ingest(store: Store, token: str, body: bytes) -> tuple[int, dict[str, Any]]
 
 
 def _parse(body: bytes) -> RunResult:
+    """Validate the body as a run; NaN and Infinity (not JSON, and not storable) refused."""
+    if b"NaN" in body or b"Infinity" in body:
+        # Rare: tell a label that says "NaN" from a number that is one.
+        try:
+            data: Any = pydantic_core.from_json(body, allow_inf_nan=False)
+        except ValueError as exc:
+            raise _malformed(f"{exc}; NaN and Infinity are not numbers JSON allows") from None
+        validate: Any = functools.partial(RunResult.model_validate, data)
+    else:
+        validate = functools.partial(RunResult.model_validate_json, body)
     try:
-        data = json.loads(body, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise _error(
-            400, "malformed_json", f"body is not valid JSON ({exc}): send `wattbench run --json`"
-        ) from None
-    try:
-        return RunResult.model_validate(data)
+        result: RunResult = validate()
+        return result
     except ValidationError as exc:
+        first = exc.errors()[0]
+        if first.get("type") == "json_invalid":
+            raise _malformed(str(first.get("msg"))) from None
         errors = [_describe(e) for e in exc.errors()[:20]]
+        more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise _error(
-            422,
-            "invalid_run",
-            f"not a wattbench run: {errors[0]}"
-            + (f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""),
-            errors=errors,
+            422, "invalid_run", f"not a wattbench run: {errors[0]}{more}", errors=errors
         ) from None
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number JSON allows")
+def _malformed(why: str) -> _Reply:
+    return _error(
+        400, "malformed_json", f"body is not valid JSON ({why}): send `wattbench run --json`"
+    )
 
 
 def _describe(error: Any) -> str:
@@ -304,6 +311,19 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+#: Environment of the worker processes of ``run_server(workers=N)`` (see app_from_env).
+ENV_DB = "WATTBENCH_SERVE_DB"
+ENV_MAX_BODY = "WATTBENCH_SERVE_MAX_BODY"
+
+
+def app_from_env() -> FastAPI:
+    """App factory of each uvicorn worker process: the store named by ``$WATTBENCH_SERVE_DB``."""
+    return create_app(
+        Store.open(os.environ[ENV_DB]),
+        max_body_bytes=int(os.environ.get(ENV_MAX_BODY, DEFAULT_MAX_BODY_BYTES)),
+    )
+
+
 def run_server(
     store: Store,
     host: str = "127.0.0.1",
@@ -311,14 +331,34 @@ def run_server(
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     access_log: bool = True,
+    workers: int = 1,
 ) -> None:
-    """Serve ``store`` with uvicorn until interrupted."""
+    """Serve ``store`` with uvicorn until interrupted.
+
+    ``workers > 1`` runs that many server processes on the port (uvicorn's process
+    manager); each opens the store itself, so the store's URL must reach them: it is
+    passed in the environment.
+    """
     import uvicorn
 
+    if workers <= 1:
+        uvicorn.run(
+            create_app(store, max_body_bytes=max_body_bytes),
+            host=host,
+            port=port,
+            access_log=access_log,
+            log_level="info",
+        )
+        return
+    os.environ[ENV_DB] = store.engine.url.render_as_string(hide_password=False)
+    os.environ[ENV_MAX_BODY] = str(max_body_bytes)
+    store.close()
     uvicorn.run(
-        create_app(store, max_body_bytes=max_body_bytes),
+        "wattbench.results_db.server:app_from_env",
+        factory=True,
         host=host,
         port=port,
         access_log=access_log,
         log_level="info",
+        workers=workers,
     )

@@ -29,7 +29,17 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from pydantic import BaseModel
-from sqlalchemy import Engine, create_engine, event, func, inspect, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    event,
+    func,
+    insert,
+    inspect,
+    select,
+    update,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
     ArgumentError,
@@ -151,6 +161,8 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._session = sessionmaker(engine, expire_on_commit=False)
+        # Ids of committed device/environment/suite/model rows (never deleted), by key.
+        self._ids: dict[tuple[Any, ...], Any] = {}
 
     @property
     def display_url(self) -> str:
@@ -262,22 +274,28 @@ class Store:
         recorded (gzip'd JSON) so that an upload sends it verbatim.
 
         Concurrent writers are fine: losing a race on a shared row (the device, suite,
-        environment, model or the run itself) rolls back and tries again, and a run that
-        a concurrent writer stored first is reported as already stored.
+        environment or model) rolls back and tries again, and a run that a concurrent
+        writer stored first is reported as already stored. Written with SQLAlchemy core
+        (a handful of statements per run) because the central store's ingest rate
+        depends on it; the ids of shared rows are remembered once committed.
         """
         if upload_state not in UPLOAD_STATES:
             raise ValueError(f"upload_state must be one of {UPLOAD_STATES}")
         last: Exception | None = None
+        cache_dropped = False
         for attempt in range(_SAVE_ATTEMPTS):
+            learned: dict[tuple[Any, ...], Any] = {}
             try:
-                with self._session.begin() as s:
-                    if s.scalar(select(Run.id).where(Run.uuid == result.run_id)) is not None:
-                        return False
-                    s.add(self._run_row(s, result, upload_state, keep_payload))
-                return True
+                with self.engine.begin() as conn:
+                    created = self._write_run(conn, result, upload_state, keep_payload, learned)
             except IntegrityError as exc:
                 if not _is_unique_violation(exc):
-                    raise self._save_error(result, exc) from exc
+                    if cache_dropped or not self._ids:
+                        raise self._save_error(result, exc) from exc
+                    # A remembered shared row is gone (database reset under us): forget all.
+                    self._ids.clear()
+                    cache_dropped = True
+                    continue
                 last = exc  # a concurrent writer inserted the same key first: look again
             except OperationalError as exc:
                 if not _is_sqlite_busy(exc):
@@ -285,6 +303,9 @@ class Store:
                 last = exc  # SQLite: another writer holds or moved past our snapshot
             except (DBAPIError, SQLAlchemyError) as exc:
                 raise self._save_error(result, exc) from exc
+            else:
+                self._ids.update(learned)  # only ids of committed rows are remembered
+                return created
             time.sleep(min(0.005 * 2**attempt, 0.5))
         assert last is not None
         raise self._save_error(result, last) from last
@@ -295,172 +316,261 @@ class Store:
             f"nothing was written"
         )
 
-    @staticmethod
-    def _get_or_create(s: Session, model: Any, where: dict[str, Any], **values: Any) -> Any:
-        row = s.scalars(select(model).filter_by(**where)).first()
-        if row is None:
-            row = model(**where, **values)
-            s.add(row)
-            s.flush()
-        return row
+    def _shared_id(
+        self,
+        conn: Connection,
+        learned: dict[tuple[Any, ...], Any],
+        model: Any,
+        key: dict[str, Any],
+        values: dict[str, Any],
+    ) -> int:
+        """Id of the environment/suite/model row with ``key``, created when missing."""
+        cache_key = (model.__tablename__, *key.values())
+        found = self._ids.get(cache_key) or learned.get(cache_key)
+        if found is None:
+            found = conn.scalar(select(model.id).filter_by(**key))
+            if found is None:
+                found = _insert_id(conn, insert(model).values(**key, **values))
+            learned[cache_key] = found
+        return int(found)
 
-    def _run_row(self, s: Session, r: RunResult, upload_state: str, keep_payload: bool) -> Run:
+    def _device_id(
+        self, conn: Connection, r: RunResult, now: datetime, learned: dict[tuple[Any, ...], Any]
+    ) -> int:
         dev = r.device
-        now = datetime.now(timezone.utc)
-        inventory = {k: dev.get(k) for k in DEVICE_INVENTORY_KEYS}
-        tags = dev.get("tags")
-        device = self._get_or_create(
-            s,
-            Device,
-            {"name": device_name(r)},
-            hostname=dev.get("hostname"),
-            cpu_model=dev.get("cpu_model"),
-            cpu_cores_logical=dev.get("cpu_cores_logical"),
-            cpu_cores_physical=dev.get("cpu_cores_physical"),
-            memory_bytes=dev.get("memory_bytes"),
-            arch=dev.get("arch"),
-            accelerator=dev.get("accelerator"),
-            created_at=now,
-            tags=tags,
-            **inventory,
-        )
-        # Inventory facts given with a later run update the device (only when changed,
+        name = device_name(r)
+        given = {k: dev.get(k) for k in (*DEVICE_INVENTORY_KEYS, "tags")}
+        cache_key = ("devices", name)
+        known = self._ids.get(cache_key) or learned.get(cache_key)
+        if known is None:
+            cols = [getattr(Device, k) for k in given]
+            row = conn.execute(select(Device.id, *cols).where(Device.name == name)).first()
+            if row is None:
+                device_id = _insert_id(
+                    conn,
+                    insert(Device).values(
+                        name=name,
+                        hostname=dev.get("hostname"),
+                        cpu_model=dev.get("cpu_model"),
+                        cpu_cores_logical=dev.get("cpu_cores_logical"),
+                        cpu_cores_physical=dev.get("cpu_cores_physical"),
+                        memory_bytes=dev.get("memory_bytes"),
+                        arch=dev.get("arch"),
+                        accelerator=dev.get("accelerator"),
+                        created_at=now,
+                        **given,
+                    ),
+                )
+                known = (device_id, given)
+            else:
+                known = (int(row[0]), dict(zip(given, row[1:], strict=True)))
+        device_id, stored = known
+        # Inventory facts given with a later run update the device (only when they change,
         # so the usual run writes nothing to the shared row).
-        for key, value in [*inventory.items(), ("tags", tags)]:
-            if value is not None and getattr(device, key) != value:
-                setattr(device, key, value)
-        env = self._get_or_create(
-            s,
-            Environment,
-            {"fingerprint_sha256": fingerprint.fingerprint_sha256(r.environment)},
-            data=r.environment,
-        )
-        suite = self._get_or_create(s, SuiteRow, {"name": r.suite, "version": r.suite_version})
-        art = self._get_or_create(
-            s,
-            ModelArtifactRow,
-            {"sha256": r.model.sha256},
-            name=r.model.name,
-            format=r.model.format,
-            precision=r.model.precision,
-            weights=r.model.weights,
-        )
+        changed = {k: v for k, v in given.items() if v is not None and stored.get(k) != v}
+        if changed:
+            conn.execute(update(Device).where(Device.id == device_id).values(**changed))
+            stored = stored | changed
+        learned[cache_key] = (device_id, stored)
+        return device_id
+
+    def _insert_run_row(self, conn: Connection, values: dict[str, Any]) -> int | None:
+        """Insert the ``runs`` row; None when its uuid is already stored."""
+        dialect = conn.dialect
+        if dialect.name in ("postgresql", "sqlite") and dialect.insert_returning:
+            from sqlalchemy.dialects import postgresql, sqlite
+
+            dialect_insert: Any = (
+                postgresql.insert if dialect.name == "postgresql" else sqlite.insert
+            )
+            stmt = (
+                dialect_insert(Run)
+                .values(**values)
+                .on_conflict_do_nothing(index_elements=["uuid"])
+                .returning(Run.id)
+            )
+            found = conn.execute(stmt).scalar()
+            return None if found is None else int(found)
+        if conn.scalar(select(Run.id).where(Run.uuid == values["uuid"])) is not None:
+            return None
+        return _insert_id(conn, insert(Run).values(**values))
+
+    def _write_run(
+        self,
+        conn: Connection,
+        r: RunResult,
+        upload_state: str,
+        keep_payload: bool,
+        learned: dict[tuple[Any, ...], Any],
+    ) -> bool:
+        now = datetime.now(timezone.utc)
+        env_sha = fingerprint.fingerprint_sha256(r.environment)
+        m = r.model
         head = r.headline
-        run = Run(
-            uuid=r.run_id,
-            device=device,
-            environment=env,
-            suite=suite,
-            model_artifact=art,
-            scenario=r.scenario,
-            adapter=r.adapter.adapter,
-            runtime_version=r.adapter.runtime_version,
-            execution_provider=r.adapter.execution_provider,
-            device_target=r.adapter.device,
-            precision=r.adapter.precision,
-            batch=r.config.batch,
-            threads=r.config.threads,
-            config=r.config.model_dump(mode="json"),
-            adapter_description=r.adapter.model_dump(mode="json"),
-            inputs=r.inputs,
-            labels=list(r.labels),
-            valid=r.valid,
-            invalid_reasons=list(r.invalid_reasons),
-            warnings=list(r.warnings),
-            quality=r.quality.model_dump(mode="json"),
-            started_at=r.started_at,
-            finished_at=r.finished_at,
-            created_at=now,
-            load_ms=r.load_ms,
-            first_inference_ms=r.first_inference_ms,
-            preprocess_ms_mean=r.preprocess_ms_mean,
-            inferences=r.inferences,
-            throughput_ips=r.throughput_ips,
-            latency_mean_ms=r.latency.mean_ms,
-            latency_p50_ms=r.latency.p50_ms,
-            latency_p90_ms=r.latency.p90_ms,
-            latency_p95_ms=r.latency.p95_ms,
-            latency_p99_ms=r.latency.p99_ms,
-            latency_p999_ms=r.latency.p999_ms,
-            latency_cv=r.latency.cv,
-            inferences_per_joule=head.inferences_per_joule if head else None,
-            joules_per_inference=head.joules_per_inference if head else None,
-            energy_method=head.method.value if head else None,
-            energy_scope=head.scope.value if head else None,
-            energy_uncertainty_j=head.uncertainty_j if head else None,
-            upload_state=upload_state,
-            uploaded_at=now if upload_state != UPLOAD_PENDING else None,
-            upload_attempts=0,
+        run_id = self._insert_run_row(
+            conn,
+            {
+                "uuid": r.run_id,
+                "device_id": self._device_id(conn, r, now, learned),
+                "environment_id": self._shared_id(
+                    conn,
+                    learned,
+                    Environment,
+                    {"fingerprint_sha256": env_sha},
+                    {"data": r.environment},
+                ),
+                "suite_id": self._shared_id(
+                    conn, learned, SuiteRow, {"name": r.suite, "version": r.suite_version}, {}
+                ),
+                "model_artifact_id": self._shared_id(
+                    conn,
+                    learned,
+                    ModelArtifactRow,
+                    {"sha256": m.sha256},
+                    {
+                        "name": m.name,
+                        "format": m.format,
+                        "precision": m.precision,
+                        "weights": m.weights,
+                    },
+                ),
+                "scenario": r.scenario,
+                "adapter": r.adapter.adapter,
+                "runtime_version": r.adapter.runtime_version,
+                "execution_provider": r.adapter.execution_provider,
+                "device_target": r.adapter.device,
+                "precision": r.adapter.precision,
+                "batch": r.config.batch,
+                "threads": r.config.threads,
+                "config": r.config.model_dump(mode="json"),
+                "adapter_description": r.adapter.model_dump(mode="json"),
+                "inputs": r.inputs,
+                "labels": list(r.labels),
+                "valid": r.valid,
+                "invalid_reasons": list(r.invalid_reasons),
+                "warnings": list(r.warnings),
+                "quality": r.quality.model_dump(mode="json"),
+                "started_at": r.started_at,
+                "finished_at": r.finished_at,
+                "created_at": now,
+                "load_ms": r.load_ms,
+                "first_inference_ms": r.first_inference_ms,
+                "preprocess_ms_mean": r.preprocess_ms_mean,
+                "inferences": r.inferences,
+                "throughput_ips": r.throughput_ips,
+                "latency_mean_ms": r.latency.mean_ms,
+                "latency_p50_ms": r.latency.p50_ms,
+                "latency_p90_ms": r.latency.p90_ms,
+                "latency_p95_ms": r.latency.p95_ms,
+                "latency_p99_ms": r.latency.p99_ms,
+                "latency_p999_ms": r.latency.p999_ms,
+                "latency_cv": r.latency.cv,
+                "inferences_per_joule": head.inferences_per_joule if head else None,
+                "joules_per_inference": head.joules_per_inference if head else None,
+                "energy_method": head.method.value if head else None,
+                "energy_scope": head.scope.value if head else None,
+                "energy_uncertainty_j": head.uncertainty_j if head else None,
+                "upload_state": upload_state,
+                "uploaded_at": now if upload_state != UPLOAD_PENDING else None,
+                "upload_attempts": 0,
+            },
         )
+        if run_id is None:
+            return False
+        trials = [
+            {
+                "run_id": run_id,
+                "index": t.index,
+                "queries": t.queries,
+                "inferences": t.inferences,
+                "duration_s": t.duration_s,
+                "throughput_ips": t.throughput_ips,
+                "latency": t.latency.model_dump(mode="json"),
+            }
+            for t in r.trials
+        ]
+        energy = [
+            _energy_values(run_id, e, t.index, i == 0)
+            for t in r.trials
+            for i, e in enumerate(t.energy)
+        ]
+        energy += [
+            {
+                "run_id": run_id,
+                "trial_index": None,
+                "reader": summary.reader,
+                "is_headline": i == 0,
+                "method": summary.method.value,
+                "scope": summary.scope.value,
+                "component": summary.component,
+                "gross_j": summary.gross_j,
+                "idle_w": summary.idle_w,
+                "net_j": summary.net_j,
+                "duration_s": summary.duration_s,
+                "mean_power_w": summary.mean_power_w,
+                "peak_power_w": summary.peak_power_w,
+                "samples": None,
+                "sample_rate_hz": summary.sample_rate_hz,
+                "update_period_s": None,
+                "uncertainty_j": summary.uncertainty_j,
+                "valid": all(
+                    e.valid for t in r.trials for e in t.energy if e.reader == summary.reader
+                ),
+                "invalid_reasons": [],
+                "details": summary.details
+                | {"inferences_per_joule_net": summary.inferences_per_joule_net}
+                | (
+                    {"carbon": r.carbon.model_dump(mode="json")}
+                    if i == 0 and r.carbon is not None
+                    else {}
+                ),
+            }
+            for i, summary in enumerate(r.energy)
+        ]
+        traces: dict[tuple[int, str], list[Any]] = {}
         for t in r.trials:
-            run.trials.append(
-                Trial(
-                    index=t.index,
-                    queries=t.queries,
-                    inferences=t.inferences,
-                    duration_s=t.duration_s,
-                    throughput_ips=t.throughput_ips,
-                    latency=t.latency.model_dump(mode="json"),
-                )
-            )
-            seen: set[str] = set()
-            for i, e in enumerate(t.energy):
-                run.energy.append(_energy_row(e, t.index, i == 0))
-                if e.trace and e.reader not in seen:  # (run, trial, reader) is unique
-                    seen.add(e.reader)
-                    points = downsample(e.trace, MAX_TRACE_POINTS)
-                    run.traces.append(
-                        PowerTrace(
-                            trial_index=t.index,
-                            reader=e.reader,
-                            n_points=len(points),
-                            points=[[float(a), float(b)] for a, b in points],
-                        )
+            for e in t.energy:
+                if e.trace and (t.index, e.reader) not in traces:  # unique per run/trial/reader
+                    traces[(t.index, e.reader)] = (
+                        e.trace
+                        if len(e.trace) <= MAX_TRACE_POINTS
+                        else downsample(e.trace, MAX_TRACE_POINTS)
                     )
-        for i, summary in enumerate(r.energy):
-            run.energy.append(
-                EnergyMeasurement(
-                    trial_index=None,
-                    reader=summary.reader,
-                    is_headline=i == 0,
-                    method=summary.method.value,
-                    scope=summary.scope.value,
-                    component=summary.component,
-                    gross_j=summary.gross_j,
-                    idle_w=summary.idle_w,
-                    net_j=summary.net_j,
-                    duration_s=summary.duration_s,
-                    mean_power_w=summary.mean_power_w,
-                    peak_power_w=summary.peak_power_w,
-                    samples=None,
-                    sample_rate_hz=summary.sample_rate_hz,
-                    update_period_s=None,
-                    uncertainty_j=summary.uncertainty_j,
-                    valid=all(
-                        e.valid for t in r.trials for e in t.energy if e.reader == summary.reader
-                    ),
-                    invalid_reasons=[],
-                    details=summary.details
-                    | {"inferences_per_joule_net": summary.inferences_per_joule_net}
-                    | (
-                        {"carbon": r.carbon.model_dump(mode="json")}
-                        if i == 0 and r.carbon is not None
-                        else {}
-                    ),
-                )
-            )
         # RunResult.latency_histogram: read leniently, so results from before the field
         # existed (and payloads from older runners) store fine.
-        for upper_ms, count in getattr(r, "latency_histogram", None) or ():
-            run.latency_bins.append(
-                LatencyBin(trial_index=None, upper_ms=float(upper_ms), count=int(count))
+        bins = [
+            {"run_id": run_id, "trial_index": None, "upper_ms": float(u), "count": int(c)}
+            for u, c in getattr(r, "latency_histogram", None) or ()
+        ]
+        if trials:
+            conn.execute(insert(Trial), trials)
+        if energy:
+            conn.execute(insert(EnergyMeasurement), energy)
+        if traces:
+            conn.execute(
+                insert(PowerTrace),
+                [
+                    {
+                        "run_id": run_id,
+                        "trial_index": k,
+                        "reader": reader,
+                        "n_points": len(points),
+                        "points": points,
+                    }
+                    for (k, reader), points in traces.items()
+                ],
             )
+        if bins:
+            conn.execute(insert(LatencyBin), bins)
         if keep_payload:
-            run.payload = RunPayload(
-                encoding=_PAYLOAD_ENCODING,
-                data=gzip.compress(r.model_dump_json().encode(), compresslevel=6),
+            conn.execute(
+                insert(RunPayload).values(
+                    run_id=run_id,
+                    encoding=_PAYLOAD_ENCODING,
+                    data=gzip.compress(r.model_dump_json().encode(), compresslevel=6),
+                )
             )
-        return run
+        return True
 
     # -- upload bookkeeping --------------------------------------------------------------
     def pending_run_ids(self, limit: int | None = None) -> list[str]:
@@ -873,6 +983,12 @@ def downsample(trace: Sequence[Sequence[float]], max_points: int) -> list[tuple[
     return [(float(trace[k][0]), float(trace[k][1])) for k in picks]
 
 
+def _insert_id(conn: Connection, stmt: Any) -> int:
+    key = conn.execute(stmt).inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
 def _utc(value: datetime) -> datetime:
     # SQLite hands back naive datetimes; they were written in UTC.
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
@@ -927,26 +1043,27 @@ def _leaderboard_row(rank: int, row: Any) -> LeaderboardRow:
     )
 
 
-def _energy_row(e: TrialEnergy, trial_index: int, headline: bool) -> EnergyMeasurement:
-    return EnergyMeasurement(
-        trial_index=trial_index,
-        reader=e.reader,
-        is_headline=headline,
-        method=e.method.value,
-        scope=e.scope.value,
-        component=e.component,
-        gross_j=e.gross_j,
-        idle_w=e.idle_w,
-        net_j=e.net_j,
-        duration_s=e.duration_s,
-        mean_power_w=e.mean_power_w,
-        peak_power_w=e.peak_power_w,
-        samples=e.samples,
-        sample_rate_hz=e.sample_rate_hz,
-        update_period_s=e.update_period_s,
-        uncertainty_j=e.uncertainty_j,
-        valid=e.valid,
-        invalid_reasons=list(e.invalid_reasons),
+def _energy_values(run_id: int, e: TrialEnergy, trial_index: int, headline: bool) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "trial_index": trial_index,
+        "reader": e.reader,
+        "is_headline": headline,
+        "method": e.method.value,
+        "scope": e.scope.value,
+        "component": e.component,
+        "gross_j": e.gross_j,
+        "idle_w": e.idle_w,
+        "net_j": e.net_j,
+        "duration_s": e.duration_s,
+        "mean_power_w": e.mean_power_w,
+        "peak_power_w": e.peak_power_w,
+        "samples": e.samples,
+        "sample_rate_hz": e.sample_rate_hz,
+        "update_period_s": e.update_period_s,
+        "uncertainty_j": e.uncertainty_j,
+        "valid": e.valid,
+        "invalid_reasons": list(e.invalid_reasons),
         # Since 0002 the trace lives in power_traces (bounded, one row per reader/trial).
-        details=dict(e.details),
-    )
+        "details": dict(e.details),
+    }

@@ -181,3 +181,21 @@ def test_label_selectors_against_a_database(run_gate: GateRunner, tmp_path: Path
     assert "note: 1 invalid run(s) labelled 'branch:main' were passed over" in err
     code, out, err = run_gate("--baseline", slow.run_id[:8], "--candidate", bad.run_id, "--db", db)
     assert code == 2 and f"candidate run {bad.run_id[:8]} is invalid" in out
+
+
+def test_cli_defaults_agree_with_the_gate_and_registering_stays_light() -> None:
+    import subprocess
+    import sys
+
+    from wattbench.harness import cli_gate
+    from wattbench.harness import gate as gate_mod
+
+    assert cli_gate.DEFAULT_ALPHA == gate_mod.DEFAULT_ALPHA
+    assert cli_gate._percent(cli_gate.DEFAULT_MAX_CV, "--max-cv") == gate_mod.DEFAULT_MAX_CV
+    # Registering the command must not import numpy or the statistics (every CLI call pays).
+    code = (
+        "import sys, wattbench.harness.cli_gate; "
+        "print(sorted(m for m in ('numpy', 'scipy', 'wattbench.harness.gate') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

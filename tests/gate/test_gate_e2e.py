@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -74,18 +73,7 @@ _adapter.OnnxRuntimeSession.run = _slow_run
 """
 
 
-def _registered() -> bool:
-    try:
-        proc = subprocess.run([WATTBENCH, "--help"], capture_output=True, text=True, timeout=60)
-    except OSError:
-        return False
-    return re.search(r"\bgate\b", proc.stdout) is not None
-
-
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(not _registered(), reason="gate not registered yet"),
-]
+pytestmark = [pytest.mark.e2e]
 
 
 class Runs:

@@ -137,7 +137,7 @@ def test_oversized_bodies_are_413(db_url: str, new_run: Callable[..., Any]) -> N
 def test_labels_with_sql_metacharacters_and_unicode_arrive_verbatim(
     api: Api, new_run: Callable[..., Any]
 ) -> None:
-    labels = ["x'); DROP TABLE runs; --", "ünïcødé ⚡ 日本", 'quo"te\\', "%_", "a,b;c"]
+    labels = ["x'); DROP TABLE runs; --", "ünïcødé ⚡ 日本", 'quo"te\\', "%_", "a,b;c", "NaN"]
     r = new_run(labels=labels)
     assert api.post(r).status_code == 201
     with api.store.engine.connect() as conn:
