@@ -102,6 +102,8 @@ class Adapter(ABC):
     name: ClassVar[str]
     #: artifact formats this adapter loads, in order of preference
     formats: ClassVar[tuple[str, ...]]
+    #: the device used when the user names none (and probed by `wattbench adapters`)
+    default_device: ClassVar[str] = "cpu"
 
     @classmethod
     @abstractmethod
@@ -116,3 +118,11 @@ class Adapter(ABC):
     @abstractmethod
     def load(self, artifact: ModelArtifact, options: AdapterOptions) -> Session:
         """Load ``artifact`` with ``options``; raise ModelError/UnavailableError on failure."""
+
+    def model_precision(self, artifact: ModelArtifact) -> Precision:
+        """The precision ``artifact`` runs at when the user asks for none.
+
+        Runtimes whose files carry their precision (a full-integer .tflite, a
+        quantised IR) override this to read it from the file.
+        """
+        return artifact.precision

@@ -87,6 +87,7 @@ class CoralAdapter(Adapter):
     """Runs Edge TPU-compiled .tflite models on a Coral Edge TPU (USB, PCIe/M.2, Dev Board)."""
 
     name: ClassVar[str] = "coral"
+    default_device: ClassVar[str] = "edgetpu"
     formats: ClassVar[tuple[str, ...]] = ("tflite",)
 
     def __init__(
@@ -153,6 +154,7 @@ class CoralAdapter(Adapter):
     # -- availability --------------------------------------------------------------------
     @classmethod
     def runtime_version(cls) -> str | None:
+        """pycoral's Edge TPU runtime version, else the LiteRT version (the delegate's host)."""
         pycoral = _import("pycoral.utils.edgetpu")
         if pycoral is not None:
             try:
@@ -160,7 +162,7 @@ class CoralAdapter(Adapter):
             except Exception:
                 return "pycoral (runtime version unknown)"
         found = import_interpreter()
-        return None if found is None else f"{found[1]} {found[2]}"
+        return None if found is None else found[2]
 
     @classmethod
     def is_available(cls, device: str = "edgetpu") -> Availability:

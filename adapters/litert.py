@@ -357,6 +357,12 @@ class LiteRtAdapter(Adapter):
         self._mod, self._runtime_name, self._version = found
         return self._mod
 
+    def model_precision(self, artifact: ModelArtifact) -> Precision:
+        interpreter = open_interpreter(
+            self._interpreter_module().Interpreter, Path(artifact.path), self._runtime_name
+        )
+        return model_precision(interpreter)[0]
+
     def load(self, artifact: ModelArtifact, options: AdapterOptions) -> Session:
         mod = self._interpreter_module()
         if artifact.format not in self.formats:

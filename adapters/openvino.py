@@ -281,6 +281,10 @@ class OpenVinoAdapter(Adapter):
         self._ov = ov
         return ov
 
+    def model_precision(self, artifact: ModelArtifact) -> Precision:
+        model = self._read(self._runtime().Core(), artifact)
+        return "int8" if is_quantized(model) else "fp32"
+
     def _read(self, core: Any, artifact: ModelArtifact) -> Any:
         path = Path(artifact.path)
         if not path.is_file():

@@ -12,15 +12,20 @@ For one model, one thread count and batch 1, three paths are measured:
   ``benchmark_app``), whose own median is parsed.
 
 wattbench and bare run in alternating blocks (``--pairs`` × ``--block-s``, order
-swapped every pair) and each vendor-tool invocation is paired with a wattbench
+swapped every pair); each vendor-tool invocation is paired with a wattbench
 block just before it. Ratios are taken pair by pair and the report gives their
 median, so a machine whose speed drifts (a shared one) still gives meaningful
-ratios. Goal: wattbench/bare <= 1.03.
+ratios. Each block reports its median and its 10th percentile (p10: the
+queries least disturbed by other processes). Goal: wattbench/bare <= 1.03.
+
+For LiteRT the work ``LiteRtSession.run`` adds to ``invoke()`` (one
+``set_tensor`` and one ``get_tensor`` per output) is also timed on its own, in
+microseconds: a figure that other processes barely disturb.
 
 Usage::
 
-    python benchmarks/parity.py [--runtime litert openvino] [--threads 2] [--pairs 12]
-                                [--block-s 1] [--tool-runs 3] [--model PATH] [--json OUT]
+    python benchmarks/parity.py [--runtime litert openvino] [--threads 2] [--pairs 16]
+                                [--block-s 0.75] [--tool-runs 5] [--model PATH] [--json OUT]
     python benchmarks/parity.py --runtime litert --only wattbench --queries 500
 
 The second form loads and runs a fixed number of inferences on one path, for
@@ -53,8 +58,10 @@ from wattbench.suites.mobilenet_v2 import MobileNetV2Suite
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "coral-test-data"
 DEFAULT_MODEL = DATA / "mobilenet_v2_1.0_224_quant.tflite"
 IMAGE = DATA / "cat.bmp"
-WARMUP_S = 0.5
-MIN_QUERIES = 100
+WARMUP_S = 0.3
+MIN_QUERIES = 50
+
+Block = dict[str, float]  # {"median_ms": ..., "p10_ms": ..., "n": ...}
 
 
 def _tool(name: str) -> str:
@@ -66,39 +73,38 @@ def _tool(name: str) -> str:
     return found
 
 
-def _median_ms(latencies_ns: list[int]) -> float:
-    return statistics.median(latencies_ns) / 1e6
+def _block(latencies_ns: list[int]) -> Block:
+    q = statistics.quantiles(latencies_ns, n=10)
+    return {
+        "median_ms": statistics.median(latencies_ns) / 1e6,
+        "p10_ms": q[0] / 1e6,
+        "n": float(len(latencies_ns)),
+    }
 
 
-def _bare_loop(step: Callable[[], object], seconds: float) -> float:
-    """Median ms of ``step()`` timed per call, for ``seconds`` after a warm-up."""
+def _bare_loop(step: Callable[[], object], seconds: float) -> Block:
+    """``step()`` timed per call for ``seconds`` after a warm-up (clock reads as timed_loop)."""
     clock = time.perf_counter_ns
-    for deadline_s in (WARMUP_S, seconds):
-        lat: list[int] = []
+    lat: list[int] = []
+    for duration_s in (WARMUP_S, seconds):
+        lat = []
         append = lat.append
-        end = clock() + int(deadline_s * 1e9)
+        start = clock()
+        min_ns = int(duration_s * 1e9)
         while True:
             t0 = clock()
             step()
             t1 = clock()
             append(t1 - t0)
-            if t1 >= end and len(lat) >= MIN_QUERIES:
+            if len(lat) >= MIN_QUERIES and t1 - start >= min_ns:
                 break
-    return _median_ms(lat)
+    return _block(lat)
 
 
-def _wattbench_loop(session: Session, prepared: list[Any], seconds: float) -> float:
+def _wattbench_loop(session: Session, prepared: list[Any], seconds: float) -> Block:
     timed_loop(session, prepared, WARMUP_S, 10)
     lat, _ = timed_loop(session, prepared, seconds, MIN_QUERIES)
-    return _median_ms(lat)
-
-
-def _session(adapter: Adapter, model: Path, threads: int) -> tuple[Session, list[Any]]:
-    suite = MobileNetV2Suite()
-    art = suite.user_model(model).model_copy(update={"precision": "int8"})
-    session = adapter.load(art, AdapterOptions(device="cpu", threads=threads, precision="int8"))
-    (spec,) = session.inputs()
-    return session, [session.prepare({spec.name: _pixels(spec)[None]})]
+    return _block(lat)
 
 
 def _pixels(spec: TensorSpec) -> Any:
@@ -120,9 +126,13 @@ class _Parity:
 
     @cached_property
     def _wattbench(self) -> tuple[Session, list[Any]]:
-        return _session(self._adapter(), self.model, self.threads)
+        art = MobileNetV2Suite().user_model(self.model).model_copy(update={"precision": "int8"})
+        opts = AdapterOptions(device="cpu", threads=self.threads, precision="int8")
+        session = self._adapter().load(art, opts)
+        (spec,) = session.inputs()
+        return session, [session.prepare({spec.name: _pixels(spec)[None]})]
 
-    def wattbench(self, seconds: float) -> float:
+    def wattbench(self, seconds: float) -> Block:
         session, prepared = self._wattbench
         return _wattbench_loop(session, prepared, seconds)
 
@@ -132,6 +142,20 @@ class _Parity:
 
     def describe(self) -> dict[str, Any]:
         return self._wattbench[0].describe().model_dump(mode="json")
+
+    def extra_us(self) -> float | None:
+        """Median µs of the work run() adds around the runtime call, where separable."""
+        return None
+
+    # per runtime
+    def bare(self, seconds: float) -> Block:
+        raise NotImplementedError
+
+    def bare_fixed(self, queries: int) -> None:
+        raise NotImplementedError
+
+    def tool(self, runs: int) -> tuple[float, list[str]]:
+        raise NotImplementedError
 
 
 # -- LiteRT ------------------------------------------------------------------------------
@@ -146,7 +170,7 @@ class LiteRtParity(_Parity):
         return LiteRtAdapter()
 
     @cached_property
-    def _invoke(self) -> Callable[[], object]:
+    def _interpreter(self) -> Any:
         from ai_edge_litert.interpreter import Interpreter
 
         interpreter = Interpreter(model_path=str(self.model), num_threads=self.threads)
@@ -154,35 +178,47 @@ class LiteRtParity(_Parity):
         (d,) = interpreter.get_input_details()
         spec = TensorSpec(name=d["name"], shape=[int(v) for v in d["shape"]], dtype="uint8")
         interpreter.set_tensor(d["index"], _pixels(spec)[None])
-        return interpreter.invoke
+        return interpreter
 
-    def bare(self, seconds: float) -> float:
-        return _bare_loop(self._invoke, seconds)
+    def bare(self, seconds: float) -> Block:
+        return _bare_loop(self._interpreter.invoke, seconds)
 
     def bare_fixed(self, queries: int) -> None:
-        invoke = self._invoke
+        invoke = self._interpreter.invoke
         for _ in range(queries):
             invoke()
 
-    def tool_command(self, runs: int, result_json: Path) -> list[str]:
-        return [
-            _tool("litert-benchmark"),
-            "--model",
-            str(self.model),
-            "--num_threads",
-            str(self.threads),
-            "--warmup_runs",
-            "20",
-            "--num_runs",
-            str(runs),
-            "--result_json",
-            str(result_json),
-        ]
+    def extra_us(self) -> float:
+        """set_tensor(input) + get_tensor(each output): what run() does besides invoke()."""
+        it = self._interpreter
+        ((index, arr),) = self._wattbench[1][0]
+        outs = [d["index"] for d in it.get_output_details()]
+        clock = time.perf_counter_ns
+        lat = []
+        for _ in range(5000):
+            t0 = clock()
+            it.set_tensor(index, arr)
+            for o in outs:
+                it.get_tensor(o)
+            lat.append(clock() - t0)
+        return statistics.median(lat) / 1e3
 
     def tool(self, runs: int) -> tuple[float, list[str]]:
         with tempfile.TemporaryDirectory() as d:
             out = Path(d) / "result.json"
-            cmd = self.tool_command(runs, out)
+            cmd = [
+                _tool("litert-benchmark"),
+                "--model",
+                str(self.model),
+                "--num_threads",
+                str(self.threads),
+                "--warmup_runs",
+                "20",
+                "--num_runs",
+                str(runs),
+                "--result_json",
+                str(out),
+            ]
             subprocess.run(cmd, check=True, capture_output=True, text=True)
             return float(json.loads(out.read_text())["latency"]["median_ms"]), cmd
 
@@ -218,7 +254,7 @@ class OpenVinoParity(_Parity):
         feed = {0: _pixels(spec)[None]}
         return lambda: request.infer(feed)
 
-    def bare(self, seconds: float) -> float:
+    def bare(self, seconds: float) -> Block:
         return _bare_loop(self._infer, seconds)
 
     def bare_fixed(self, queries: int) -> None:
@@ -226,17 +262,14 @@ class OpenVinoParity(_Parity):
         for _ in range(queries):
             infer()
 
-    def tool_command(self, runs: int) -> list[str]:
+    def tool(self, runs: int) -> tuple[float, list[str]]:
         cmd = [_tool("benchmark_app"), "-m", str(self.model), "-d", "CPU"]
         if self.threads == os.cpu_count():
             cmd += ["-hint", "latency"]
         else:
             # benchmark_app takes -nthreads only with -hint none (its UI rule)
             cmd += ["-hint", "none", "-nstreams", "1", "-nthreads", str(self.threads)]
-        return [*cmd, "-infer_precision", "f32", "-niter", str(runs)]
-
-    def tool(self, runs: int) -> tuple[float, list[str]]:
-        cmd = self.tool_command(runs)
+        cmd += ["-infer_precision", "f32", "-niter", str(runs)]
         res = subprocess.run(cmd, check=True, capture_output=True, text=True)
         text = res.stdout + res.stderr
         m = re.search(r"Latency:\s*\n.*?Median:\s*([\d.]+)\s*ms", text)
@@ -246,10 +279,7 @@ class OpenVinoParity(_Parity):
         return float(m.group(1)), cmd
 
 
-RUNTIMES: dict[str, Callable[[Path, int], Any]] = {
-    "litert": LiteRtParity,
-    "openvino": OpenVinoParity,
-}
+RUNTIMES: dict[str, type[_Parity]] = {"litert": LiteRtParity, "openvino": OpenVinoParity}
 
 
 def _load() -> str:
@@ -262,30 +292,32 @@ def measure(
     """Paired blocks of wattbench and bare (order alternated), then paired tool runs."""
     p = RUNTIMES[name](model, threads)
     load_before = _load()
-    pair_rows = []
+    pair_rows: list[dict[str, Block]] = []
     for k in range(pairs):
         if k % 2:
             b, w = p.bare(block_s), p.wattbench(block_s)
         else:
             w, b = p.wattbench(block_s), p.bare(block_s)
-        pair_rows.append({"wattbench_ms": w, "bare_ms": b})
-        print(f"{name} pair {k}: wattbench {w:.3f} ms, bare {b:.3f} ms", file=sys.stderr)
-    tool_rows = []
+        pair_rows.append({"wattbench": w, "bare": b})
+        print(
+            f"{name} pair {k}: wattbench {w['median_ms']:.3f} ms (p10 {w['p10_ms']:.3f}), "
+            f"bare {b['median_ms']:.3f} ms (p10 {b['p10_ms']:.3f})",
+            file=sys.stderr,
+        )
+    bare_med = statistics.median(r["bare"]["median_ms"] for r in pair_rows)
+    runs = max(MIN_QUERIES, int(block_s * 2000 / bare_med))
+    tool_rows: list[dict[str, Any]] = []
     cmd: list[str] = []
-    runs = max(
-        MIN_QUERIES, int(block_s * 1000 / statistics.median(r["bare_ms"] for r in pair_rows))
-    )
     for k in range(tool_runs):
         w = p.wattbench(block_s)
         t, cmd = p.tool(runs)
-        tool_rows.append({"wattbench_ms": w, "tool_ms": t, "tool_runs": runs})
-        print(f"{name} tool {k}: wattbench {w:.3f} ms, tool {t:.3f} ms", file=sys.stderr)
+        tool_rows.append({"wattbench": w, "tool_median_ms": t, "tool_runs": runs})
+        print(
+            f"{name} tool {k}: wattbench {w['median_ms']:.3f} ms, tool {t:.3f} ms", file=sys.stderr
+        )
 
-    def med(rows: list[dict[str, Any]], key: str) -> float:
-        return float(statistics.median(r[key] for r in rows))
-
-    def ratio(rows: list[dict[str, Any]], other: str) -> float:
-        return float(statistics.median(r["wattbench_ms"] / r[other] for r in rows))
+    def med(values: Any) -> float:
+        return float(statistics.median(values))
 
     return {
         "runtime": name,
@@ -296,18 +328,21 @@ def measure(
         "pairs": pair_rows,
         "tool_pairs": tool_rows,
         "median_ms": {
-            "wattbench": med(pair_rows, "wattbench_ms"),
-            "bare": med(pair_rows, "bare_ms"),
-            "wattbench_beside_tool": med(tool_rows, "wattbench_ms"),
-            "tool": med(tool_rows, "tool_ms"),
+            "wattbench": med(r["wattbench"]["median_ms"] for r in pair_rows),
+            "bare": bare_med,
+            "wattbench_beside_tool": med(r["wattbench"]["median_ms"] for r in tool_rows),
+            "tool": med(r["tool_median_ms"] for r in tool_rows),
         },
-        "min_block_median_ms": {
-            "wattbench": min(r["wattbench_ms"] for r in pair_rows),
-            "bare": min(r["bare_ms"] for r in pair_rows),
-            "tool": min(r["tool_ms"] for r in tool_rows),
+        "p10_ms": {
+            "wattbench": med(r["wattbench"]["p10_ms"] for r in pair_rows),
+            "bare": med(r["bare"]["p10_ms"] for r in pair_rows),
         },
-        "ratio_vs_bare": ratio(pair_rows, "bare_ms"),
-        "ratio_vs_tool": ratio(tool_rows, "tool_ms"),
+        "ratio_vs_bare": med(
+            r["wattbench"]["median_ms"] / r["bare"]["median_ms"] for r in pair_rows
+        ),
+        "ratio_vs_bare_p10": med(r["wattbench"]["p10_ms"] / r["bare"]["p10_ms"] for r in pair_rows),
+        "ratio_vs_tool": med(r["wattbench"]["median_ms"] / r["tool_median_ms"] for r in tool_rows),
+        "extra_us": p.extra_us(),
         "tool_command": " ".join(Path(c).name if i == 0 else c for i, c in enumerate(cmd)),
         "adapter": p.describe(),
         "loadavg_before": load_before,
@@ -325,13 +360,13 @@ def fixed_count(name: str, model: Path, threads: int, path: str, queries: int) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--runtime", nargs="+", choices=sorted(RUNTIMES), default=sorted(RUNTIMES))
     ap.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--pairs", type=int, default=12, help="wattbench/bare block pairs")
-    ap.add_argument("--block-s", type=float, default=1.0, help="seconds per block")
-    ap.add_argument("--tool-runs", type=int, default=3, help="vendor tool invocations")
+    ap.add_argument("--pairs", type=int, default=16, help="wattbench/bare block pairs")
+    ap.add_argument("--block-s", type=float, default=0.75, help="seconds per block")
+    ap.add_argument("--tool-runs", type=int, default=5, help="vendor tool invocations")
     ap.add_argument("--json", type=Path, help="write the full results here")
     ap.add_argument(
         "--only",
@@ -350,18 +385,23 @@ def main(argv: list[str] | None = None) -> int:
         measure(r, args.model, args.threads, args.pairs, args.block_s, args.tool_runs)
         for r in args.runtime
     ]
-    print(f"model {args.model.name}, {args.threads} threads, batch 1, load {_load()}")
-    print(
-        f"{'runtime':<10}{'wattbench':>11}{'bare':>9}{'w/bare':>8}"
-        f"{'wattbench':>11}{'tool':>9}{'w/tool':>8}"
-    )
+    print(f"model {args.model.name}, {args.threads} threads, batch 1, load now {_load()}")
+    head = ("runtime", "wattbench", "bare", "w/bare", "p10 w/b", "wattbench", "tool", "w/tool")
+    print("".join(f"{h:>11}" for h in (*head, "extra")))
     for res in results:
         m = res["median_ms"]
-        print(
-            f"{res['runtime']:<10}{m['wattbench']:>9.3f}ms{m['bare']:>7.3f}ms"
-            f"{res['ratio_vs_bare']:>8.3f}{m['wattbench_beside_tool']:>9.3f}ms{m['tool']:>7.3f}ms"
-            f"{res['ratio_vs_tool']:>8.3f}"
-        )
+        cells = [
+            res["runtime"],
+            f"{m['wattbench']:.3f}ms",
+            f"{m['bare']:.3f}ms",
+            f"{res['ratio_vs_bare']:.3f}",
+            f"{res['ratio_vs_bare_p10']:.3f}",
+            f"{m['wattbench_beside_tool']:.3f}ms",
+            f"{m['tool']:.3f}ms",
+            f"{res['ratio_vs_tool']:.3f}",
+            "-" if res["extra_us"] is None else f"{res['extra_us']:.1f}us",
+        ]
+        print("".join(f"{c:>11}" for c in cells))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

@@ -26,11 +26,13 @@ Two payloads: the fake run of the tests (2 trials, ~5 KB) and a realistic one
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import multiprocessing as mp
 import os
 import platform
 import random
+import resource
 import sqlite3
 import statistics
 import subprocess
@@ -46,6 +48,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import psutil
 from sqlalchemy import insert, text
 from sqlalchemy.engine import make_url
 
@@ -192,6 +195,22 @@ def timed(fn: Callable[[], Any], reps: int = 5) -> tuple[float, int]:
     return statistics.median(times), len(rows)
 
 
+def leaderboard_queries(store: Store) -> list[tuple[str, Callable[[], Any]]]:
+    return [
+        ("`leaderboard --suite suite0 --limit 10`",
+         lambda: store.leaderboard("suite0", limit=10)),
+        ("`leaderboard --limit 10` (all 10 suite versions x 2 scenarios)",
+         lambda: store.leaderboard(limit=10)),
+        ("API default: `GET /api/v1/leaderboard` (top 100 per group)",
+         lambda: store.leaderboard(limit=100)),
+        ("`--suite suite0 --limit 100 --include-invalid --hide-estimated`",
+         lambda: store.leaderboard(
+             "suite0", limit=100, include_invalid=True, hide_estimated=True)),
+        ("full ranking of one suite, no limit (reference)",
+         lambda: store.leaderboard("suite0")),
+    ]  # fmt: skip
+
+
 def bench_leaderboard(kinds: list[str], n: int, pg_url: str) -> list[str]:
     out = [
         f"### Leaderboard over {n:,} runs",
@@ -203,19 +222,7 @@ def bench_leaderboard(kinds: list[str], n: int, pg_url: str) -> list[str]:
         with fresh_database(kind, pg_url) as url:
             store = Store.open(url)
             fill_s = fill_synthetic(store, n)
-            out_rows: list[tuple[str, Callable[[], Any]]] = [
-                ("`leaderboard --suite suite0 --limit 10`", lambda: store.leaderboard(
-                    "suite0", limit=10)),
-                ("`leaderboard --limit 10` (all 10 suite versions x 2 scenarios)",
-                 lambda: store.leaderboard(limit=10)),
-                ("API default: `GET /api/v1/leaderboard` (top 100 per group)",
-                 lambda: store.leaderboard(limit=100)),
-                ("`--suite suite0 --limit 100 --include-invalid --hide-estimated`",
-                 lambda: store.leaderboard(
-                     "suite0", limit=100, include_invalid=True, hide_estimated=True)),
-                ("full ranking of one suite, no limit (reference)",
-                 lambda: store.leaderboard("suite0")),
-            ]  # fmt: skip
+            out_rows = leaderboard_queries(store)
             for label, fn in out_rows:
                 reps = 1 if "no limit" in label else 5
                 t, count = timed(fn, reps)
@@ -278,9 +285,42 @@ def _client_proc(
     threads = [threading.Thread(target=client, args=(n,)) for n in quotas]
     for t in threads:
         t.start()
+    while time.time() < start_at:
+        time.sleep(0.001)
+    cpu0 = _self_cpu_s()
     for t in threads:
         t.join()
-    q.put(results)
+    q.put((results, _self_cpu_s() - cpu0))
+
+
+def _self_cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _tree_cpu_s(pid: int) -> float:
+    """CPU seconds of a process and its children (uvicorn workers)."""
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for p in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            t = p.cpu_times()
+            total += t.user + t.system
+    return total
+
+
+def _postgres_cpu_s() -> float:
+    total = 0.0
+    for p in psutil.process_iter(["name"]):
+        if (p.info.get("name") or "").startswith("postgres"):
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                t = p.cpu_times()
+                total += t.user + t.system
+    return total
 
 
 def bench_ingest(
@@ -294,8 +334,9 @@ def bench_ingest(
     out = [
         f"### Ingest: {clients} concurrent clients on loopback",
         "",
-        "| central database | server processes | payload | body size | runs | runs/s | errors |",
-        "|---|---:|---|---:|---:|---:|---:|",
+        "| central database | server processes | payload | body size | runs | runs/s | errors "
+        "| CPU ms per run: server / PostgreSQL / clients |",
+        "|---|---:|---|---:|---:|---:|---:|---:|",
     ]
     for label, body in payloads().items():
         n = total if "fake" in label else max(total // 3, clients)
@@ -331,7 +372,13 @@ def bench_ingest(
                     ]
                     for p in ps:
                         p.start()
-                    results = [r for _ in ps for r in q.get()]
+                    time.sleep(max(start_at - time.time(), 0))
+                    server_cpu0, pg_cpu0 = _tree_cpu_s(server.pid), _postgres_cpu_s()
+                    answers = [q.get() for _ in ps]
+                    server_cpu = _tree_cpu_s(server.pid) - server_cpu0
+                    pg_cpu = _postgres_cpu_s() - pg_cpu0 if kind == "postgresql" else 0.0
+                    client_cpu = sum(a[1] for a in answers)
+                    results = [r for a in answers for r in a[0]]
                     for p in ps:
                         p.join()
                     ok = sum(r[0] for r in results)
@@ -343,9 +390,10 @@ def bench_ingest(
                     server.terminate()
                     server.wait(timeout=30)
                     store.close()
+            per_run = [f"{c / max(ok, 1) * 1000:.1f}" for c in (server_cpu, pg_cpu, client_cpu)]
             out.append(
                 f"| {kind} | {workers} | {label} | {len(body) / 1024:.0f} KiB | {ok:,} | "
-                f"{ok / wall:.0f} | {bad} |"
+                f"{ok / wall:.0f} | {bad} | {' / '.join(per_run)} |"
             )
     return out
 

@@ -169,9 +169,14 @@ def run(
     suite: Annotated[str, typer.Option(help="Suite name (see `wattbench suites`).")],
     adapter: Annotated[str, typer.Option(help="Runtime adapter (see `wattbench adapters`).")],
     model: Annotated[Path | None, typer.Option(help="Benchmark this model file instead.")] = None,
-    device: Annotated[str, typer.Option(help="Adapter device: cpu, cuda, ...")] = "cpu",
+    device: Annotated[
+        str | None,
+        typer.Option(help="Adapter device: cpu, cuda, edgetpu, ... (default: the adapter's)."),
+    ] = None,
     threads: Annotated[int | None, typer.Option(help="Runtime intra-op threads.")] = None,
-    precision: Annotated[str, typer.Option(help="fp32, fp16 or int8.")] = "fp32",
+    precision: Annotated[
+        str | None, typer.Option(help="fp32, fp16 or int8 (default: the model's own).")
+    ] = None,
     batch: Annotated[int, typer.Option(help="Samples per query.")] = 1,
     duration: Annotated[float, typer.Option(help="Minimum seconds per measured trial.")] = 10.0,
     min_queries: Annotated[int, typer.Option(help="Minimum queries per trial.")] = 100,
@@ -212,6 +217,8 @@ def run(
     from wattbench.suites.base import SuiteOptions
 
     env_data = os.environ.get("WATTBENCH_DATA_DIR")
+    adapter_cls = plugins.load(plugins.ADAPTERS, adapter)
+    device = device or adapter_cls.default_device
     try:
         cfg = RunConfig(
             suite=suite,
@@ -244,7 +251,6 @@ def run(
     # Fail fast on everything the user can get wrong, before minutes of measuring.
     store = Store.open(db)
     suite_cls = plugins.load(plugins.SUITES, cfg.suite)
-    adapter_cls = plugins.load(plugins.ADAPTERS, cfg.adapter)
     ok, reason = adapter_cls.is_available(cfg.device)
     if not ok:
         raise UnavailableError(f"adapter {cfg.adapter!r} is not available: {reason}")
@@ -429,11 +435,11 @@ def adapters(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     rows = []
     for name in plugins.names(plugins.ADAPTERS):
         cls = plugins.load(plugins.ADAPTERS, name)
-        ok, reason = cls.is_available("cpu")
+        ok, reason = cls.is_available(cls.default_device)
         rows.append(
             {
                 "name": name,
-                "device": "cpu",
+                "device": cls.default_device,
                 "available": ok,
                 "runtime_version": cls.runtime_version(),
                 "reason": reason,

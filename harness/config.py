@@ -19,7 +19,9 @@ class RunConfig(BaseModel):
     model: Path | None = Field(default=None, description="User model file instead of the suite's.")
     device: str = Field(default="cpu", description="Adapter device (cpu, cuda, ...).")
     threads: int | None = Field(default=None, ge=1, description="Runtime intra-op threads.")
-    precision: Precision = Field(default="fp32", description="Model precision.")
+    precision: Precision | None = Field(
+        default=None, description="Model precision; None runs the model at its own."
+    )
     batch: int = Field(default=1, ge=1, description="Samples per query.")
     duration_s: float = Field(
         default=10.0, gt=0, description="Minimum measured-window length per trial."

@@ -134,9 +134,18 @@ class Runner:
         cfg = self.config
         if cfg.model is not None:
             art = self.suite.user_model(cfg.model)
-            return art.model_copy(update={"precision": cfg.precision})
-        fmt = self.adapter.formats[0]
-        return self.suite.build_model(fmt, self.cache)
+            precision = cfg.precision or self.adapter.model_precision(art)
+            return art.model_copy(update={"precision": precision})
+        # The first format the adapter loads that one of the suite's recipes can build.
+        buildable = {f for r in self.suite.recipes() for f in r.formats}
+        for fmt in self.adapter.formats:
+            if fmt in buildable:
+                return self.suite.build_model(fmt, self.cache)
+        raise ConfigError(
+            f"{self.suite.name} cannot build a model for this adapter (it loads "
+            f"{', '.join(self.adapter.formats)}; the suite builds {', '.join(sorted(buildable))}): "
+            f"pass one with --model"
+        )
 
     def _batches(self, session: Session, inputs: InputSet) -> tuple[list[Any], float, list[Any]]:
         """Preprocess every sample (timed apart), stack into batches, prepare them."""
@@ -189,7 +198,11 @@ class Runner:
             inputs = self.suite.load_inputs()
 
             self.progress.phase("loading")
-            opts = AdapterOptions(device=cfg.device, threads=cfg.threads, precision=cfg.precision)
+            opts = AdapterOptions(
+                device=cfg.device,
+                threads=cfg.threads,
+                precision=cfg.precision or artifact.precision,
+            )
             t0 = self.clock_ns()
             session = self.adapter.load(artifact, opts)
             load_ms = (self.clock_ns() - t0) / 1e6

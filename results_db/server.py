@@ -21,9 +21,11 @@ imports them, so import it only where they are installed.
 from __future__ import annotations
 
 import functools
+import os
 import uuid
 from typing import Any
 
+import anyio
 import anyio.to_thread
 import pydantic_core
 from fastapi import FastAPI, Query, Request
@@ -43,6 +45,8 @@ from wattbench.results_db.tokens import check_token
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 #: Most latency-histogram bins accepted (fixed log bins: 20 per decade).
 MAX_HISTOGRAM_BINS = 1000
+#: Uploads validated and written at once (the store's connection pool is sized to match).
+DEFAULT_INGEST_THREADS = int(os.environ.get("WATTBENCH_INGEST_THREADS", "8"))
 TOKEN_HINT = "create one on the server with `wattbench token create --device NAME`"
 
 
@@ -59,14 +63,24 @@ def _error(status: int, code: str, detail: str, **extra: Any) -> _Reply:
     return _Reply(status, {"status": "error", "error": code, "detail": detail, **extra})
 
 
-def create_app(store: Store, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
-    """A FastAPI app that ingests runs into ``store`` (one app per store; no globals)."""
+def create_app(
+    store: Store,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    ingest_threads: int = DEFAULT_INGEST_THREADS,
+) -> FastAPI:
+    """A FastAPI app that ingests runs into ``store`` (one app per store; no globals).
+
+    At most ``ingest_threads`` uploads are validated and written at once; more threads
+    only fight over the GIL and the connection pool.
+    """
     app = FastAPI(
         title="wattbench ingest",
         description="Authenticated, idempotent upload of wattbench runs; leaderboard reads.",
         version="1",
     )
     app.state.store = store
+    limiter: anyio.CapacityLimiter | None = None
 
     @app.exception_handler(_Reply)
     async def _reply(_request: Request, exc: _Reply) -> JSONResponse:
@@ -136,8 +150,11 @@ def create_app(store: Store, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) ->
             if size > max_body_bytes:
                 raise _too_large(max_body_bytes)
             chunks.append(chunk)
+        nonlocal limiter
+        if limiter is None:  # created inside the event loop that uses it
+            limiter = anyio.CapacityLimiter(ingest_threads)
         status, body = await anyio.to_thread.run_sync(
-            functools.partial(_ingest, store, token, b"".join(chunks))
+            functools.partial(_ingest, store, token, b"".join(chunks)), limiter=limiter
         )
         return JSONResponse(body, status_code=status)
 

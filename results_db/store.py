@@ -38,6 +38,7 @@ from sqlalchemy import (
     insert,
     inspect,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.engine import make_url
@@ -660,6 +661,7 @@ class Store:
             select(
                 Run.id,
                 Run.uuid,
+                Run.suite_id,
                 SuiteRow.name.label("suite"),
                 SuiteRow.version.label("suite_version"),
                 Run.scenario,
@@ -696,61 +698,77 @@ class Store:
     def _leaderboard_top(
         self, suite: str | None, include_invalid: bool, hide_estimated: bool, limit: int
     ) -> list[LeaderboardRow]:
-        """Top ``limit`` per group, each read in index order (see ``ix_runs_leaderboard``)."""
-        suites_q = select(SuiteRow.id).order_by(SuiteRow.name, SuiteRow.version)
-        if suite:
-            suites_q = suites_q.where(SuiteRow.name == suite)
-        valid_values = (True, False) if include_invalid else (True,)
-        out: list[LeaderboardRow] = []
-        if limit == 0:
-            return out
+        """Top ``limit`` per group; the cost follows the rows returned, not the runs stored.
+
+        1. the (suite, scenario) groups, found by seeking through ``ix_runs_leaderboard``
+           (see :meth:`_groups`);
+        2. one UNION ALL of a ``LIMIT`` query per group (and validity) over the runs with
+           an energy figure, read in index order;
+        3. only for groups with places left, the runs without one (they rank last).
+        """
+        if limit <= 0:
+            return []
         with self._session() as s:
-            for suite_id in list(s.scalars(suites_q)):
-                for scenario in self._scenarios(s, suite_id, include_invalid):
-                    picked: list[Any] = []
-                    for valid in valid_values:
-                        base = self._leaderboard_select().where(
-                            Run.suite_id == suite_id,
-                            Run.scenario == scenario,
-                            Run.valid.is_(valid),
-                        )
-                        if hide_estimated:
-                            base = base.where(Run.energy_method != "estimated")
-                        # Plain DESC matches the index on both dialects; NULLs separately.
-                        picked += s.execute(
-                            base.where(Run.inferences_per_joule.is_not(None))
-                            .order_by(Run.inferences_per_joule.desc(), Run.id)
-                            .limit(limit)
-                        ).all()
-                        picked += s.execute(
-                            base.where(Run.inferences_per_joule.is_(None))
-                            .order_by(Run.id)
-                            .limit(limit)
-                        ).all()
-                    picked.sort(
-                        key=lambda r: (
-                            r.inferences_per_joule is None,
-                            -(r.inferences_per_joule or 0.0),
-                            r.id,
-                        )
+            groups = self._groups(s, suite, include_invalid)
+            if not groups:
+                return []
+            valid_values = (True, False) if include_invalid else (True,)
+
+            def query(group: tuple[int, str], valid: bool, ranked: bool, n: int) -> Any:
+                q = self._leaderboard_select().where(
+                    Run.suite_id == group[0], Run.scenario == group[1], Run.valid.is_(valid)
+                )
+                if hide_estimated:
+                    q = q.where(Run.energy_method != "estimated")
+                if ranked:  # plain DESC: the index order on both dialects
+                    q = q.where(Run.inferences_per_joule.is_not(None)).order_by(
+                        Run.inferences_per_joule.desc(), Run.id
                     )
-                    out += [_leaderboard_row(i + 1, r) for i, r in enumerate(picked[:limit])]
+                else:
+                    q = q.where(Run.inferences_per_joule.is_(None)).order_by(Run.id)
+                return select(q.limit(n).subquery())
+
+            picked: dict[tuple[int, str], list[Any]] = {g: [] for g in groups}
+            ranked = [query(g, v, True, limit) for g in groups for v in valid_values]
+            for row in s.execute(union_all(*ranked)):
+                picked[(row.suite_id, row.scenario)].append(row)
+            # Runs without an energy figure rank last: read them only where places are left.
+            short = [(g, limit - len(picked[g])) for g in groups if len(picked[g]) < limit]
+            unranked = [query(g, v, False, n) for g, n in short for v in valid_values]
+            if unranked:
+                for row in s.execute(union_all(*unranked)):
+                    picked[(row.suite_id, row.scenario)].append(row)
+        out: list[LeaderboardRow] = []
+        for group in groups:
+            rows = sorted(picked[group], key=_rank_key)
+            out += [_leaderboard_row(i + 1, r) for i, r in enumerate(rows[:limit])]
         return out
 
     @staticmethod
-    def _scenarios(s: Session, suite_id: int, include_invalid: bool) -> list[str]:
-        """Distinct scenarios of a suite by skipping through the index (few of them)."""
-        found: list[str] = []
-        while True:
-            q = select(Run.scenario).where(Run.suite_id == suite_id)
-            if not include_invalid:
-                q = q.where(Run.valid.is_(True))
-            if found:
-                q = q.where(Run.scenario > found[-1])
-            nxt = s.scalar(q.order_by(Run.scenario).limit(1))
-            if nxt is None:
-                return found
-            found.append(nxt)
+    def _groups(s: Session, suite: str | None, include_invalid: bool) -> list[tuple[int, str]]:
+        """(suite_id, scenario) pairs that have runs, in leaderboard order.
+
+        Suites are few (a small table); each suite's scenarios are found by seeking to
+        the next larger scenario in ``ix_runs_leaderboard``: a few index probes, not a
+        scan of the suite's runs.
+        """
+        suites_q = select(SuiteRow.id).order_by(SuiteRow.name, SuiteRow.version)
+        if suite:
+            suites_q = suites_q.where(SuiteRow.name == suite)
+        groups: list[tuple[int, str]] = []
+        for suite_id in list(s.scalars(suites_q)):
+            scenario: str | None = None
+            while True:
+                q = select(Run.scenario).where(Run.suite_id == suite_id)
+                if not include_invalid:
+                    q = q.where(Run.valid.is_(True))
+                if scenario is not None:
+                    q = q.where(Run.scenario > scenario)
+                scenario = s.scalar(q.order_by(Run.scenario).limit(1))
+                if scenario is None:
+                    break
+                groups.append((suite_id, scenario))
+        return groups
 
     def get_run(self, run_id: str) -> Run | None:
         with self._session() as s:
@@ -1003,6 +1021,12 @@ def _is_unique_violation(exc: IntegrityError) -> bool:
 def _is_sqlite_busy(exc: OperationalError) -> bool:
     text = str(exc.orig or exc).lower()
     return "database is locked" in text or "database is busy" in text
+
+
+def _rank_key(row: Any) -> tuple[bool, float, int]:
+    """Leaderboard order within a group: inferences per joule, highest first, NULLs last."""
+    ipj = row.inferences_per_joule
+    return (ipj is None, -(ipj or 0.0), row.id)
 
 
 def _leaderboard_row(rank: int, row: Any) -> LeaderboardRow:

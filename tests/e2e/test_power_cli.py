@@ -8,6 +8,7 @@ Gen2 plug.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -64,8 +65,11 @@ def by_name(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 # -- a RAPL package counter that wraps --------------------------------------------
 
 SIM_W = 20.0
-#: small enough to wrap every 0.15 s at SIM_W: about 13 wraps in a 2 s window
-RANGE_UJ = 2_999_999
+#: wraps every 0.5 s at SIM_W: 4 wraps in a 2 s window. The reader polls every
+#: wrap/4 and invalidates a window whose reads are over wrap/2 apart, so the
+#: slack for a starved poll thread is wrap/4 = 125 ms; a 3 J range (37 ms of
+#: slack) made a correct reader report "invalid" on an oversubscribed 2-core box.
+RANGE_UJ = 9_999_999
 
 
 class RaplWriter:
@@ -84,6 +88,7 @@ class RaplWriter:
         self.offset_uj = range_uj - 500_000  # start near the top: the first read soon wraps
         self.writes = 0
         self.longest_gap_s = 0.0
+        self.realtime = False
         self._stop = threading.Event()
         self._write()
         self._thread = threading.Thread(target=self._run, name="rapl-writer", daemon=True)
@@ -101,6 +106,14 @@ class RaplWriter:
         self.writes += 1
 
     def _run(self) -> None:
+        # Hardware counters are punctual; a starved writer is not: every ms it lags at a
+        # window edge is 20 mJ of error, and on a loaded box (CPU quota throttling)
+        # it lagged 60-100 ms. Where the OS allows (CAP_SYS_NICE), this thread alone
+        # runs as SCHED_FIFO: it sleeps 5 ms between tiny writes, so it cannot hog a
+        # core. The reader under test keeps its normal priority.
+        with contextlib.suppress(OSError, AttributeError):
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))  # 0: this thread
+            self.realtime = True
         last = time.monotonic()
         while not self._stop.wait(0.005):
             self._write()
@@ -149,7 +162,10 @@ def test_rapl_measure_wrapping_counter_is_within_one_percent(
     )
     t_after = time.monotonic()
     data = ok_json(proc)
-    diag = f"{data}\nwriter: {writer.writes} writes, longest gap {writer.longest_gap_s:.3f} s"
+    diag = (
+        f"{data}\nwriter: {writer.writes} writes, longest gap {writer.longest_gap_s:.3f} s, "
+        f"SCHED_FIFO {writer.realtime}"
+    )
 
     assert data["reader"] == "rapl"
     assert (data["method"], data["scope"]) == ("counter", "chip"), diag
@@ -163,7 +179,7 @@ def test_rapl_measure_wrapping_counter_is_within_one_percent(
     assert truth_j == pytest.approx(SIM_W * data["duration_s"])
     assert data["energy_j"] == pytest.approx(truth_j, rel=0.01), diag
     assert data["mean_power_w"] == pytest.approx(SIM_W, rel=0.01), diag
-    # ~13 wraps happened: every one was seen and undone.
+    # ~4 wraps happened: every one was seen and undone.
     expected_wraps = SIM_W * data["duration_s"] * 1e6 / RANGE_UJ
     assert data["details"]["wraps"] >= 2, diag
     assert abs(data["details"]["wraps"] - expected_wraps) <= 1.5, diag
@@ -171,7 +187,7 @@ def test_rapl_measure_wrapping_counter_is_within_one_percent(
     assert zone["wraps"] == data["details"]["wraps"]
     assert zone["max_energy_range_uj"] == RANGE_UJ
     assert zone["missing_reads"] == 0
-    # Polled well within the 0.15 s wrap period (a quarter of it, from the last two reads).
+    # Polled well within the 0.5 s wrap period (a quarter of it, from the last two reads).
     assert data["details"]["poll_interval_s"] <= RANGE_UJ * 1e-6 / SIM_W / 2
     assert data["samples"] >= data["details"]["wraps"] + 1
     assert data["sample_rate_hz"] > 0
@@ -422,3 +438,23 @@ def test_sysfs_root_env_measures_jetson(tmp_path: Path) -> None:
     assert data["valid"] is True, data["invalid_reasons"]
     assert data["mean_power_w"] == pytest.approx(6.0)  # 5000 mV x 1200 mA
     assert data["details"]["rails"]["VDD_SOC"]["mean_power_w"] == pytest.approx(1.5)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="cli.py power_list: the row's 'method' is the class attribute (cls.method) even "
+    "when the reader is available and was instantiated; HwmonReader on an energy*_input "
+    "channel measures 'counter' (and NvmlReader on a GPU without the counter 'polled'), so "
+    "the list contradicts `power measure`. Fix: row['method'] = info.method.value when ok",
+)
+def test_power_list_method_is_what_measure_uses(tmp_path: Path) -> None:
+    hwmon = tmp_path / "sys/class/hwmon/hwmon0"
+    hwmon.mkdir(parents=True)
+    (hwmon / "name").write_text("amd_energy\n")
+    (hwmon / "energy1_label").write_text("Esocket0\n")
+    (hwmon / "energy1_input").write_text("123456789\n")  # a µJ counter
+    rows = ok_json(wattbench("power", "list", "--json", "--sysfs-root", str(tmp_path)))
+    row = by_name(rows)["hwmon"]
+    assert row["available"] is True, row
+    assert row["details"]["unit"] == "uJ"  # the counter was picked
+    assert row["method"] == "counter"

@@ -237,7 +237,7 @@ def test_quality_accepts_batched_output_rows() -> None:
 
 def test_recipes_name_the_seed() -> None:
     (r,) = MobileNetV2Suite(SuiteOptions(seed=3)).recipes()
-    assert r.formats == ["onnx"]
+    assert r.formats == ["onnx", "torchscript"]
     assert r.weights == "random(seed=3)"
 
 
