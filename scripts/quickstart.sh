@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
 # Set up wattbench in ./.venv and run the main job: benchmark MobileNetV2 on
-# this machine with the runtimes available, store the result in the embedded
-# SQLite database and print the ranked leaderboard.
+# this machine with each runtime available (ONNX Runtime and OpenVINO install
+# from PyPI almost everywhere), store the results in the embedded SQLite
+# database and print the ranked leaderboard.
 # Extra arguments go to `wattbench run` (e.g. --duration 30 --tdp-w 15).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet ".[onnxruntime,models,carbon]"
+.venv/bin/python -m pip install --quiet ".[onnxruntime,openvino,models,carbon]"
 .venv/bin/wattbench adapters
-.venv/bin/wattbench run --suite mobilenet_v2 --adapter onnxruntime "$@"
+# The runtimes that are available here and load a model the suite can build.
+available=$(.venv/bin/wattbench adapters --json | .venv/bin/python -c '
+import json, sys
+print(" ".join(a["name"] for a in json.load(sys.stdin)
+               if a["available"] and a["name"] in ("onnxruntime", "openvino", "torch")))')
+for adapter in $available; do
+  .venv/bin/wattbench run --suite mobilenet_v2 --adapter "$adapter" "$@"
+done
 .venv/bin/wattbench leaderboard
