@@ -491,8 +491,19 @@ def power_list(
             "reason": reason,
         }
         if ok:
-            info = cls(options).info()
-            row.update(scope=info.scope.value, component=info.component, details=info.details)
+            reader = cls(options)
+            try:
+                info = reader.info()
+            finally:
+                reader.close()
+            # The instance knows what it will actually use (an hwmon energy counter is
+            # a counter even though the class defaults to polling).
+            row.update(
+                method=info.method.value,
+                scope=info.scope.value,
+                component=info.component,
+                details=info.details,
+            )
         rows.append(row)
     _print_rows(rows, as_json, ("name", "method", "scope", "component", "available", "reason"))
 

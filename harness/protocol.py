@@ -172,8 +172,13 @@ class Runner:
         return prepared, pre_ms, rows
 
     def _window(self, fn: Callable[[], Any]) -> tuple[Any, list[EnergyReading]]:
-        for r in self.readers:
-            r.start()
+        for i, r in enumerate(self.readers):
+            try:
+                r.start()
+            except Exception:
+                for started in self.readers[:i]:  # leave none of them sampling
+                    started.close()
+                raise
         try:
             out = fn()
         finally:

@@ -440,13 +440,6 @@ def test_sysfs_root_env_measures_jetson(tmp_path: Path) -> None:
     assert data["details"]["rails"]["VDD_SOC"]["mean_power_w"] == pytest.approx(1.5)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli.py power_list: the row's 'method' is the class attribute (cls.method) even "
-    "when the reader is available and was instantiated; HwmonReader on an energy*_input "
-    "channel measures 'counter' (and NvmlReader on a GPU without the counter 'polled'), so "
-    "the list contradicts `power measure`. Fix: row['method'] = info.method.value when ok",
-)
 def test_power_list_method_is_what_measure_uses(tmp_path: Path) -> None:
     hwmon = tmp_path / "sys/class/hwmon/hwmon0"
     hwmon.mkdir(parents=True)
