@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from wattbench.harness import plugins
+from wattbench.harness import cli_store, plugins
 from wattbench.harness.cli_gate import gate
 from wattbench.harness.errors import ConfigError, UnavailableError, WattbenchError
 
@@ -33,6 +33,10 @@ app.add_typer(power_app, name="power")
 app.add_typer(db_app, name="db")
 # Commands that live in their own modules; their heavy imports stay inside the bodies.
 app.command("gate")(gate)
+app.command()(cli_store.serve)
+app.command()(cli_store.upload)
+app.command()(cli_store.export)
+app.add_typer(cli_store.token_app, name="token")
 
 # Wide tables when piped (CI logs, files); a terminal keeps its own width.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
@@ -206,6 +210,13 @@ def run(
     git_labels: Annotated[
         bool, typer.Option(help="Add git:<sha> and branch:<name> of the current git tree.")
     ] = True,
+    upload_to: Annotated[
+        str | None,
+        typer.Option("--upload", help="After storing, push pending runs to this ingest API/DB."),
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option(envvar="WATTBENCH_TOKEN", help="Device token for --upload.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Benchmark SUITE on ADAPTER, store the result and print a summary."""
@@ -281,8 +292,11 @@ def run(
         err.print(f"warning: {w}")
     if as_json:
         sys.stdout.write(result.model_dump_json(indent=2) + "\n")
-        return
-    _print_run_summary(result, store.display_url)
+    else:
+        _print_run_summary(result, store.display_url)
+    if upload_to:
+        # The run is committed locally first; an unreachable server leaves it pending.
+        cli_store.upload(to=upload_to, token=token, db=db)
 
 
 def _print_run_summary(result: Any, where: str) -> None:

@@ -13,6 +13,7 @@ Every run recorded on this machine starts ``pending`` upload
 
 from __future__ import annotations
 
+import functools
 import gzip
 import os
 import time
@@ -80,6 +81,7 @@ MAX_TRACE_POINTS = 2000
 DEVICE_INVENTORY_KEYS = ("nameplate_power_w", "purchase_price", "currency", "rack", "location")
 _PAYLOAD_ENCODING = "json+gzip"
 _SAVE_ATTEMPTS = 8
+_UNION_TERMS = 200
 
 
 def default_db_url() -> str:
@@ -377,24 +379,15 @@ class Store:
 
     def _insert_run_row(self, conn: Connection, values: dict[str, Any]) -> int | None:
         """Insert the ``runs`` row; None when its uuid is already stored."""
-        dialect = conn.dialect
-        if dialect.name in ("postgresql", "sqlite") and dialect.insert_returning:
-            from sqlalchemy.dialects import postgresql, sqlite
-
-            dialect_insert: Any = (
-                postgresql.insert if dialect.name == "postgresql" else sqlite.insert
-            )
-            stmt = (
-                dialect_insert(Run)
-                .values(**values)
-                .on_conflict_do_nothing(index_elements=["uuid"])
-                .returning(Run.id)
-            )
-            found = conn.execute(stmt).scalar()
+        stmt = _run_insert(conn.dialect.name, bool(conn.dialect.insert_returning))
+        if stmt is not None:  # INSERT … ON CONFLICT (uuid) DO NOTHING RETURNING id
+            found = conn.execute(stmt, values).scalar()
             return None if found is None else int(found)
         if conn.scalar(select(Run.id).where(Run.uuid == values["uuid"])) is not None:
             return None
-        return _insert_id(conn, insert(Run).values(**values))
+        key = conn.execute(insert(Run), values).inserted_primary_key
+        assert key is not None
+        return int(key[0])
 
     def _write_run(
         self,
@@ -729,15 +722,17 @@ class Store:
                 return select(q.limit(n).subquery())
 
             picked: dict[tuple[int, str], list[Any]] = {g: [] for g in groups}
-            ranked = [query(g, v, True, limit) for g in groups for v in valid_values]
-            for row in s.execute(union_all(*ranked)):
-                picked[(row.suite_id, row.scenario)].append(row)
+
+            def fetch(queries: list[Any]) -> None:
+                # SQLite allows 500 terms in a compound SELECT: stay well below.
+                for i in range(0, len(queries), _UNION_TERMS):
+                    for row in s.execute(union_all(*queries[i : i + _UNION_TERMS])):
+                        picked[(row.suite_id, row.scenario)].append(row)
+
+            fetch([query(g, v, True, limit) for g in groups for v in valid_values])
             # Runs without an energy figure rank last: read them only where places are left.
             short = [(g, limit - len(picked[g])) for g in groups if len(picked[g]) < limit]
-            unranked = [query(g, v, False, n) for g, n in short for v in valid_values]
-            if unranked:
-                for row in s.execute(union_all(*unranked)):
-                    picked[(row.suite_id, row.scenario)].append(row)
+            fetch([query(g, v, False, n) for g, n in short for v in valid_values])
         out: list[LeaderboardRow] = []
         for group in groups:
             rows = sorted(picked[group], key=_rank_key)
@@ -999,6 +994,18 @@ def downsample(trace: Sequence[Sequence[float]], max_points: int) -> list[tuple[
         return [(float(p[0]), float(p[1])) for p in trace]
     picks = (round(i * (n - 1) / (max_points - 1)) for i in range(max_points))
     return [(float(trace[k][0]), float(trace[k][1])) for k in picks]
+
+
+@functools.cache
+def _run_insert(dialect: str, returning: bool) -> Any:
+    """The ``runs`` insert that skips a stored uuid, built once (parameters are bound per
+    execution: building 40-odd bind parameters per run costs more than the database)."""
+    if not returning or dialect not in ("postgresql", "sqlite"):
+        return None
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect_insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return dialect_insert(Run).on_conflict_do_nothing(index_elements=["uuid"]).returning(Run.id)
 
 
 def _insert_id(conn: Connection, stmt: Any) -> int:

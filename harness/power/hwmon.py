@@ -17,7 +17,10 @@ the reader takes the only energy channel, else the only power channel, and
 says which ones there are when it cannot choose. ``hwmon.scope`` (default
 ``board``) says what the rail covers; ``hwmon.max_range_uj`` is the energy
 counter's modulus if it wraps (unknown by default: a decrease is then a
-reason, not a guess). A failed read is a gap, never 0 W.
+reason, not a guess). A failed read is a gap, never 0 W. An energy counter
+that did not advance at all over a window of 10 or more of its update periods
+(1 s or more when the period is unknown) makes the reading invalid, never a
+valid 0 J; ``hwmon.stuck_after_s`` also flags shorter stretches within a window.
 """
 
 from __future__ import annotations
@@ -51,6 +54,10 @@ from wattbench.harness.power.polled import PolledReader, accuracy_uncertainty_j,
 HWMON_CLASS_DIR = Path("sys/class/hwmon")
 _CHANNEL_FILE = re.compile(r"^(power|energy)(\d+)_(input|average)$")
 _MAX_TRACE_POINTS = 2000
+#: An energy counter that did not advance at all over a window of this many of its
+#: update periods (or :data:`FROZEN_AFTER_S` when the period is unknown) is stuck.
+FROZEN_AFTER_UPDATES = 10
+FROZEN_AFTER_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -248,6 +255,13 @@ class HwmonReader(PolledReader):
         self.update_period_s = _update_period_s(self.channel)
 
     @property
+    def frozen_after_s(self) -> float:
+        """An energy counter that does not move over a window this long is stuck."""
+        if self.update_period_s:
+            return FROZEN_AFTER_UPDATES * self.update_period_s
+        return FROZEN_AFTER_S
+
+    @property
     def is_counter(self) -> bool:
         return self.channel.kind == "energy"
 
@@ -332,6 +346,16 @@ class HwmonReader(PolledReader):
             reasons.append(
                 f"energy counter {self.channel.path} did not advance for {stuck_s:.3g} s "
                 f"(limit {self._stuck_after_s:.3g} s): check that the sensor updates"
+            )
+        elif energy_uj == 0 and wraps == 0 and duration_s >= self.frozen_after_s:
+            # Whatever stuck_after_s says: a powered rail always counts, so a counter
+            # that did not move over many of its updates is stuck, never a valid 0 J.
+            reasons.append(
+                f"energy counter {self.channel.path} did not advance in {duration_s:.3g} s "
+                f"(>= {self.frozen_after_s:.3g} s, {FROZEN_AFTER_UPDATES} update periods or "
+                f"{FROZEN_AFTER_S:g} s when the period is unknown): the sensor is stuck; "
+                "check its driver, or use --power-opt hwmon.channel=power<N> if it has a "
+                "power channel"
             )
         mean_w = energy_j / duration_s
         # Each edge read may miss up to one counter update's worth of energy.

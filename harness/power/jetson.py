@@ -456,6 +456,8 @@ class JetsonReader(PolledReader):
         return t_s, value
 
     def start(self) -> None:
+        if self._thread is not None:
+            super().start()  # raises: a window is open, and its rail samples are kept
         self._get_plan()
         with self._rail_lock:
             self._rail_samples = []

@@ -27,7 +27,9 @@ When the GPU has both the counter and a power field, both are measured whatever
 the mode and compared: ``details`` carries ``counter_j``, ``polled_j`` and
 ``disagreement_pct`` (relative to the counter); a disagreement above
 ``nvml.crosscheck_pct`` (default 10) is a warning in ``details["warnings"]``,
-not an invalid reading.
+not an invalid reading. A counter that did not advance at all while the
+polled power integrates to a positive energy is stuck: a warning, and in
+``counter`` mode an invalid reading (never a valid 0 J).
 
 A read that fails (``NVMLError``) is a missing sample, never 0 W.
 
@@ -83,6 +85,9 @@ DEFAULT_REL_UNCERTAINTY = 0.05
 DEFAULT_CROSSCHECK_PCT = 10.0
 #: Energy counter resolution: 1 mJ.
 COUNTER_RESOLUTION_J = 0.001
+#: A counter that stayed at 0 J while the polled power integrates to more than this
+#: (a few counter units) is stuck.
+FROZEN_COUNTER_MIN_J = 5 * COUNTER_RESOLUTION_J
 #: A gap longer than this many sample intervals invalidates a polled integral.
 MAX_GAP_INTERVALS = 5.0
 MODES = ("auto", "counter", "polled")
@@ -505,6 +510,15 @@ class NvmlReader(PowerReader):
             details["crosscheck_skipped"] = "; ".join(
                 counter_reasons + (list(integ.reasons) if integ is not None else [])
             )
+        elif counter_j == 0 and polled_j is not None and polled_j > FROZEN_COUNTER_MIN_J:
+            # No disagreement in percent of nothing: a counter that did not move while
+            # the board drew power is stuck, and its 0 J is not a measurement.
+            counter_reasons.append(
+                f"the energy counter of {self.component} did not advance while the "
+                f"integrated {self._dev.power_field} power came to {polled_j:.3f} J: the "
+                "counter is stuck; use --power-opt nvml.mode=polled"
+            )
+            details["warnings"].append(counter_reasons[-1])
         elif counter_j is not None and polled_j is not None and counter_j > 0:
             pct = abs(counter_j - polled_j) / counter_j * 100.0
             details["disagreement_pct"] = pct

@@ -28,13 +28,20 @@ Domains are kept apart and chosen with ``--power-opt rapl.domain=…``:
   level. ``psys`` contains ``package``, so the two are never summed.
 
 Method ``counter``: the counters are read at the window edges, and a
-background thread reads them every ``min(1 s, wrap period / 4)`` (the wrap
-period is ``max_energy_range_uj`` over the power seen so far), so every wrap is
-seen as a decrease and undone by :func:`~wattbench.harness.power.accounting.counter_energy`.
-A window whose successful reads end up more than half a wrap period apart (at
-its mean power; e.g. the poll thread was starved) is invalid, as a second wrap
-could hide there. A read that fails is a missing value, never 0; a failed edge
-read makes the window invalid, with the energy up to the nearest good read.
+background thread reads them every ``min(1 s, wrap period / 4)``, so every wrap
+is seen as a decrease and undone by
+:func:`~wattbench.harness.power.accounting.counter_energy`. The wrap period is
+``max_energy_range_uj`` over the highest power the window must allow for: the
+window starts at :data:`ASSUMED_POWER_W`, and the interval only ever shortens
+within a window (when a higher power is measured), never lengthens after a
+quiet stretch, since a burst may follow it. A window whose successful reads end
+up more than half a wrap period apart (at the highest power measured in it,
+over spans of at least :data:`PEAK_SPAN_S`; e.g. the poll thread was starved)
+is invalid, as a second wrap could hide there. A read that fails is a missing
+value, never 0; a failed edge read makes the window invalid, with the energy up
+to the nearest good read. A zone whose counter did not move at all over
+:data:`FROZEN_AFTER_UPDATES` updates or more is invalid, not a valid 0 J: a
+powered domain always counts, so the counter is stuck (some VMs expose one).
 
 Uncertainty (half-width, summed linearly):
 
@@ -96,8 +103,13 @@ DEFAULT_REL_UNCERTAINTY = 0.05
 MAX_POLL_INTERVAL_S = 1.0
 #: ... nor shorter than one counter update.
 MIN_POLL_INTERVAL_S = 0.001
-#: Power assumed per zone before two reads have measured it (sets the first poll).
+#: Power each zone's poll interval allows for until a higher one is measured.
 ASSUMED_POWER_W = 1000.0
+#: Peak power for the read-interval check is measured over spans at least this long
+#: (ten counter updates), so one update more or less in a short span is no peak.
+PEAK_SPAN_S = 10 * UPDATE_PERIOD_S
+#: A counter that did not move over this many updates (~0.1 s) is stuck, not idle.
+FROZEN_AFTER_UPDATES = 100
 #: Domain -> (zone level, how zone names are matched, scope).
 DOMAINS: dict[str, tuple[str, re.Pattern[str], EnergyScope]] = {
     "package": ("top", re.compile(r"^package-\d+(-die-\d+)?$"), EnergyScope.CHIP),
@@ -256,7 +268,9 @@ class RaplReader(PowerReader):
         base = options.sysfs_root / POWERCAP_DIR
         if not base.is_dir():
             return [], (
-                f"no RAPL here ({base} missing): Intel/AMD x86 Linux only; VMs rarely expose it"
+                f"no RAPL here ({base} missing): load the driver "
+                "(`sudo modprobe intel_rapl_msr`, Intel/AMD x86 Linux only; VMs rarely expose it), "
+                "point --sysfs-root at a recorded tree, or use --power estimate / a wall meter"
             )
         zones = cls.discover(options.sysfs_root)
         if not zones:
@@ -367,11 +381,14 @@ class RaplReader(PowerReader):
             prev = self._rounds[-1] if self._rounds else None
             self._rounds.append((t, values))
         if prev is not None:
-            self._interval_s = self._next_interval(prev, (t, values))
+            # Never lengthened within a window: a quiet stretch says nothing about
+            # the burst that may follow it (see the module docs).
+            self._interval_s = min(self._interval_s, self._next_interval(prev, (t, values)))
 
     def _next_interval(
         self, prev: tuple[float, list[float | None]], cur: tuple[float, list[float | None]]
     ) -> float:
+        """The interval the power between two read rounds allows (the shortest over zones)."""
         dt = cur[0] - prev[0]
         interval = MAX_POLL_INTERVAL_S
         for i, rng in enumerate(self._max_range_uj):
@@ -443,11 +460,23 @@ class RaplReader(PowerReader):
                     f"rapl reader: {zone.energy_path} could not be read in this window "
                     f"({'; '.join(zone_reasons)}); check permissions and the powercap driver"
                 )
-            limit_s = self._max_read_interval_s(rng, energy_uj, duration_s)
+            zone_peak_w = max(energy_uj * 1e-6 / duration_s, self._peak_power_w(reads, rng))
+            limit_s = self._max_read_interval_s(rng, zone_peak_w)
             if limit_s is not None:
                 # Again with the limit: reads further apart than half the wrap period
-                # (at this window's mean power) could hide a second wrap.
+                # (at the highest power seen in this window) could hide a second wrap.
                 _, _, zone_reasons = counter_energy(reads, rng, max_interval_s=limit_s)
+            if (
+                energy_uj == 0
+                and wraps == 0
+                and duration_s >= FROZEN_AFTER_UPDATES * UPDATE_PERIOD_S
+            ):
+                zone_reasons.append(
+                    f"{zone.energy_path} did not change in {duration_s:.3g} s "
+                    f"({duration_s / UPDATE_PERIOD_S:.0f} counter updates): a powered domain "
+                    "always counts, so the counter is stuck (some VMs expose a frozen one); "
+                    "use --power estimate or a wall meter"
+                )
             reasons += [f"{zone.label}: {r}" for r in zone_reasons]
             total_uj += energy_uj
             total_wraps += wraps
@@ -459,6 +488,7 @@ class RaplReader(PowerReader):
                     "wraps": wraps,
                     "max_energy_range_uj": rng,
                     "max_read_interval_s": limit_s,
+                    "peak_power_w": zone_peak_w,
                     "missing_reads": sum(1 for _, v in reads if v is None),
                 }
             )
@@ -508,13 +538,44 @@ class RaplReader(PowerReader):
         )
 
     @staticmethod
-    def _max_read_interval_s(
-        rng: float | None, energy_uj: float, duration_s: float
-    ) -> float | None:
-        """Half the wrap period at the window's mean power; None when it is unbounded."""
-        if rng is None or energy_uj <= 0:
+    def _max_read_interval_s(rng: float | None, peak_power_w: float) -> float | None:
+        """Half the wrap period at ``peak_power_w``; None when it is unbounded."""
+        if rng is None or not peak_power_w > 0:
             return None
-        return rng / (energy_uj / duration_s) / 2
+        return rng * 1e-6 / peak_power_w / 2
+
+    @staticmethod
+    def _peak_power_w(reads: Sequence[tuple[float, float | None]], rng: float | None) -> float:
+        """Highest power of one zone over consecutive spans of at least :data:`PEAK_SPAN_S`.
+
+        Spans are built from consecutive good reads (a failed read ends one); a
+        decrease counts as one wrap when the range is known. 0 when no span is long
+        enough.
+        """
+        peak = 0.0
+        span_t0: float | None = None
+        span_uj = 0.0
+        prev: tuple[float, float] | None = None
+        for t, v in reads:
+            if v is None or not math.isfinite(v):
+                prev, span_t0, span_uj = None, None, 0.0
+                continue
+            if prev is None:
+                prev, span_t0, span_uj = (t, v), t, 0.0
+                continue
+            d = v - prev[1]
+            if d < 0:
+                if rng is None:
+                    prev, span_t0, span_uj = (t, v), t, 0.0
+                    continue
+                d += rng
+            span_uj += d
+            prev = (t, v)
+            assert span_t0 is not None
+            if t - span_t0 >= PEAK_SPAN_S:
+                peak = max(peak, span_uj * 1e-6 / (t - span_t0))
+                span_t0, span_uj = t, 0.0
+        return peak
 
     def _trace(
         self, rounds: Sequence[tuple[float, list[float | None]]]

@@ -5,8 +5,10 @@ integrate it (method ``external``, scope ``wall``: everything plugged into
 the plug, power-supply losses included). The plugs refresh their power figure
 about once a second, so :attr:`ReaderInfo.update_period_s` is 1.0 and the
 harness lengthens windows to at least ten update periods; polling faster
-than that only finds transitions sooner. 0.1-0.5 s is a sensible
-``--sample-interval``; a small ESP8266 plug may not keep up with much more.
+than that only finds transitions sooner. The sampling interval is
+:attr:`ReaderOptions.sample_interval_s` (default 0.1 s; not exposed on the
+command line yet); 0.1-0.5 s is sensible, and a small ESP8266 plug may not
+keep up with much faster polling.
 
 A failed or garbled HTTP answer is a gap (None), never 0 W. The plug's own
 cumulative energy counter is read in the same answers and reported in
@@ -299,6 +301,8 @@ class SmartPlugReader(PolledReader):
         return t_s, value
 
     def start(self) -> None:
+        if self._thread is not None:
+            super().start()  # raises: a window is open, and its counter reads are kept
         self._urls()  # no URL: say so before the window, not as a run of gaps
         with self._counter_lock:
             self._counter_samples = []

@@ -360,13 +360,6 @@ def test_unavailable_reader_is_one_error_line(tmp_path: Path) -> None:
     assert str(empty / "sys/class/powercap") in line  # says where it looked
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rapl.py RaplReader._find: with no sys/class/powercap the error says only "
-    "'Intel/AMD x86 Linux only; VMs rarely expose it' and names no fix; suggest e.g. "
-    "'…: load the driver (sudo modprobe intel_rapl_msr), check --sysfs-root, or use "
-    "--power estimate or a wall meter'",
-)
 def test_unavailable_rapl_on_an_empty_root_names_the_fix(tmp_path: Path) -> None:
     proc = wattbench("power", "measure", "--reader", "rapl", "--sysfs-root", str(tmp_path))
     line = error_line(proc)

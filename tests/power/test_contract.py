@@ -837,35 +837,10 @@ def test_stop_twice_raises(built: Built) -> None:
         built.reader.stop()
 
 
-_START_RESETS_WINDOW = (
-    "{file}: {cls}.start() clears {state} before PolledReader.start() rejects the second "
-    "call, so the open window's {what} lose everything sampled before it; check "
-    "`self._thread is not None` (or call super().start() first) before resetting"
-)
-#: case -> why its open window does not survive a rejected start()
-START_TWICE_BUGS = {
-    "jetson": _START_RESETS_WINDOW.format(
-        file="jetson.py",
-        cls="JetsonReader",
-        state="_rail_samples",
-        what='per-rail figures (details["rails"])',
-    ),
-    "shelly": _START_RESETS_WINDOW.format(
-        file="smartplug.py",
-        cls="SmartPlugReader",
-        state="_counter_samples",
-        what="counter cross-check (details counter_energy_j/counter_reads)",
-    ),
-}
-START_TWICE_BUGS["tasmota"] = START_TWICE_BUGS["shelly"]
-
-
-def test_start_twice_raises_and_keeps_the_open_window(
-    built: Built, request: pytest.FixtureRequest
-) -> None:
-    case = request.node.callspec.params["built"]
-    if case in START_TWICE_BUGS:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=START_TWICE_BUGS[case]))
+def test_start_twice_raises_and_keeps_the_open_window(built: Built) -> None:
+    """A rejected second start() must not reset anything of the open window (the
+    samples, nor a reader's own per-window state such as Jetson rails or a plug's
+    counter reads)."""
     t0 = time.monotonic()
     built.reader.start()
     t1 = time.monotonic()
@@ -908,27 +883,11 @@ def test_failed_source_is_never_a_valid_reading(built: Built) -> None:
     assert reading.invalid_reasons and all(r.strip() for r in reading.invalid_reasons)
 
 
-#: case -> why a frozen counter still gives a valid 0 J reading
-FROZEN_COUNTER_BUGS = {
-    "rapl": "rapl.py RaplReader.stop: a zone whose energy_uj did not change over a window "
-    "of hundreds of update periods is returned as a valid 0 J reading; a package always "
-    "draws power, so no change means the counter is stuck (some VMs expose a frozen one)",
-    "hwmon-energy": "hwmon.py HwmonReader._counter_reading: a stuck energy*_input counter is "
-    "only flagged when --power-opt hwmon.stuck_after_s is set (off by default), so it gives "
-    "a valid 0 J reading",
-    "nvml": "nvml.py NvmlReader.stop: a counter that did not advance gives a valid 0 J reading "
-    "even though the polled power integrates to a positive energy; the cross-check is "
-    "skipped because it is guarded by `counter_j > 0`",
-}
+#: readers of a cumulative energy counter whose frozen counter must not read as valid 0 J
+FROZEN_COUNTER_CASES = ("rapl", "hwmon-energy", "nvml")
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=why))
-        for c, why in FROZEN_COUNTER_BUGS.items()
-    ],
-)
+@pytest.mark.parametrize("case", FROZEN_COUNTER_CASES)
 def test_frozen_counter_is_never_a_valid_zero(case: str, env: Env) -> None:
     """A cumulative energy counter that stops for a whole window (hundreds of its
     update periods) is a broken sensor: the reading must not be a valid 0 J."""
@@ -960,22 +919,9 @@ _ACTIONABLE = (
     "use ",
     "load ",
 )
-_RAPL_NO_FIX = (
-    "rapl.py RaplReader._find: with no sys/class/powercap the reason says only "
-    "'Intel/AMD x86 Linux only; VMs rarely expose it' and names no fix "
-    "(e.g. `sudo modprobe intel_rapl_msr`, --sysfs-root, or --power estimate / a wall meter)"
-)
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=_RAPL_NO_FIX))
-        if n == "rapl"
-        else n
-        for n in REGISTERED
-    ],
-)
+@pytest.mark.parametrize("name", REGISTERED)
 def test_unavailable_reason_names_the_fix(name: str, env: Env) -> None:
     if name not in UNAVAILABLE:
         pytest.fail(f"add a contract unavailable variant for {name} (None if none)")
@@ -1015,17 +961,7 @@ def test_unavailable_reader_refuses_with_a_user_error(name: str, env: Env) -> No
 
 # -- found while building the CLI acceptance test ------------------------------------
 
-_RAPL_POLL_FROM_LAST_PAIR = (
-    "rapl.py RaplReader._next_interval sets the poll interval from the power of the last "
-    "two reads only, so after a low-power stretch it grows to 1 s; a burst that then wraps "
-    "a small-range counter within that one interval is lost, and the max-interval check "
-    "uses the window's mean power, which the lost wraps bias low, so the reading stays "
-    "valid (2 J for 42 J). Fix: base the interval on the highest power seen in the window "
-    "(or never lengthen it within a window), and the check on the highest pair power"
-)
 
-
-@pytest.mark.xfail(strict=True, reason=_RAPL_POLL_FROM_LAST_PAIR)
 def test_rapl_burst_after_idle_is_never_a_valid_undercount(tmp_path: Path) -> None:
     """Idle at 2 W, then 40 W on a 10 J counter: the module docs promise every wrap is
     seen ("reads them every min(1 s, wrap period / 4)"), else the window is invalid.

@@ -320,18 +320,52 @@ def test_poll_interval_follows_the_wrap_period() -> None:
     assert poll_interval_s(None, 10.0) == MAX_POLL_INTERVAL_S
 
 
-def test_reader_adapts_its_poll_interval_to_measured_power(
+def test_reader_shortens_its_poll_interval_and_never_lengthens_it_in_a_window(
     tree: FakePowercap, clock: FakeClock
 ) -> None:
-    tree.zone("intel-rapl:0", "package-0", 0, range_uj=10_000_000)  # 10 J range
+    tree.zone("intel-rapl:0", "package-0", 0, range_uj=100_000_000)  # 100 J range
     r = manual(tree.root, clock)
     r.start()
-    assert r.poll_interval == pytest.approx(10.0 / ASSUMED_POWER_W / 4)  # power not yet known
+    start_interval = 100.0 / ASSUMED_POWER_W / 4
+    assert r.poll_interval == pytest.approx(start_interval)  # power not yet known
     clock.now += 0.01
-    tree.advance("intel-rapl:0", 0.1)  # 10 W: wraps every second
+    tree.advance("intel-rapl:0", 0.1)  # 10 W: a quiet stretch does not lengthen it,
+    r.poll()  # as a burst may follow
+    assert r.poll_interval == pytest.approx(start_interval)
+    clock.now += 0.01
+    tree.advance("intel-rapl:0", 40.0)  # 4 kW, above the assumed power: shortened
     r.poll()
-    assert r.poll_interval == pytest.approx(0.25)
+    assert r.poll_interval == pytest.approx(100.0 / 4000.0 / 4)
+    clock.now += 0.01
+    tree.advance("intel-rapl:0", 0.1)  # quiet again: the peak still holds
+    r.poll()
+    assert r.poll_interval == pytest.approx(100.0 / 4000.0 / 4)
     r.stop()
+    r.start()  # a new window starts from the assumed power again
+    assert r.poll_interval == pytest.approx(start_interval)
+    clock.now += 0.01
+    r.stop()
+
+
+def test_burst_too_fast_for_the_reads_is_invalid(tree: FakePowercap, clock: FakeClock) -> None:
+    """The read-interval check uses the highest power seen, not the window's mean:
+    a long quiet stretch must not hide a gap that a burst could have wrapped in."""
+    tree.zone("intel-rapl:0", "package-0", 0, range_uj=100_000_000)  # 100 J range
+    r = manual(tree.root, clock)
+    r.start()
+    for _ in range(10):
+        clock.now += 0.025
+        tree.advance("intel-rapl:0", 0.025 * 400.0)  # 400 W: wraps every 0.25 s
+        r.poll()
+    for _ in range(30):
+        clock.now += 1.0  # the poll thread starved during a 1 W stretch
+        tree.advance("intel-rapl:0", 1.0)
+        r.poll()
+    reading = r.stop()
+    # mean power ~1.1 W allows reads 45 s apart; the 400 W peak allows 0.125 s
+    assert reading.details["zones"][0]["peak_power_w"] == pytest.approx(400.0, rel=0.01)
+    assert not reading.valid
+    assert any("wrap" in m for m in reading.invalid_reasons)
 
 
 def test_dynamic_counter_with_wraps_in_real_time(tree: FakePowercap) -> None:
@@ -362,7 +396,10 @@ def test_dynamic_counter_with_wraps_in_real_time(tree: FakePowercap) -> None:
     truth_j = power_w * reading.duration_s
     assert reading.energy_j == pytest.approx(truth_j, rel=0.01)
     assert reading.details["wraps"] >= 2
-    assert reading.details["poll_interval_s"] == pytest.approx(0.05, rel=0.2)
+    # Wraps every 0.2 s: the reader must poll well inside that (at most a quarter of
+    # it, never under one counter update), however the scheduler treated the thread.
+    assert MIN_POLL_INTERVAL_S <= reading.details["poll_interval_s"] <= 0.05
+    assert reading.details["zones"][0]["max_read_interval_s"] is not None
     assert reading.valid, reading.invalid_reasons
 
 
