@@ -99,7 +99,12 @@ class Suite(ABC):
         """Wrap a user-supplied model file; errors name the remedy."""
         if not path.is_file():
             raise ModelError(f"model file not found: {path} (check the --model path)")
-        fmt = {".onnx": "onnx", ".tflite": "tflite", ".xml": "openvino-ir", ".pt": "torchscript"}.get(path.suffix)
+        fmt = {
+            ".onnx": "onnx",
+            ".tflite": "tflite",
+            ".xml": "openvino-ir",
+            ".pt": "torchscript",
+        }.get(path.suffix)
         if fmt is None:
             raise ModelError(
                 f"unknown model format {path.suffix!r} for {path}: use .onnx, .tflite, .xml or .pt"
