@@ -106,8 +106,9 @@ MIN_POLL_INTERVAL_S = 0.001
 #: Power each zone's poll interval allows for until a higher one is measured.
 ASSUMED_POWER_W = 1000.0
 #: Peak power for the read-interval check is measured over spans at least this long
-#: (ten counter updates), so one update more or less in a short span is no peak.
-PEAK_SPAN_S = 10 * UPDATE_PERIOD_S
+#: (~100 counter updates), so a read delayed by the scheduler, or one update more or
+#: less, does not make a short span look like a burst.
+PEAK_SPAN_S = 100 * UPDATE_PERIOD_S
 #: A counter that did not move over this many updates (~0.1 s) is stuck, not idle.
 FROZEN_AFTER_UPDATES = 100
 #: Domain -> (zone level, how zone names are matched, scope).
@@ -436,8 +437,9 @@ class RaplReader(PowerReader):
     def stop(self) -> EnergyReading:
         if not self._running:
             raise MeasurementError("rapl reader: stop() called without start()")
-        self.poll()
+        # Thread first, so no background read lands after the closing one.
         self._join()
+        self.poll()
         self._running = False
         with self._lock:
             rounds = list(self._rounds)

@@ -372,30 +372,34 @@ def test_dynamic_counter_with_wraps_in_real_time(tree: FakePowercap) -> None:
     """A counter that advances (and wraps every 0.2 s) in real time, read by the real thread."""
     power_w, range_uj = 10.0, 2_000_000  # 2 J range at 10 W
     tree.zone("intel-rapl:0", "package-0", 0, range_uj=range_uj)
-    done = threading.Event()
     t_begin = time.monotonic()
+    #: (when, value) of every energy_uj read, as the hardware answered it
+    served: list[tuple[float, int]] = []
 
-    def hardware() -> None:
-        while not done.is_set():
-            energy_uj = int(power_w * 1e6 * (time.monotonic() - t_begin))
-            tree.set("intel-rapl:0", energy_uj % range_uj)
-            time.sleep(0.0005)
+    class LiveRapl(RaplReader):
+        """energy_uj is computed when it is read, as the hardware's register is: no
+        writer thread whose starvation under load would serve stale values."""
 
-    writer = threading.Thread(target=hardware, daemon=True)
-    writer.start()
-    r = RaplReader(options(tree.root))
+        @classmethod
+        def _read_text(cls, path: Path) -> str:
+            if path.name != "energy_uj":
+                return super()._read_text(path)
+            t = time.monotonic()
+            energy_uj = int(power_w * 1e6 * (t - t_begin))
+            served.append((t, energy_uj))
+            return f"{energy_uj % range_uj}\n"
+
+    r = LiveRapl(options(tree.root))
     try:
-        time.sleep(0.02)
         r.start()
         time.sleep(0.5)
         reading = r.stop()
     finally:
-        done.set()
-        writer.join()
         r.close()
-    truth_j = power_w * reading.duration_s
-    assert reading.energy_j == pytest.approx(truth_j, rel=0.01)
-    assert reading.details["wraps"] >= 2
+    # All the energy between the first and the last read, every wrap included.
+    truth_j = (served[-1][1] - served[0][1]) * 1e-6
+    assert reading.energy_j == pytest.approx(truth_j, abs=1e-5)
+    assert reading.details["wraps"] == served[-1][1] // range_uj - served[0][1] // range_uj >= 2
     # Wraps every 0.2 s: the reader must poll well inside that (at most a quarter of
     # it, never under one counter update), however the scheduler treated the thread.
     assert MIN_POLL_INTERVAL_S <= reading.details["poll_interval_s"] <= 0.05
