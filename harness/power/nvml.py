@@ -457,8 +457,9 @@ class NvmlReader(PowerReader):
         if not self._running:
             raise MeasurementError("nvml reader: stop() called without start()")
         t_stop = self._clock()
-        self.poll()
+        # Thread first, so no background read lands after the closing one.
         self._join()
+        self.poll()
         self._running = False
         with self._lock:
             power, energy = list(self._power), list(self._energy)
