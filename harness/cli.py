@@ -358,13 +358,22 @@ def leaderboard(
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
     include_invalid: Annotated[bool, typer.Option(help="Show invalid runs too.")] = False,
     hide_estimated: Annotated[bool, typer.Option(help="Hide estimated energy.")] = False,
-    limit: Annotated[int | None, typer.Option(help="Top N per suite.")] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            help="Top N per suite version and scenario (table default 50; csv/json: all)."
+        ),
+    ] = None,
 ) -> None:
     """Rank stored runs by inferences per joule within each suite version."""
     from wattbench.results_db.store import Store
 
     if fmt not in ("table", "csv", "json"):
         raise ConfigError(f"unknown --format {fmt!r}: use table, csv or json")
+    if limit is not None and limit < 1:
+        raise ConfigError("--limit must be at least 1")
+    if limit is None and fmt == "table":
+        limit = 50  # a terminal table of every run of a big database helps nobody
     store = Store.open(db)
     rows = store.leaderboard(
         suite, include_invalid=include_invalid, hide_estimated=hide_estimated, limit=limit
