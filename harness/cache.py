@@ -128,7 +128,7 @@ class ModelCache:
             tmp.unlink(missing_ok=True)
             raise ModelError(
                 f"cannot download {url}: {exc}; on an offline machine fetch the file elsewhere "
-                f"and pass it with --model"
+                f"and `wattbench models import DIR` it, or pass it with --model"
             ) from exc
         if h.hexdigest() != sha256:
             tmp.unlink(missing_ok=True)

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from wattbench.harness import cli_store, plugins
 from wattbench.harness.cli_gate import gate
+from wattbench.harness.cli_models import models_app
 from wattbench.harness.errors import ConfigError, UnavailableError, WattbenchError
 
 app = typer.Typer(
@@ -37,6 +38,7 @@ app.command()(cli_store.serve)
 app.command()(cli_store.upload)
 app.command()(cli_store.export)
 app.add_typer(cli_store.token_app, name="token")
+app.add_typer(models_app, name="models")
 
 # Wide tables when piped (CI logs, files); a terminal keeps its own width.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)

@@ -110,6 +110,19 @@ class Suite(ABC):
                 f"unknown model format {path.suffix!r} for {path}: use .onnx, .tflite, .xml or .pt"
             )
         sha = sha256_file(path)
+        from wattbench.suites.models.registry import REGISTRY
+
+        known = next((e for e in REGISTRY.values() if e.sha256 == sha), None)
+        if known is not None and known.kind == "model":
+            # a file whose bytes are a registry artifact is that pretrained model
+            return ModelArtifact(
+                path=path.resolve(),
+                sha256=sha,
+                format=known.format,
+                precision=known.precision or "fp32",
+                weights=f"pretrained(sha256={sha[:12]})",
+                name=known.name,
+            )
         return ModelArtifact(
             path=path.resolve(),
             sha256=sha,
