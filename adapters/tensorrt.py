@@ -170,7 +170,7 @@ def _slug(text: str) -> str:
 def _make_calibrator(trt: ModuleType, cache_bytes: bytes) -> Any:
     """An IInt8EntropyCalibrator2 that serves a calibration cache and has no batches."""
 
-    class _CacheCalibrator(trt.IInt8EntropyCalibrator2):  # type: ignore[misc,name-defined]
+    class _CacheCalibrator(trt.IInt8EntropyCalibrator2):  # type: ignore[name-defined]
         def __init__(self) -> None:
             trt.IInt8EntropyCalibrator2.__init__(self)  # pybind11 needs the explicit base init
             self._cache = cache_bytes
@@ -519,9 +519,7 @@ class TensorRtAdapter(Adapter):
                     f"TensorRT built but could not deserialize the engine for {artifact.path}: "
                     f"see the TensorRT log; delete {engine_path.parent} and retry"
                 )
-        return TensorRtSession(
-            trt, cudart, engine, options, dla_core, self._workspace, info
-        )
+        return TensorRtSession(trt, cudart, engine, options, dla_core, self._workspace, info)
 
     @staticmethod
     def _cuda(cudart: ModuleType, result: Any, what: str) -> Any:
@@ -614,4 +612,3 @@ class TensorRtAdapter(Adapter):
             profile.set_shape(tensor.name, lo, opt, hi)
         if profile is not None:
             config.add_optimization_profile(profile)
-

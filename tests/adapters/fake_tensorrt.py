@@ -38,7 +38,7 @@ import enum
 import json
 import types
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -77,10 +77,18 @@ class DataType(enum.Enum):
     INT32 = 3
 
 
-_NP = {DataType.FLOAT: np.float32, DataType.HALF: np.float16, DataType.INT8: np.int8,
-       DataType.INT32: np.int32}
-_FROM_NP = {"float32": DataType.FLOAT, "float16": DataType.HALF, "int8": DataType.INT8,
-            "int32": DataType.INT32}
+_NP = {
+    DataType.FLOAT: np.float32,
+    DataType.HALF: np.float16,
+    DataType.INT8: np.int8,
+    DataType.INT32: np.int32,
+}
+_FROM_NP = {
+    "float32": DataType.FLOAT,
+    "float16": DataType.HALF,
+    "int8": DataType.INT8,
+    "int32": DataType.INT32,
+}
 
 
 def nptype(dtype: DataType) -> type:
@@ -145,8 +153,10 @@ class OnnxParser:
             for s in meta["outputs"]:
                 self._network.outputs.append(ITensor(s["name"], s["shape"], _FROM_NP[s["dtype"]]))
         except (ValueError, KeyError, TypeError) as exc:
-            self._errors = [ParserError(f"Failed to parse ONNX model: {exc}"),
-                            ParserError("second error")]
+            self._errors = [
+                ParserError(f"Failed to parse ONNX model: {exc}"),
+                ParserError("second error"),
+            ]
             return False
         return True
 
@@ -171,8 +181,9 @@ class IOptimizationProfile:
     def __init__(self) -> None:
         self.shapes: dict[str, tuple[tuple[int, ...], ...]] = {}
 
-    def set_shape(self, name: str, min: Sequence[int], opt: Sequence[int],
-                  max: Sequence[int]) -> None:  # noqa: A002 - TensorRT's parameter names
+    def set_shape(
+        self, name: str, min: Sequence[int], opt: Sequence[int], max: Sequence[int]
+    ) -> None:
         self.shapes[name] = (tuple(min), tuple(opt), tuple(max))
 
 
@@ -211,7 +222,7 @@ class IBuilderConfig:
 
 class Builder:
     #: every Builder, so tests can inspect what was built and with which config
-    instances: list[Builder] = []
+    instances: ClassVar[list[Builder]] = []
     num_DLA_cores = 2
 
     def __init__(self, logger: Logger) -> None:
@@ -284,7 +295,9 @@ class IExecutionContext:
 
     def set_input_shape(self, name: str, shape: Sequence[int]) -> bool:
         want = self.engine.get_tensor_shape(name)
-        if len(want) != len(shape) or any(w >= 0 and w != s for w, s in zip(want, shape)):
+        if len(want) != len(shape) or any(
+            w >= 0 and w != s for w, s in zip(want, shape, strict=True)
+        ):
             return False
         self.shapes[name] = tuple(shape)
         return True
@@ -304,10 +317,14 @@ class IExecutionContext:
         in_name = self.engine.get_tensor_name(0)
         in_dtype = _NP[self.engine.get_tensor_dtype(in_name)]
         shape = self.shapes[in_name]
-        src, outs = self.addresses[in_name], [
-            (self.addresses[n], _NP[self.engine.get_tensor_dtype(n)])
-            for n, *_rest, mode in self.engine._io if mode == TensorIOMode.OUTPUT
-        ]
+        src, outs = (
+            self.addresses[in_name],
+            [
+                (self.addresses[n], _NP[self.engine.get_tensor_dtype(n)])
+                for n, *_rest, mode in self.engine._io
+                if mode == TensorIOMode.OUTPUT
+            ],
+        )
 
         def compute() -> None:
             x = _view(src, shape, in_dtype)
@@ -338,18 +355,18 @@ class Runtime:
 # -- cuda-python runtime (cuda.bindings.runtime) ----------------------------------------
 
 
-class cudaError_t(enum.IntEnum):  # noqa: N801 - cuda-python's name
+class cudaError_t(enum.IntEnum):
     cudaSuccess = 0
     cudaErrorNoDevice = 100
 
 
-class cudaMemcpyKind(enum.IntEnum):  # noqa: N801 - cuda-python's name
+class cudaMemcpyKind(enum.IntEnum):
     cudaMemcpyHostToHost = 0
     cudaMemcpyHostToDevice = 1
     cudaMemcpyDeviceToHost = 2
 
 
-class cudaStream_t:  # noqa: N801 - cuda-python's name
+class cudaStream_t:
     def __init__(self, handle: int) -> None:
         self._handle = handle
         self.queue: list[Callable[[], None]] = []
@@ -376,8 +393,9 @@ class _DeviceProp:
         self.minor = minor
 
 
-def make_cudart(device_count: int = 1, name: bytes = b"NVIDIA Fake GPU",
-                cc: tuple[int, int] = (8, 7)) -> types.ModuleType:
+def make_cudart(
+    device_count: int = 1, name: bytes = b"NVIDIA Fake GPU", cc: tuple[int, int] = (8, 7)
+) -> types.ModuleType:
     """A ``cuda.bindings.runtime`` double with ``device_count`` GPUs; records its calls."""
     mod = types.ModuleType("fake_cudart")
     mod.cudaError_t = cudaError_t  # type: ignore[attr-defined]
@@ -386,55 +404,68 @@ def make_cudart(device_count: int = 1, name: bytes = b"NVIDIA Fake GPU",
     mod.calls = calls  # type: ignore[attr-defined]
     ok = cudaError_t.cudaSuccess
 
-    def cudaGetDeviceCount() -> tuple[cudaError_t, int]:  # noqa: N802
+    def cudaGetDeviceCount() -> tuple[cudaError_t, int]:
         if device_count == 0:
             return cudaError_t.cudaErrorNoDevice, 0
         return ok, device_count
 
-    def cudaSetDevice(device: int) -> tuple[cudaError_t]:  # noqa: N802
+    def cudaSetDevice(device: int) -> tuple[cudaError_t]:
         calls.append(f"cudaSetDevice({device})")
         return (ok,)
 
-    def cudaGetDeviceProperties(device: int) -> tuple[cudaError_t, _DeviceProp]:  # noqa: N802
+    def cudaGetDeviceProperties(device: int) -> tuple[cudaError_t, _DeviceProp]:
         return ok, _DeviceProp(name + b"\0\0", *cc)
 
-    def cudaMalloc(size: int) -> tuple[cudaError_t, int]:  # noqa: N802
+    def cudaMalloc(size: int) -> tuple[cudaError_t, int]:
         arr = np.zeros(size, dtype=np.uint8)
         _memory[arr.ctypes.data] = arr
         calls.append("cudaMalloc")
         return ok, arr.ctypes.data
 
-    def cudaFree(ptr: int) -> tuple[cudaError_t]:  # noqa: N802
+    def cudaFree(ptr: int) -> tuple[cudaError_t]:
         _memory.pop(int(ptr))
         calls.append("cudaFree")
         return (ok,)
 
-    def cudaStreamCreate() -> tuple[cudaError_t, cudaStream_t]:  # noqa: N802
+    def cudaStreamCreate() -> tuple[cudaError_t, cudaStream_t]:
         stream = cudaStream_t(1000 + len(_streams))
         _streams[int(stream)] = stream
         calls.append("cudaStreamCreate")
         return ok, stream
 
-    def cudaStreamDestroy(stream: cudaStream_t) -> tuple[cudaError_t]:  # noqa: N802
+    def cudaStreamDestroy(stream: cudaStream_t) -> tuple[cudaError_t]:
         calls.append("cudaStreamDestroy")
         return (ok,)
 
-    def cudaMemcpyAsync(  # noqa: N802
+    def cudaMemcpyAsync(
         dst: int, src: int, count: int, kind: cudaMemcpyKind, stream: cudaStream_t
     ) -> tuple[cudaError_t]:
         calls.append(f"cudaMemcpyAsync({kind.name})")
-        stream.queue.append(lambda: ctypes.memmove(int(dst), int(src), count) and None)
+
+        def copy() -> None:
+            ctypes.memmove(int(dst), int(src), count)
+
+        stream.queue.append(copy)
         return (ok,)
 
-    def cudaStreamSynchronize(stream: cudaStream_t) -> tuple[cudaError_t]:  # noqa: N802
+    def cudaStreamSynchronize(stream: cudaStream_t) -> tuple[cudaError_t]:
         calls.append("cudaStreamSynchronize")
         while stream.queue:
             stream.queue.pop(0)()
         stream.synchronized += 1
         return (ok,)
 
-    for fn in (cudaGetDeviceCount, cudaSetDevice, cudaGetDeviceProperties, cudaMalloc, cudaFree,
-               cudaStreamCreate, cudaStreamDestroy, cudaMemcpyAsync, cudaStreamSynchronize):
+    for fn in (
+        cudaGetDeviceCount,
+        cudaSetDevice,
+        cudaGetDeviceProperties,
+        cudaMalloc,
+        cudaFree,
+        cudaStreamCreate,
+        cudaStreamDestroy,
+        cudaMemcpyAsync,
+        cudaStreamSynchronize,
+    ):
         setattr(mod, fn.__name__, fn)
     return mod
 
@@ -443,8 +474,19 @@ def make_tensorrt() -> types.ModuleType:
     """A fresh ``tensorrt`` double (Builder.instances reset)."""
     Builder.instances = []
     mod = types.ModuleType("tensorrt")
-    for name in ("__version__", "BuilderFlag", "MemoryPoolType", "DeviceType", "TensorIOMode",
-                 "DataType", "nptype", "Logger", "IInt8EntropyCalibrator2", "OnnxParser",
-                 "Builder", "Runtime"):
+    for name in (
+        "__version__",
+        "BuilderFlag",
+        "MemoryPoolType",
+        "DeviceType",
+        "TensorIOMode",
+        "DataType",
+        "nptype",
+        "Logger",
+        "IInt8EntropyCalibrator2",
+        "OnnxParser",
+        "Builder",
+        "Runtime",
+    ):
         setattr(mod, name, globals()[name])
     return mod
