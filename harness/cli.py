@@ -225,7 +225,7 @@ def run(
     from wattbench.harness.cache import ModelCache
     from wattbench.harness.config import RunConfig
     from wattbench.harness.power.select import select_readers
-    from wattbench.harness.protocol import Runner
+    from wattbench.harness.protocol import create_runner
     from wattbench.results_db.store import Store
     from wattbench.suites.base import SuiteOptions
 
@@ -280,7 +280,7 @@ def run(
         err.print(f"warning: {w}")
     suite_obj = suite_cls(SuiteOptions(data_dir=cfg.data_dir, seed=cfg.seed))
     with _CliProgress(err) as progress:
-        result = Runner(
+        result = create_runner(
             cfg,
             suite_obj,
             adapter_cls(),

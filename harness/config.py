@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -55,3 +56,42 @@ class RunConfig(BaseModel):
         default_factory=dict, description="Reader settings 'reader.key' -> value."
     )
     device_name: str | None = Field(default=None, description="Name of this device (hostname).")
+    # -- scenario (MLPerf semantics) ------------------------------------------------------
+    scenario: Literal["single-stream", "offline", "server"] = Field(
+        default="single-stream",
+        description="single-stream: one query at a time (headline p90 latency); offline: all "
+        "samples at once (headline samples/s); server: Poisson arrivals at a target QPS.",
+    )
+    driver: Literal["builtin", "loadgen"] = Field(
+        default="builtin", description="Who issues the queries: wattbench or MLPerf LoadGen."
+    )
+    target_qps: float | None = Field(
+        default=None, gt=0, description="Server scenario: arrival rate; None searches the highest."
+    )
+    latency_bound_ms: float | None = Field(
+        default=None, gt=0, description="Server scenario: p99 latency bound the QPS must meet."
+    )
+    concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        description="Offline/server: queries in flight (None: adapter's choice).",
+    )
+    e2e_queries: int = Field(
+        default=50,
+        ge=0,
+        description="Queries timed end to end (acquisition + pre + inference + post), outside "
+        "the energy windows; 0 skips.",
+    )
+    # -- edge / cloud / hybrid -------------------------------------------------------------
+    mode: Literal["edge", "cloud", "hybrid"] = Field(
+        default="edge",
+        description="edge: all on this device; cloud: every query to --cloud-url; hybrid: "
+        "queries below --escalate-below confidence go to the cloud.",
+    )
+    cloud_url: str | None = Field(default=None, description="Cloud inference endpoint.")
+    escalate_below: float | None = Field(
+        default=None, ge=0, le=1, description="Hybrid: escalate when confidence is below this."
+    )
+    network_link: str = Field(
+        default="wifi", description="Access link of the network energy model (wifi, ethernet, ...)."
+    )

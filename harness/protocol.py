@@ -32,8 +32,11 @@ from wattbench.harness.results import (
     TrialEnergy,
     TrialResult,
 )
+from wattbench.harness.scenarios import WindowResult, make_driver, timed_loop
 from wattbench.harness.stats import latency_histogram, latency_stats, stability_warnings
 from wattbench.suites.base import InputSet, Suite
+
+__all__ = ["Runner", "create_runner", "summarize_energy", "timed_loop"]
 
 #: A measured window is at least this many sensor update periods long.
 MIN_UPDATE_PERIODS_PER_WINDOW = 10
@@ -56,39 +59,6 @@ class _NoProgress:
 
 
 ClockNs = Callable[[], int]
-
-
-def timed_loop(
-    session: Session,
-    prepared: Sequence[Any],
-    min_s: float,
-    min_queries: int,
-    clock: ClockNs = time.perf_counter_ns,
-    on_tick: Callable[[float], None] | None = None,
-) -> tuple[list[int], int]:
-    """Run queries until ``min_s`` and ``min_queries`` are both met.
-
-    Returns per-query latencies (ns) and the loop's wall time (ns).
-    """
-    run = session.run
-    n = len(prepared)
-    min_ns = int(min_s * 1e9)
-    latencies: list[int] = []
-    append = latencies.append
-    i = 0
-    start = clock()
-    while True:
-        p = prepared[i % n]
-        t0 = clock()
-        run(p)
-        t1 = clock()
-        append(t1 - t0)
-        i += 1
-        elapsed = t1 - start
-        if i >= min_queries and elapsed >= min_ns:
-            return latencies, elapsed
-        if on_tick is not None and not i & 63:
-            on_tick(elapsed / 1e9)
 
 
 def _first_output_rows(outputs: Sequence[np.ndarray], batch: int) -> list[np.ndarray]:
@@ -128,6 +98,7 @@ class Runner:
         self.clock_ns = clock_ns
         self.sleep = sleep
         self.warnings: list[str] = list(warnings)
+        self._driver = make_driver(config)  # a bad scenario fails before anything loads
 
     # -- steps ---------------------------------------------------------------------------
     def _artifact(self) -> ModelArtifact:
@@ -140,36 +111,67 @@ class Runner:
         buildable = {f for r in self.suite.recipes() for f in r.formats}
         for fmt in self.adapter.formats:
             if fmt in buildable:
-                return self.suite.build_model(fmt, self.cache)
+                return self.suite.build_model(fmt, self.cache, cfg.precision or "fp32")
         raise ConfigError(
             f"{self.suite.name} cannot build a model for this adapter (it loads "
             f"{', '.join(self.adapter.formats)}; the suite builds {', '.join(sorted(buildable))}): "
             f"pass one with --model"
         )
 
-    def _batches(self, session: Session, inputs: InputSet) -> tuple[list[Any], float, list[Any]]:
+    def _batches(self, session: Session, inputs: InputSet) -> tuple[list[Any], float]:
         """Preprocess every sample (timed apart), stack into batches, prepare them."""
         specs = session.inputs()
-        if len(specs) != 1:
-            raise ModelError(
-                f"model has {len(specs)} inputs; the {self.suite.name} suite feeds one"
-            )
-        spec = specs[0]
-        rows = []
+        rows: list[dict[str, np.ndarray]] = []
         t_ns = 0
         for sample in inputs.samples:
             t0 = self.clock_ns()
-            rows.append(self.suite.preprocess(sample, spec))
+            rows.append(self.suite.preprocess_feed(sample, specs))
             t_ns += self.clock_ns() - t0
         pre_ms = t_ns / 1e6 / len(rows)
         b = self.config.batch
         n_batches = max(1, -(-len(rows) // b))
         feeds = [
-            {spec.name: np.stack([rows[(k * b + j) % len(rows)] for j in range(b)])}
+            {
+                s.name: np.stack([rows[(k * b + j) % len(rows)][s.name] for j in range(b)])
+                for s in specs
+            }
             for k in range(n_batches)
         ]
         prepared = [session.prepare(f) for f in feeds]
-        return prepared, pre_ms, rows
+        return prepared, pre_ms
+
+    def _end_to_end(self, session: Session, inputs: InputSet) -> tuple[list[int], dict[str, float]]:
+        """Time whole queries: acquisition + preprocessing + inference + post-processing.
+
+        One sample per query, outside every energy window, so the inference-only
+        figures stay free of Python pre/post-processing.
+        """
+        n = self.config.e2e_queries
+        if n <= 0:
+            return [], {}
+        specs = session.inputs()
+        clock = self.clock_ns
+        acquire = self.suite.acquire
+        stages = {"acquisition": 0, "preprocess": 0, "inference": 0, "postprocess": 0}
+        totals: list[int] = []
+        samples = inputs.samples
+        for i in range(n):
+            t0 = clock()
+            sample = acquire(samples[i % len(samples)])
+            t1 = clock()
+            feed = self.suite.preprocess_feed(sample, specs)
+            prepared = session.prepare({k: v[None, ...] for k, v in feed.items()})
+            t2 = clock()
+            out = session.run(prepared)
+            t3 = clock()
+            self.suite.postprocess([np.asarray(o)[0] for o in out])
+            t4 = clock()
+            stages["acquisition"] += t1 - t0
+            stages["preprocess"] += t2 - t1
+            stages["inference"] += t3 - t2
+            stages["postprocess"] += t4 - t3
+            totals.append(t4 - t0)
+        return totals, {k: v / n / 1e6 for k, v in stages.items()}
 
     def _window(self, fn: Callable[[], Any]) -> tuple[Any, list[EnergyReading]]:
         for i, r in enumerate(self.readers):
@@ -228,7 +230,8 @@ class Runner:
         load_ms: float,
     ) -> RunResult:
         cfg = self.config
-        prepared, pre_ms, _ = self._batches(session, inputs)
+        prepared, pre_ms = self._batches(session, inputs)
+        driver = self._driver
 
         t0 = self.clock_ns()
         first_out = session.run(prepared[0])
@@ -244,7 +247,12 @@ class Runner:
         rows: list[np.ndarray] = []
         for p in prepared:
             rows.extend(_first_output_rows(session.run(p), cfg.batch))
-        quality = self.suite.check_quality(rows[: len(inputs.samples)], inputs)
+        self.progress.phase("reference outputs")
+        reference = self.suite.reference_outputs(inputs, self.cache)
+        quality = self.suite.check_quality(rows[: len(inputs.samples)], inputs, reference)
+
+        self.progress.phase(f"{driver.scenario}: calibrating")
+        scenario_details = driver.calibrate(session, prepared, self.clock_ns)
 
         self.progress.phase("idle baseline", cfg.idle_s)
         _, idle = self._window(lambda: self.sleep(cfg.idle_s))
@@ -265,48 +273,17 @@ class Runner:
                 self.progress.phase(f"cooldown {k}/{cfg.repeats}")
                 self.sleep(cfg.cooldown_s)
             self.progress.phase(f"trial {k + 1}/{cfg.repeats}", min_s)
-            (lat, loop_ns), readings = self._window(
-                lambda: timed_loop(
+            win, readings = self._window(
+                lambda: driver.window(
                     session, prepared, min_s, cfg.min_queries, self.clock_ns, self.progress.update
                 )
             )
-            all_lat.extend(lat)
-            inferences = len(lat) * cfg.batch
-            energy = [
-                TrialEnergy(
-                    reader=r.reader,
-                    method=r.method,
-                    scope=r.scope,
-                    component=r.component,
-                    gross_j=r.energy_j,
-                    idle_w=iw,
-                    net_j=r.energy_j - iw * r.duration_s,
-                    duration_s=r.duration_s,
-                    mean_power_w=r.mean_power_w,
-                    peak_power_w=r.peak_power_w,
-                    samples=r.samples,
-                    sample_rate_hz=r.sample_rate_hz,
-                    update_period_s=r.update_period_s,
-                    uncertainty_j=r.uncertainty_j,
-                    valid=r.valid,
-                    invalid_reasons=r.invalid_reasons,
-                    details=r.details,
-                    trace=r.trace,
-                )
-                for r, iw in zip(readings, idle_w, strict=True)
-            ]
-            trials.append(
-                TrialResult(
-                    index=k,
-                    queries=len(lat),
-                    inferences=inferences,
-                    duration_s=loop_ns / 1e9,
-                    throughput_ips=inferences / (loop_ns / 1e9),
-                    latency=latency_stats(lat),
-                    energy=energy,
-                )
-            )
-        return self._assemble(
+            trials.append(self._trial(k, win, readings, idle_w))
+            all_lat.extend(win.latencies_ns)
+
+        self.progress.phase("end-to-end latency")
+        e2e, e2e_stages = self._end_to_end(session, inputs)
+        result = self._assemble(
             session,
             artifact,
             inputs,
@@ -318,6 +295,55 @@ class Runner:
             trials,
             all_lat,
             idle,
+        )
+        return result.model_copy(
+            update={
+                "scenario": driver.scenario,
+                "scenario_details": scenario_details,
+                "artifacts": driver.artifacts(),
+                "latency_e2e": latency_stats(e2e) if e2e else None,
+                "e2e_breakdown_ms": e2e_stages,
+            }
+        )
+
+    def _trial(
+        self,
+        index: int,
+        win: WindowResult,
+        readings: Sequence[EnergyReading],
+        idle_w: Sequence[float],
+    ) -> TrialResult:
+        energy = [
+            TrialEnergy(
+                reader=r.reader,
+                method=r.method,
+                scope=r.scope,
+                component=r.component,
+                gross_j=r.energy_j,
+                idle_w=iw,
+                net_j=r.energy_j - iw * r.duration_s,
+                duration_s=r.duration_s,
+                mean_power_w=r.mean_power_w,
+                peak_power_w=r.peak_power_w,
+                samples=r.samples,
+                sample_rate_hz=r.sample_rate_hz,
+                update_period_s=r.update_period_s,
+                uncertainty_j=r.uncertainty_j,
+                valid=r.valid,
+                invalid_reasons=r.invalid_reasons,
+                details=r.details,
+                trace=r.trace,
+            )
+            for r, iw in zip(readings, idle_w, strict=True)
+        ]
+        return TrialResult(
+            index=index,
+            queries=win.queries,
+            inferences=win.samples,
+            duration_s=win.duration_ns / 1e9,
+            throughput_ips=win.samples / (win.duration_ns / 1e9),
+            latency=latency_stats(win.latencies_ns),
+            energy=energy,
         )
 
     def _assemble(
@@ -443,3 +469,26 @@ def summarize_energy(per_trial: Sequence[TrialEnergy], inferences: int) -> Energ
         estimated=first.method == EnergyMethod.ESTIMATED,
         details=first.details,
     )
+
+
+def create_runner(
+    config: RunConfig,
+    suite: Suite,
+    adapter: Adapter,
+    readers: Sequence[PowerReader],
+    cache: ModelCache,
+    *,
+    progress: Progress | None = None,
+    warnings: Sequence[str] = (),
+) -> Runner:
+    """The runner for this configuration: generation suites and cloud/hybrid modes differ."""
+    cls: type[Runner] = Runner
+    if suite.task == "text-generation":
+        from wattbench.harness.generation import GenerationRunner
+
+        cls = GenerationRunner
+    elif config.mode != "edge":
+        from wattbench.harness.network.hybrid import HybridRunner
+
+        cls = HybridRunner
+    return cls(config, suite, adapter, readers, cache, progress=progress, warnings=warnings)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from wattbench.adapters.base import AdapterDescription, ModelArtifact
 from wattbench.harness.carbon import CarbonFootprint
 from wattbench.harness.config import RunConfig
+from wattbench.harness.network.result import NetworkResult
 from wattbench.harness.power.base import EnergyMethod, EnergyScope
 from wattbench.harness.stats import LatencyStats
 from wattbench.suites.base import QualityResult
@@ -70,6 +71,25 @@ class EnergySummary(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
+class GenerationMetrics(BaseModel):
+    """Text-generation figures; prefill and decode energy come from separate windows."""
+
+    prompt_tokens: int = Field(description="Tokens per prompt (prefill length).")
+    output_tokens: int = Field(description="Generated tokens per prompt (decode length).")
+    ttft_ms: LatencyStats = Field(description="Time to first token, per prompt.")
+    tpot_ms: LatencyStats = Field(description="Time per output token after the first.")
+    prefill_tokens_per_s: float
+    decode_tokens_per_s: float
+    prefill_j_per_token: float | None = Field(description="Headline reader, prefill windows.")
+    decode_j_per_token: float | None = Field(description="Headline reader, decode windows.")
+    tokens_per_joule: float | None = Field(
+        description="(prefill + decode tokens) / (prefill + decode joules)."
+    )
+    prefill_energy: list[EnergySummary] = Field(default_factory=list)
+    decode_energy: list[EnergySummary] = Field(default_factory=list)
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
 class RunResult(BaseModel):
     run_id: str
     suite: str
@@ -91,12 +111,28 @@ class RunResult(BaseModel):
         default_factory=list,
         description="Per-query latency, all trials: (upper bin edge in ms, count), log bins.",
     )
+    latency_e2e: LatencyStats | None = Field(
+        default=None,
+        description="End to end per query: acquisition + preprocessing + inference + "
+        "post-processing, timed outside the energy windows.",
+    )
+    e2e_breakdown_ms: dict[str, float] = Field(
+        default_factory=dict, description="Mean ms per end-to-end stage."
+    )
+    scenario_details: dict[str, Any] = Field(
+        default_factory=dict, description="Scenario settings found/used (QPS, concurrency, ...)."
+    )
+    artifacts: dict[str, str] = Field(
+        default_factory=dict, description="Text logs kept with the run (LoadGen summary, ...)."
+    )
     throughput_ips: float
     inferences: int
     trials: list[TrialResult]
     energy: list[EnergySummary]
     quality: QualityResult
     carbon: CarbonFootprint | None = None
+    generation: GenerationMetrics | None = None
+    network: NetworkResult | None = None
     valid: bool
     invalid_reasons: list[str]
     warnings: list[str]

@@ -18,6 +18,7 @@ from wattbench.adapters.base import (
     AdapterDescription,
     AdapterOptions,
     ModelArtifact,
+    Precision,
     Session,
     TensorSpec,
 )
@@ -219,7 +220,9 @@ class FakeSuite(Suite):
     def recipes(self) -> list[ModelRecipe]:
         return [ModelRecipe(name="fake", formats=["fake"], weights="none")]
 
-    def build_model(self, fmt: str, cache: ModelCache) -> ModelArtifact:
+    def build_model(
+        self, fmt: str, cache: ModelCache, precision: Precision = "fp32"
+    ) -> ModelArtifact:
         return ModelArtifact(
             path=Path("/dev/null"), sha256="0" * 64, format=fmt, weights="none", name="fake"
         )
@@ -236,7 +239,12 @@ class FakeSuite(Suite):
     def preprocess(self, sample: Any, spec: TensorSpec) -> np.ndarray:
         return np.asarray(sample, dtype=np.float32)
 
-    def check_quality(self, outputs: Sequence[np.ndarray], inputs: InputSet) -> QualityResult:
+    def check_quality(
+        self,
+        outputs: Sequence[np.ndarray],
+        inputs: InputSet,
+        reference: Sequence[np.ndarray] | None = None,
+    ) -> QualityResult:
         finite = bool(np.all(np.isfinite(np.stack(list(outputs)))))
         return QualityResult(
             passed=finite, kind="sanity", detail="" if finite else "non-finite outputs"

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from wattbench.adapters.base import ModelArtifact, TensorSpec
+from wattbench.adapters.base import ModelArtifact, Precision, TensorSpec
 from wattbench.harness.cache import ModelCache, sha256_file
 from wattbench.harness.errors import ModelError
 
@@ -80,8 +80,13 @@ class Suite(ABC):
         """The models this suite can build or fetch."""
 
     @abstractmethod
-    def build_model(self, fmt: str, cache: ModelCache) -> ModelArtifact:
-        """Build (or take from the cache) the suite's reference model in ``fmt``."""
+    def build_model(
+        self, fmt: str, cache: ModelCache, precision: Precision = "fp32"
+    ) -> ModelArtifact:
+        """Build (or take from the cache) the suite's model in ``fmt`` at ``precision``.
+
+        Raise ConfigError naming the remedy for a format/precision it cannot build.
+        """
 
     @abstractmethod
     def load_inputs(self) -> InputSet:
@@ -91,9 +96,51 @@ class Suite(ABC):
     def preprocess(self, sample: Any, spec: TensorSpec) -> np.ndarray:
         """One raw sample → one model input row (no batch dimension) matching ``spec``."""
 
+    def acquire(self, sample: Any) -> Any:
+        """Bring one sample from where it is produced into memory (decode a file, ...).
+
+        Timed as the first stage of the end-to-end latency. The default holds
+        samples in memory already and returns them as they are.
+        """
+        return sample
+
+    def preprocess_feed(self, sample: Any, specs: Sequence[TensorSpec]) -> dict[str, np.ndarray]:
+        """One raw sample → one row per model input, by input name.
+
+        Single-input suites need not override this; multi-input suites (token ids
+        and attention mask, ...) do.
+        """
+        if len(specs) != 1:
+            raise ModelError(f"model has {len(specs)} inputs; the {self.name} suite feeds one")
+        return {specs[0].name: self.preprocess(sample, specs[0])}
+
+    def postprocess(self, outputs: Sequence[np.ndarray]) -> Any:
+        """One sample's raw outputs (batch dim removed) → the answer (e.g. top-1 class).
+
+        Timed as part of the end-to-end latency, never inside the inference window.
+        """
+        return int(np.argmax(np.asarray(outputs[0]).reshape(-1)))
+
+    def reference_outputs(self, inputs: InputSet, cache: ModelCache) -> list[np.ndarray] | None:
+        """The FP32 reference's first output per sample, or None when the suite has none.
+
+        The protocol passes these to :meth:`check_quality` so that a quantised or
+        otherwise broken model is caught by its disagreement with the reference.
+        """
+        return None
+
     @abstractmethod
-    def check_quality(self, outputs: Sequence[np.ndarray], inputs: InputSet) -> QualityResult:
-        """Judge the model's outputs (one array per sample, batch dim removed)."""
+    def check_quality(
+        self,
+        outputs: Sequence[np.ndarray],
+        inputs: InputSet,
+        reference: Sequence[np.ndarray] | None = None,
+    ) -> QualityResult:
+        """Judge the model's outputs (first output per sample, batch dim removed).
+
+        ``reference`` holds the FP32 reference's outputs for the same samples when
+        :meth:`reference_outputs` gives them.
+        """
 
     def user_model(self, path: Path) -> ModelArtifact:
         """Wrap a user-supplied model file; errors name the remedy."""

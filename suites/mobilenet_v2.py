@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 from PIL import Image
 
-from wattbench.adapters.base import ModelArtifact, TensorSpec
+from wattbench.adapters.base import ModelArtifact, Precision, TensorSpec
 from wattbench.harness.cache import ModelCache
 from wattbench.harness.errors import ConfigError
 from wattbench.suites.base import InputSet, ModelRecipe, QualityResult, Suite
@@ -33,7 +33,13 @@ class MobileNetV2Suite(Suite):
             )
         ]
 
-    def build_model(self, fmt: str, cache: ModelCache) -> ModelArtifact:
+    def build_model(
+        self, fmt: str, cache: ModelCache, precision: Precision = "fp32"
+    ) -> ModelArtifact:
+        if precision != "fp32":
+            raise ConfigError(
+                f"mobilenet_v2 cannot build a {precision} model yet: pass one with --model"
+            )
         if fmt == "torchscript":
             from wattbench.suites.models.torch_export import build_torchscript_artifact
 
@@ -83,7 +89,12 @@ class MobileNetV2Suite(Suite):
             raise TypeError(f"mobilenet_v2 samples are PIL images, got {type(sample).__name__}")
         return preprocess_image(sample, spec)
 
-    def check_quality(self, outputs: Sequence[np.ndarray], inputs: InputSet) -> QualityResult:
+    def check_quality(
+        self,
+        outputs: Sequence[np.ndarray],
+        inputs: InputSet,
+        reference: Sequence[np.ndarray] | None = None,
+    ) -> QualityResult:
         """Sanity of the logits; accuracy needs pretrained weights and labels.
 
         Fails on non-finite outputs, a wrong class count, or outputs that do

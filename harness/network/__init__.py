@@ -1,0 +1,1 @@
+"""Network bytes, the network energy model and the hybrid edge/cloud mode."""

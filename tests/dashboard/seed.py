@@ -1,0 +1,281 @@
+"""A lab-sized results database for the dashboard tests, screenshots and docs.
+
+One real run is produced by the real :class:`Runner` on fake time (FakeAdapter,
+FakePowerReader, FakeSuite); every other run is a variation of it — other device,
+accelerator, runtime, precision, scenario, energy method and scope, labels, dates —
+with per-trial figures scaled consistently (J/inference of the headline equals the
+sum of the trials' gross energy over their inferences) and a little trial-to-trial
+noise, so medians and confidence intervals have something to work with.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wattbench.harness.cache import ModelCache
+from wattbench.harness.config import RunConfig
+from wattbench.harness.power.base import EnergyMethod, EnergyScope
+from wattbench.harness.protocol import Runner
+from wattbench.harness.results import RunResult
+from wattbench.harness.stats import latency_histogram, latency_stats
+from wattbench.harness.testing import FakeAdapter, FakeClock, FakePowerReader, FakeSuite
+from wattbench.results_db.store import Store
+
+
+@dataclass(frozen=True)
+class Hardware:
+    name: str  # device name prefix
+    cpu_model: str
+    accelerator: str | None
+    price: float
+    nameplate_w: float
+    power_w: float  # busy power
+    idle_w: float
+    speed: float  # latency divisor
+
+
+HARDWARE = (
+    Hardware(
+        "jetson-orin", "ARM Cortex-A78AE", "NVIDIA Jetson Orin Nano", 499.0, 15, 9.0, 4.0, 6.0
+    ),
+    Hardware("rpi5", "ARM Cortex-A76", None, 80.0, 12, 6.5, 3.1, 1.0),
+    Hardware("coral-dev", "ARM Cortex-A53", "Google Coral Edge TPU", 130.0, 10, 3.2, 2.0, 4.0),
+    Hardware("nuc13", "Intel Core i5-1340P", None, 650.0, 65, 28.0, 7.0, 3.0),
+    Hardware("hailo-8l", "ARM Cortex-A76", "Hailo-8L", 150.0, 14, 5.5, 3.3, 8.0),
+)
+RUNTIMES = (
+    ("onnxruntime", "1.20.1", "CPUExecutionProvider", 1.0),
+    ("openvino", "2024.5.0", "CPU", 1.15),
+    ("litert", "1.0.1", "XNNPACK", 0.9),
+)
+PRECISIONS = (("fp32", 1.0, 1.0), ("fp16", 1.4, 0.9), ("int8", 2.2, 0.8))
+METHODS = (
+    (EnergyMethod.COUNTER, EnergyScope.CHIP),
+    (EnergyMethod.POLLED, EnergyScope.MODULE),
+    (EnergyMethod.EXTERNAL, EnergyScope.WALL),
+    (EnergyMethod.ESTIMATED, EnergyScope.CHIP),
+)
+START = datetime(2026, 10, 1, 9, 0, tzinfo=timezone.utc)
+
+
+def base_run(tmp: Path) -> RunResult:
+    """One real run of the protocol on fake time (3 trials, a power trace per trial)."""
+    clock = FakeClock()
+    cfg = RunConfig(
+        suite="fake",
+        adapter="fake",
+        duration_s=1,
+        min_queries=10,
+        repeats=3,
+        warmup_s=0.1,
+        idle_s=1,
+        cooldown_s=0,
+        device_name="bench-01",
+    )
+    adapter = FakeAdapter(clock, 0.004)
+    reader = FakePowerReader(clock, lambda t: 5.0 + 0.5 * ((t * 7) % 1.0))
+    return Runner(
+        cfg,
+        FakeSuite(),
+        adapter,
+        [reader],
+        ModelCache(tmp / "cache"),
+        clock_ns=clock,
+        sleep=clock.advance,
+    ).execute()
+
+
+def vary(
+    base: RunResult,
+    rng: random.Random,
+    *,
+    hw: Hardware,
+    device_no: int,
+    runtime: tuple[str, str, str, float],
+    precision: tuple[str, float, float],
+    method: tuple[EnergyMethod, EnergyScope],
+    scenario: str = "single-stream",
+    suite: tuple[str, str] = ("mobilenet_v2", "1.0"),
+    labels: list[str] | None = None,
+    started_at: datetime = START,
+    valid: bool = True,
+) -> RunResult:
+    """``base`` as if run on ``hw`` with ``runtime`` at ``precision``, measured by ``method``."""
+    adapter_name, version, provider, rt_speed = runtime
+    prec, prec_speed, prec_power = precision
+    speed = hw.speed * rt_speed * prec_speed * (1.6 if scenario == "offline" else 1.0)
+    lat_f = 1.0 / speed * rng.uniform(0.97, 1.03)  # latency multiplier vs the base run
+    busy_w = hw.power_w * prec_power * rng.uniform(0.97, 1.03)
+    np_rng = np.random.default_rng(rng.getrandbits(32))
+    base_ms = base.latency.p50_ms
+    all_ns: list[np.ndarray] = []
+    trials = []
+    total_j = 0.0
+    total_inf = 0
+    for t in base.trials:
+        noise = rng.uniform(0.97, 1.03)
+        inferences = max(1, round(t.inferences / lat_f * noise))
+        p_scale = busy_w / (t.energy[0].mean_power_w or 1.0)
+        energy = []
+        for e in t.energy:
+            gross = e.gross_j * p_scale * rng.uniform(0.98, 1.02)
+            energy.append(
+                e.model_copy(
+                    update={
+                        "method": method[0],
+                        "scope": method[1],
+                        "reader": "estimate" if method[0] is EnergyMethod.ESTIMATED else "rail",
+                        "gross_j": gross,
+                        "idle_w": hw.idle_w,
+                        "net_j": gross - hw.idle_w * e.duration_s,
+                        "mean_power_w": gross / e.duration_s,
+                        "peak_power_w": (e.peak_power_w or 0) * p_scale,
+                        "uncertainty_j": gross
+                        * (1.0 if method[0] is EnergyMethod.ESTIMATED else 0.03),
+                        "trace": [(ts, w * p_scale) for ts, w in e.trace],
+                    }
+                )
+            )
+        total_j += energy[0].gross_j
+        total_inf += inferences
+        # A right-skewed latency distribution (the fake adapter's is constant).
+        sample = np_rng.lognormal(np.log(base_ms * lat_f * noise * 1e6), 0.12, 400)
+        sample[:8] *= np_rng.uniform(1.5, 3.0, 8)  # a few stragglers make a tail
+        all_ns.append(sample)
+        lat = latency_stats(sample)
+        trials.append(
+            t.model_copy(
+                update={
+                    "inferences": inferences,
+                    "queries": inferences,
+                    "throughput_ips": inferences / t.duration_s,
+                    "latency": lat,
+                    "energy": energy,
+                }
+            )
+        )
+    duration = sum(t.duration_s for t in base.trials)
+    head = base.energy[0]
+    headline = head.model_copy(
+        update={
+            "reader": trials[0].energy[0].reader,
+            "method": method[0],
+            "scope": method[1],
+            "gross_j": total_j,
+            "net_j": total_j - hw.idle_w * duration,
+            "idle_w": hw.idle_w,
+            "mean_power_w": total_j / duration,
+            "inferences_per_joule": total_inf / total_j,
+            "joules_per_inference": total_j / total_inf,
+            "inferences_per_joule_net": total_inf / max(total_j - hw.idle_w * duration, 1e-9),
+            "uncertainty_j": total_j * (1.0 if method[0] is EnergyMethod.ESTIMATED else 0.03),
+            "estimated": method[0] is EnergyMethod.ESTIMATED,
+        }
+    )
+    device = dict(base.device) | {
+        "name": f"{hw.name}-{device_no:02d}",
+        "hostname": f"{hw.name}-{device_no:02d}",
+        "cpu_model": hw.cpu_model,
+        "purchase_price": hw.price,
+        "currency": "EUR",
+        "nameplate_power_w": hw.nameplate_w,
+    }
+    if hw.accelerator:
+        device["accelerator"] = hw.accelerator
+    adapter = base.adapter.model_copy(
+        update={
+            "adapter": adapter_name,
+            "runtime": adapter_name,
+            "runtime_version": version,
+            "execution_provider": provider,
+            "precision": prec,
+        }
+    )
+    model = base.model.model_copy(
+        update={
+            "name": f"{suite[0]}_{prec}",
+            "precision": prec,
+            "sha256": f"{hash(prec) & 0xFFFF:064x}",
+        }
+    )
+    latency = latency_stats(np.concatenate(all_ns))
+    hist = latency_histogram(np.concatenate(all_ns))
+    reasons = [] if valid else ["rail: counter did not move during trial 2"]
+    return base.model_copy(
+        update={
+            "run_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "suite": suite[0],
+            "suite_version": suite[1],
+            "scenario": scenario,
+            "device": device,
+            "adapter": adapter,
+            "model": model,
+            "trials": trials,
+            "energy": [headline],
+            "latency": latency,
+            "latency_histogram": hist,
+            "throughput_ips": total_inf / duration,
+            "inferences": total_inf,
+            "labels": labels or [],
+            "started_at": started_at,
+            "finished_at": started_at + timedelta(seconds=duration + 5),
+            "valid": valid,
+            "invalid_reasons": reasons,
+            "warnings": [],
+        }
+    )
+
+
+def lab_runs(base: RunResult, *, repeats: int = 2, seed: int = 7) -> list[RunResult]:
+    """Every hardware × runtime × precision, each device measured one way (the Raspberry
+    Pi and the NUC only by estimate), ``repeats`` runs each, two scenarios; some invalid."""
+    rng = random.Random(seed)
+    out: list[RunResult] = []
+    day = 0
+    for h_i, hw in enumerate(HARDWARE):
+        method = METHODS[3] if hw.name in ("rpi5", "nuc13") else METHODS[h_i % 3]
+        for runtime in RUNTIMES:
+            for precision in PRECISIONS:
+                for scenario in ("single-stream", "offline"):
+                    for k in range(repeats):
+                        day += 1
+                        out.append(
+                            vary(
+                                base,
+                                rng,
+                                hw=hw,
+                                device_no=1 + k % 2,
+                                runtime=runtime,
+                                precision=precision,
+                                method=method,
+                                scenario=scenario,
+                                labels=["lab", f"git:{rng.getrandbits(28):07x}"]
+                                + (["nightly"] if k == 0 else []),
+                                started_at=START + timedelta(hours=7 * day),
+                                valid=rng.random() > 0.05,
+                            )
+                        )
+    return out
+
+
+def seed(store: Store, tmp: Path, *, repeats: int = 2) -> list[RunResult]:
+    """Fill ``store`` with :func:`lab_runs`; returns them."""
+    runs = lab_runs(base_run(tmp), repeats=repeats)
+    for r in runs:
+        store.save_run(r)
+    return runs
+
+
+def seed_url(url: str, tmp: Path, **kw: Any) -> list[RunResult]:
+    store = Store.open(url)
+    try:
+        return seed(store, tmp, **kw)
+    finally:
+        store.close()
