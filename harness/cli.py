@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -220,6 +221,36 @@ def run(
         str | None, typer.Option(envvar="WATTBENCH_TOKEN", help="Device token for --upload.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    scenario: Annotated[
+        str, typer.Option(help="single-stream, offline or server (MLPerf semantics).")
+    ] = "single-stream",
+    target_qps: Annotated[
+        float | None, typer.Option(help="Server: arrival rate (default: search the highest).")
+    ] = None,
+    latency_bound_ms: Annotated[
+        float | None, typer.Option(help="Server: p99 latency bound in ms.")
+    ] = None,
+    driver: Annotated[
+        str, typer.Option(help="builtin, or loadgen (MLPerf LoadGen, the loadgen extra).")
+    ] = "builtin",
+    concurrency: Annotated[
+        int | None, typer.Option(help="Offline/server: queries in flight.")
+    ] = None,
+    e2e_queries: Annotated[
+        int, typer.Option(help="Queries timed end to end after the trials (0 skips).")
+    ] = 50,
+    mode: Annotated[
+        str, typer.Option(help="edge, cloud (all to --cloud-url) or hybrid (escalate).")
+    ] = "edge",
+    cloud_url: Annotated[
+        str | None, typer.Option(help="Cloud endpoint (`wattbench cloud serve`).")
+    ] = None,
+    escalate_below: Annotated[
+        float | None, typer.Option(help="Hybrid: escalate queries below this confidence.")
+    ] = None,
+    network_link: Annotated[
+        str, typer.Option(help="Access link for the network energy model: wifi, ethernet, ...")
+    ] = "wifi",
 ) -> None:
     """Benchmark SUITE on ADAPTER, store the result and print a summary."""
     from wattbench.harness.cache import ModelCache
@@ -257,6 +288,16 @@ def run(
             country=country,
             sysfs_root=sysfs_root,
             power_options=_parse_power_opts(power_opt),
+            scenario=scenario,  # type: ignore[arg-type]
+            target_qps=target_qps,
+            latency_bound_ms=latency_bound_ms,
+            driver=driver,  # type: ignore[arg-type]
+            concurrency=concurrency,
+            e2e_queries=e2e_queries,
+            mode=mode,  # type: ignore[arg-type]
+            cloud_url=cloud_url,
+            escalate_below=escalate_below,
+            network_link=network_link,
         )
     except ValidationError as exc:
         raise ConfigError(_validation_message(exc)) from None
@@ -320,7 +361,35 @@ def _print_run_summary(result: Any, where: str) -> None:
         "latency p50/p90/p99",
         f"{lat.p50_ms:.3f} / {lat.p90_ms:.3f} / {lat.p99_ms:.3f} ms (n={lat.count})",
     )
+    t.add_row("scenario", f"{result.scenario} ({result.config.driver} driver)")
+    for k, v in result.scenario_details.items():
+        if not isinstance(v, (list, dict)):
+            t.add_row(f"  {k}", str(v))
     t.add_row("throughput", f"{result.throughput_ips:.1f} inferences/s")
+    if result.latency_e2e is not None:
+        e = result.latency_e2e
+        stages = " + ".join(f"{k} {v:.2f}" for k, v in result.e2e_breakdown_ms.items())
+        t.add_row("end-to-end p50/p90", f"{e.p50_ms:.3f} / {e.p90_ms:.3f} ms ({stages} ms mean)")
+    if result.generation is not None:
+        g = result.generation
+        t.add_row("time to first token p50", f"{g.ttft_ms.p50_ms:.2f} ms")
+        t.add_row("time per output token p50", f"{g.tpot_ms.p50_ms:.3f} ms")
+        t.add_row(
+            "prefill / decode tokens/s",
+            f"{g.prefill_tokens_per_s:.1f} / {g.decode_tokens_per_s:.1f}",
+        )
+        t.add_row(
+            "J/token prefill / decode",
+            f"{_fmt(g.prefill_j_per_token, 5)} / {_fmt(g.decode_j_per_token, 5)}",
+        )
+        t.add_row("tokens per joule", _fmt(g.tokens_per_joule))
+    if result.network is not None:
+        n = result.network
+        t.add_row(
+            "network",
+            f"{n.mode}: {n.escalated}/{n.queries} escalated, {n.bytes_sent + n.bytes_received} B, "
+            f"{_fmt(n.network_j_per_inference, 5)} J/inference (MODELLED)",
+        )
     if head is not None:
         est = " (ESTIMATED)" if head.estimated else ""
         unc = (
@@ -488,9 +557,17 @@ def suites(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
                 "models": ", ".join(
                     f"{r.name} [{'/'.join(r.formats)}] {r.weights}" for r in inst.recipes()
                 ),
+                "scenarios": ", ".join(cls.scenarios),
+                "quality_targets": dict(cls.quality_targets),
             }
         )
-    _print_rows(rows, as_json, ("name", "version", "task", "models"))
+    if not as_json:
+        for r in rows:
+            targets = r["quality_targets"]
+            r["quality_targets"] = ", ".join(f"{k} ≥ {v:g}" for k, v in targets.items()) or "sanity"
+    _print_rows(
+        rows, as_json, ("name", "version", "task", "models", "scenarios", "quality_targets")
+    )
 
 
 @power_app.command("list")
@@ -614,7 +691,8 @@ def _print_rows(rows: list[dict[str, Any]], as_json: bool, cols: tuple[str, ...]
     for c in cols:
         t.add_column(c)
     for r in rows:
-        t.add_row(*("" if r.get(c) is None else str(r.get(c)) for c in cols))
+        # escape: values like "[onnx/torchscript]" are data, not rich markup
+        t.add_row(*("" if r.get(c) is None else escape(str(r.get(c))) for c in cols))
     out.print(t)
 
 

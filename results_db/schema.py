@@ -1,4 +1,4 @@
-"""Schema of the results store (SQLAlchemy 2 declarative), at migration 0002.
+"""Schema of the results store (SQLAlchemy 2 declarative), at migration 0003.
 
 Every change to these tables comes with an Alembic migration in
 ``migrations/versions``; ``wattbench db upgrade`` applies them. Columns and
@@ -136,6 +136,16 @@ class Run(Base):
     energy_method: Mapped[str | None] = mapped_column(String(20))
     energy_scope: Mapped[str | None] = mapped_column(String(20))
     energy_uncertainty_j: Mapped[float | None] = mapped_column(Float)
+    # 0003: scenario/suite figures; NULL = not measured by that run.
+    mode: Mapped[str] = mapped_column(String(20), server_default="edge")
+    latency_e2e_p50_ms: Mapped[float | None] = mapped_column(Float)
+    latency_e2e_p90_ms: Mapped[float | None] = mapped_column(Float)
+    ttft_ms: Mapped[float | None] = mapped_column(Float)
+    tpot_ms: Mapped[float | None] = mapped_column(Float)
+    tokens_per_joule: Mapped[float | None] = mapped_column(Float)
+    network_j_per_inference: Mapped[float | None] = mapped_column(Float, doc="modelled")
+    energy_to_solution_j_per_inference: Mapped[float | None] = mapped_column(Float)
+    extras: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # 0002: the offline spool. Pending until the central store acknowledged the run.
     upload_state: Mapped[str] = mapped_column(String(20), server_default=UPLOAD_PENDING)
     uploaded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -29,7 +29,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import (
     Connection,
     Engine,
@@ -125,6 +125,17 @@ def _one_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+#: RunResult sections (added with 0003) kept whole in ``runs.extras``.
+EXTRA_SECTIONS = {
+    "latency_e2e",
+    "e2e_breakdown_ms",
+    "scenario_details",
+    "artifacts",
+    "generation",
+    "network",
+}
+
+
 class LeaderboardRow(BaseModel):
     """One ranked configuration; the JSON shape of `wattbench leaderboard --format json`."""
 
@@ -156,6 +167,16 @@ class LeaderboardRow(BaseModel):
     valid: bool
     labels: list[str]
     created_at: datetime
+    quality: dict[str, Any] = Field(default_factory=dict)
+    mode: str = "edge"
+    latency_e2e_p90_ms: float | None = None
+    ttft_ms: float | None = Field(default=None, description="slm: median time to first token.")
+    tpot_ms: float | None = Field(default=None, description="slm: median time per output token.")
+    tokens_per_joule: float | None = None
+    network_j_per_inference: float | None = Field(
+        default=None, description="MODELLED from measured bytes (see docs/network.md)."
+    )
+    energy_to_solution_j_per_inference: float | None = None
 
 
 class Store:
@@ -464,6 +485,21 @@ class Store:
                 "energy_method": head.method.value if head else None,
                 "energy_scope": head.scope.value if head else None,
                 "energy_uncertainty_j": head.uncertainty_j if head else None,
+                "mode": r.config.mode,
+                "extras": r.model_dump(mode="json", include=EXTRA_SECTIONS),
+                "latency_e2e_p50_ms": r.latency_e2e.p50_ms if r.latency_e2e else None,
+                "latency_e2e_p90_ms": r.latency_e2e.p90_ms if r.latency_e2e else None,
+                "ttft_ms": r.generation.ttft_ms.p50_ms if r.generation else None,
+                "tpot_ms": r.generation.tpot_ms.p50_ms if r.generation else None,
+                "tokens_per_joule": r.generation.tokens_per_joule if r.generation else None,
+                "network_j_per_inference": (
+                    r.network.network_j_per_inference if r.network else None
+                ),
+                "energy_to_solution_j_per_inference": (
+                    getattr(r.network, "energy_to_solution_j_per_inference", None)
+                    if r.network
+                    else None
+                ),
                 "upload_state": upload_state,
                 "uploaded_at": now if upload_state != UPLOAD_PENDING else None,
                 "upload_attempts": 0,
@@ -682,6 +718,14 @@ class Store:
                 Run.valid,
                 Run.labels,
                 Run.created_at,
+                Run.quality,
+                Run.mode,
+                Run.latency_e2e_p90_ms,
+                Run.ttft_ms,
+                Run.tpot_ms,
+                Run.tokens_per_joule,
+                Run.network_j_per_inference,
+                Run.energy_to_solution_j_per_inference,
             )
             .join(SuiteRow, Run.suite_id == SuiteRow.id)
             .join(Device, Run.device_id == Device.id)
@@ -975,6 +1019,8 @@ class Store:
             "invalid_reasons": list(run.invalid_reasons or []),
             "warnings": list(run.warnings or []),
             "labels": list(run.labels or []),
+            # 0003: scenario, end-to-end, generation and network sections as recorded
+            **(run.extras or {}),
         }
         if "latency_histogram" not in RunResult.model_fields:  # a RunResult from before it
             data.pop("latency_histogram")
@@ -1071,6 +1117,14 @@ def _leaderboard_row(rank: int, row: Any) -> LeaderboardRow:
         valid=row.valid,
         labels=list(row.labels or []),
         created_at=row.created_at,
+        quality=dict(row.quality or {}),
+        mode=row.mode,
+        latency_e2e_p90_ms=row.latency_e2e_p90_ms,
+        ttft_ms=row.ttft_ms,
+        tpot_ms=row.tpot_ms,
+        tokens_per_joule=row.tokens_per_joule,
+        network_j_per_inference=row.network_j_per_inference,
+        energy_to_solution_j_per_inference=row.energy_to_solution_j_per_inference,
     )
 
 

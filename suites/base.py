@@ -71,6 +71,10 @@ class Suite(ABC):
     name: ClassVar[str]
     version: ClassVar[str]
     task: ClassVar[str]
+    #: scenarios this suite is meaningful in (MLPerf semantics)
+    scenarios: ClassVar[tuple[str, ...]] = ("single-stream", "offline", "server")
+    #: quality targets, e.g. {"top1_agreement": 0.99}; below them a run is invalid
+    quality_targets: ClassVar[dict[str, float]] = {}
 
     def __init__(self, options: SuiteOptions | None = None) -> None:
         self.options = options or SuiteOptions()

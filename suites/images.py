@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +17,25 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 
-def load_image_dir(directory: Path) -> tuple[list[Image.Image], list[str], str]:
-    """RGB images of a directory in name order, and a sha256 over their bytes."""
+def decode_image(data: bytes) -> Image.Image:
+    """Encoded image bytes (PNG, JPEG, BMP, ...) → a fully decoded RGB image."""
+    with Image.open(io.BytesIO(data)) as im:
+        return im.convert("RGB")  # convert() loads the pixels: decoding happens here
+
+
+def encode_png(image: Image.Image) -> bytes:
+    """Lossless PNG bytes of ``image`` (deterministic for a given Pillow)."""
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def load_image_dir(directory: Path) -> tuple[list[bytes], list[str], str]:
+    """The encoded bytes of a directory's images in name order, and a sha256 over them.
+
+    Every file is decoded once here so that an undecodable one is a ConfigError
+    now rather than in the middle of a run.
+    """
     if not directory.is_dir():
         raise ConfigError(f"data directory not found: {directory} (check --data-dir)")
     files = sorted(p for p in directory.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -27,18 +45,18 @@ def load_image_dir(directory: Path) -> tuple[list[Image.Image], list[str], str]:
             f"folder of images or leave it out to use the synthetic set"
         )
     h = hashlib.sha256()
-    images = []
+    encoded = []
     for f in files:
         data = f.read_bytes()
         h.update(data)
         try:
-            with Image.open(f) as im:
-                images.append(im.convert("RGB"))
+            decode_image(data)
         except (UnidentifiedImageError, OSError) as exc:
             raise ConfigError(
                 f"cannot decode image {f}: {exc} (remove it from --data-dir)"
             ) from exc
-    return images, [f.name for f in files], h.hexdigest()
+        encoded.append(data)
+    return encoded, [f.name for f in files], h.hexdigest()
 
 
 def synthetic_images(seed: int, n: int = 8, size: int = 256) -> list[Image.Image]:

@@ -63,6 +63,8 @@ METHODS = (
     (EnergyMethod.ESTIMATED, EnergyScope.CHIP),
 )
 START = datetime(2026, 10, 1, 9, 0, tzinfo=timezone.utc)
+#: The dashboard's entry script, for AppTest.from_file and the browser test.
+APP_PATH = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 
 
 def base_run(tmp: Path) -> RunResult:
@@ -200,9 +202,9 @@ def vary(
     )
     model = base.model.model_copy(
         update={
-            "name": f"{suite[0]}_{prec}",
+            "name": f"{suite[0]}_1.0_224",
             "precision": prec,
-            "sha256": f"{hash(prec) & 0xFFFF:064x}",
+            "sha256": f"{PRECISIONS.index(precision) + 1:064x}",
         }
     )
     latency = latency_stats(np.concatenate(all_ns))

@@ -215,6 +215,8 @@ def test_v1_database_with_data_upgrades_to_head(db_url: str, new_run: Any) -> No
         assert rebuilt is not None
         expected = comparable(r)
         expected["latency_histogram"] = []  # schema v1 had none
+        expected["latency_e2e"] = None  # nor end-to-end latency (0003)
+        expected["e2e_breakdown_ms"] = {}
         assert comparable(rebuilt) == expected
         # Traces of v1 runs are read from energy_measurements.details.
         traces = store.power_traces(r.run_id)

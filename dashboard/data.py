@@ -1,0 +1,733 @@
+"""Read-only queries of the dashboard, returning pandas DataFrames.
+
+Nothing here imports Streamlit: the app layer (:mod:`wattbench.dashboard.app`) wraps
+these functions in ``st.cache_data``, and the tests call them directly.
+
+The database is opened **read-only** (:func:`open_readonly`): SQLite through a
+``mode=ro`` URI plus ``PRAGMA query_only``, PostgreSQL with
+``default_transaction_read_only`` set on every connection. The dashboard never creates
+a schema, never migrates and never writes; an empty or missing database is a state
+the app explains, not an error.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from sqlalchemy import Engine, create_engine, event, func, inspect, select
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+
+from wattbench.harness.errors import SchemaVersionError, StoreError
+from wattbench.results_db.schema import (
+    Device,
+    EnergyMeasurement,
+    ModelArtifactRow,
+    Run,
+    SuiteRow,
+    Trial,
+)
+from wattbench.results_db.store import UPGRADE_HINT, Store, default_db_url, head_revision
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from wattbench.harness.results import RunResult
+
+#: Environment variable through which ``wattbench dashboard`` hands the URL to the app.
+DB_ENV = "WATTBENCH_DASHBOARD_DB"
+
+#: Columns added by later migrations (nullable); selected only when the schema has them.
+OPTIONAL_RUN_COLUMNS = (
+    "latency_e2e_p50_ms",
+    "latency_e2e_p90_ms",
+    "ttft_ms",
+    "tpot_ms",
+    "tokens_per_joule",
+    "mode",
+    "network_j_per_inference",
+    "energy_to_solution_j_per_inference",
+)
+
+DbState = Literal["ok", "empty", "missing"]
+
+
+# -- opening ---------------------------------------------------------------------------------
+def _sqlite_readonly(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    # mode=ro already refuses writes; query_only also covers a plain path handed in by a
+    # caller, and the busy timeout waits out a runner's short write lock.
+    cur.execute("PRAGMA query_only=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def _pg_readonly(dbapi_conn: Any, _record: Any) -> None:
+    # Before any transaction: every transaction of this connection is then read-only.
+    autocommit = dbapi_conn.autocommit
+    dbapi_conn.autocommit = True
+    with dbapi_conn.cursor() as cur:
+        cur.execute("SET default_transaction_read_only = on")
+    dbapi_conn.autocommit = autocommit
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def sqlite_path(url: URL) -> Path | None:
+    """The file of a SQLite URL (None for in-memory or non-SQLite URLs)."""
+    if not url.drivername.startswith("sqlite") or url.database in (None, "", ":memory:"):
+        return None
+    db = str(url.database)
+    if db.startswith("file:"):  # already a URI filename
+        db = db[len("file:") :].split("?", 1)[0]
+    return Path(db).expanduser()
+
+
+def readonly_engine(url: str) -> Engine:
+    """An engine on ``url`` that cannot write (see the module docstring)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreError(
+            f"invalid database URL {url!r}: use e.g. sqlite:///path/wattbench.db or "
+            f"postgresql+psycopg://user@host/db"
+        ) from exc
+    if parsed.drivername == "postgresql":  # psycopg 3, as the store uses
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    path = sqlite_path(parsed)
+    try:
+        if path is not None:
+            engine = create_engine(
+                URL.create(
+                    "sqlite",
+                    database=f"file:{path.resolve()}",
+                    query={"mode": "ro", "uri": "true"},
+                ),
+                pool_pre_ping=True,
+            )
+            event.listen(engine, "connect", _sqlite_readonly)
+        else:
+            engine = create_engine(parsed, pool_pre_ping=True)
+            if engine.dialect.name == "postgresql":
+                event.listen(engine, "connect", _pg_readonly)
+            elif engine.dialect.name == "sqlite":
+                event.listen(engine, "connect", _sqlite_readonly)
+    except (NoSuchModuleError, ModuleNotFoundError, ImportError) as exc:
+        raise StoreError(
+            f"no driver for {parsed.drivername}: pip install 'wattbench[postgres]' "
+            f"({_one_line(exc)})"
+        ) from exc
+    return engine
+
+
+@dataclass
+class Database:
+    """What the dashboard reads: a read-only :class:`Store` (or none yet) and its state."""
+
+    url: str
+    display_url: str
+    state: DbState
+    store: Store | None = None
+    optional_columns: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def engine(self) -> Engine:
+        if self.store is None:
+            raise StoreError(f"no database at {self.display_url}")
+        return self.store.engine
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+
+
+def open_readonly(url: str | None = None) -> Database:
+    """Open ``url`` (default: ``WATTBENCH_DB`` or the user's SQLite) read-only.
+
+    Returns a :class:`Database` in state ``ok``, ``empty`` (no wattbench schema yet) or
+    ``missing`` (the SQLite file does not exist). Raises :class:`StoreError` when the
+    server cannot be reached and :class:`SchemaVersionError` for a schema at another
+    revision (naming ``wattbench db upgrade``).
+    """
+    url = url or default_db_url()
+    parsed_display = url
+    try:
+        parsed_display = make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        pass
+    engine = readonly_engine(url)
+    path = sqlite_path(make_url(url))
+    if path is not None and not path.is_file():
+        engine.dispose()
+        return Database(url, parsed_display, "missing")
+    store = Store(engine)
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        current = store.current_revision()
+        tables = set(inspect(engine).get_table_names())
+    except (DBAPIError, SQLAlchemyError) as exc:
+        engine.dispose()
+        raise StoreError(
+            f"cannot read database {parsed_display}: {_one_line(exc)} "
+            f"(check the server and --db / WATTBENCH_DB)"
+        ) from exc
+    if current is None:
+        if tables:
+            engine.dispose()
+            raise StoreError(f"{parsed_display} has tables but is not a wattbench database")
+        return Database(url, parsed_display, "empty", store)
+    head = head_revision()
+    if current != head:
+        engine.dispose()
+        raise SchemaVersionError(
+            f"database schema is at {current}, this wattbench needs {head}: {UPGRADE_HINT} "
+            f"(or upgrade wattbench if the database is newer)"
+        )
+    cols = {c["name"] for c in inspect(engine).get_columns("runs")}
+    optional = tuple(c for c in OPTIONAL_RUN_COLUMNS if c in cols and hasattr(Run, c))
+    state: DbState = "ok" if _has_runs(engine) else "empty"
+    return Database(url, parsed_display, state, store, optional)
+
+
+def _has_runs(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        return conn.execute(select(Run.id).limit(1)).first() is not None
+
+
+# -- leaderboard data ------------------------------------------------------------------------
+def groups(db: Database) -> pd.DataFrame:
+    """(suite, suite_version, scenario) with their counts of valid and of all runs."""
+    import pandas as pd
+
+    q = (
+        select(
+            SuiteRow.name.label("suite"),
+            SuiteRow.version.label("suite_version"),
+            Run.scenario,
+            func.count(Run.id).label("runs"),
+            func.sum(func.cast(Run.valid, _int_type())).label("valid_runs"),
+        )
+        .join(SuiteRow, Run.suite_id == SuiteRow.id)
+        .group_by(SuiteRow.name, SuiteRow.version, Run.scenario)
+        .order_by(SuiteRow.name, SuiteRow.version, Run.scenario)
+    )
+    with db.engine.connect() as conn:
+        rows = [tuple(r) for r in conn.execute(q)]
+    df = pd.DataFrame(rows, columns=["suite", "suite_version", "scenario", "runs", "valid_runs"])
+    df["valid_runs"] = df["valid_runs"].fillna(0).astype(int)
+    return df
+
+
+def _int_type() -> Any:
+    from sqlalchemy import Integer
+
+    return Integer
+
+
+#: Run columns of :func:`runs_frame`, in order (plus the optional ones present).
+RUN_COLUMNS = (
+    "run_pk",
+    "run_id",
+    "suite",
+    "suite_version",
+    "scenario",
+    "device",
+    "hardware",
+    "accelerator",
+    "cpu_model",
+    "purchase_price",
+    "currency",
+    "nameplate_power_w",
+    "model",
+    "weights",
+    "adapter",
+    "runtime_version",
+    "execution_provider",
+    "device_target",
+    "precision",
+    "batch",
+    "threads",
+    "valid",
+    "invalid_reasons",
+    "labels",
+    "started_at",
+    "inferences",
+    "throughput_ips",
+    "latency_p50_ms",
+    "latency_p90_ms",
+    "latency_p99_ms",
+    "inferences_per_joule",
+    "joules_per_inference",
+    "energy_method",
+    "energy_scope",
+    "energy_uncertainty_j",
+)
+
+
+def runs_frame(
+    db: Database,
+    suite: str,
+    suite_version: str,
+    scenario: str,
+    *,
+    include_invalid: bool = False,
+) -> pd.DataFrame:
+    """One row per run of one suite version and scenario (valid runs only by default).
+
+    The filter is on indexed columns (``ix_runs_leaderboard``); the other filters of the
+    page are applied in pandas by :func:`filter_runs` on this (cached) frame.
+    """
+    import pandas as pd
+
+    optional = [getattr(Run, c) for c in db.optional_columns]
+    q = (
+        select(
+            Run.id,
+            Run.uuid,
+            SuiteRow.name,
+            SuiteRow.version,
+            Run.scenario,
+            Device.name,
+            func.coalesce(Device.accelerator, Device.cpu_model),
+            Device.accelerator,
+            Device.cpu_model,
+            Device.purchase_price,
+            Device.currency,
+            Device.nameplate_power_w,
+            ModelArtifactRow.name,
+            ModelArtifactRow.weights,
+            Run.adapter,
+            Run.runtime_version,
+            Run.execution_provider,
+            Run.device_target,
+            Run.precision,
+            Run.batch,
+            Run.threads,
+            Run.valid,
+            Run.invalid_reasons,
+            Run.labels,
+            Run.started_at,
+            Run.inferences,
+            Run.throughput_ips,
+            Run.latency_p50_ms,
+            Run.latency_p90_ms,
+            Run.latency_p99_ms,
+            Run.inferences_per_joule,
+            Run.joules_per_inference,
+            Run.energy_method,
+            Run.energy_scope,
+            Run.energy_uncertainty_j,
+            *optional,
+        )
+        .join(SuiteRow, Run.suite_id == SuiteRow.id)
+        .join(Device, Run.device_id == Device.id)
+        .join(ModelArtifactRow, Run.model_artifact_id == ModelArtifactRow.id)
+        .where(
+            SuiteRow.name == suite, SuiteRow.version == suite_version, Run.scenario == scenario
+        )
+    )
+    if not include_invalid:
+        q = q.where(Run.valid.is_(True))
+    with db.engine.connect() as conn:
+        rows = [tuple(r) for r in conn.execute(q)]
+    df = pd.DataFrame(rows, columns=[*RUN_COLUMNS, *db.optional_columns])
+    for c in OPTIONAL_RUN_COLUMNS:  # absent from this schema: present, empty
+        if c not in df.columns:
+            df[c] = None
+    return _derive(df)
+
+
+def _derive(df: pd.DataFrame) -> pd.DataFrame:
+    import pandas as pd
+
+    df["started_at"] = pd.to_datetime(df["started_at"], utc=True)
+    df["valid"] = df["valid"].astype(bool)
+    df["estimated"] = df["energy_method"].eq("estimated")
+    df["energy"] = [
+        energy_badge(m, s) for m, s in zip(df["energy_method"], df["energy_scope"], strict=True)
+    ]
+    total_j = df["joules_per_inference"] * df["inferences"]
+    df["uncertainty_pct"] = (df["energy_uncertainty_j"] / total_j * 100).where(total_j > 0)
+    df["runtime"] = df["adapter"] + " " + df["runtime_version"]
+    df["labels"] = [list(x or []) for x in df["labels"]]
+    for c in METRIC_COLUMNS:
+        if c in df:
+            df[c] = pd.to_numeric(df[c], errors="coerce").astype("float64")
+    return df
+
+
+def energy_badge(method: str | None, scope: str | None) -> str:
+    """``≈ ESTIMATED · chip`` or ``measured: counter · board``; honest at a glance."""
+    if method is None:
+        return "no energy figure"
+    if method == "estimated":
+        return f"≈ ESTIMATED · {scope or '?'}"
+    return f"measured: {method} · {scope or '?'}"
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The leaderboard's filters; empty collections mean "all"."""
+
+    devices: tuple[str, ...] = ()
+    hardware: tuple[str, ...] = ()
+    runtimes: tuple[str, ...] = ()
+    precisions: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+    since: date | None = None
+    until: date | None = None
+    hide_estimated: bool = False
+
+
+def filter_runs(df: pd.DataFrame, f: Filters) -> pd.DataFrame:
+    """Rows of :func:`runs_frame` that pass ``f`` (labels: runs carrying all of them)."""
+    import pandas as pd
+
+    mask = pd.Series(True, index=df.index)
+    if f.devices:
+        mask &= df["device"].isin(f.devices)
+    if f.hardware:
+        mask &= df["hardware"].isin(f.hardware)
+    if f.runtimes:
+        mask &= df["adapter"].isin(f.runtimes)
+    if f.precisions:
+        mask &= df["precision"].isin(f.precisions)
+    if f.hide_estimated:
+        mask &= ~df["estimated"]
+    if f.since is not None:
+        mask &= df["started_at"] >= pd.Timestamp(f.since, tz=timezone.utc)
+    if f.until is not None:
+        mask &= df["started_at"] < pd.Timestamp(f.until, tz=timezone.utc) + pd.Timedelta(days=1)
+    if f.labels:
+        wanted = set(f.labels)
+        mask &= [wanted.issubset(x) for x in df["labels"]]
+    return df[mask]
+
+
+def label_counts(df: pd.DataFrame, limit: int = 200) -> list[str]:
+    """The ``limit`` most frequent labels (a lab's per-commit labels are too many to list)."""
+    counts: dict[str, int] = {}
+    for labels in df["labels"]:
+        for x in labels:
+            counts[x] = counts.get(x, 0) + 1
+    return [k for k, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
+
+
+#: What makes two runs the same configuration in the leaderboard. Energy method and scope
+#: are part of it, so a row never mixes measured and estimated (or chip and wall) figures.
+CONFIG_KEY = (
+    "hardware",
+    "adapter",
+    "runtime_version",
+    "execution_provider",
+    "device_target",
+    "model",
+    "weights",
+    "precision",
+    "batch",
+    "threads",
+    "energy_method",
+    "energy_scope",
+    "mode",
+)
+
+#: Metrics summarised per configuration (median over its runs).
+METRIC_COLUMNS = (
+    "inferences_per_joule",
+    "joules_per_inference",
+    "tokens_per_joule",
+    "latency_p50_ms",
+    "latency_p90_ms",
+    "latency_p99_ms",
+    "latency_e2e_p50_ms",
+    "latency_e2e_p90_ms",
+    "ttft_ms",
+    "tpot_ms",
+    "throughput_ips",
+    "uncertainty_pct",
+    "network_j_per_inference",
+    "energy_to_solution_j_per_inference",
+)
+
+
+@dataclass(frozen=True)
+class Ranking:
+    column: str
+    label: str
+    higher_is_better: bool
+
+
+RANKINGS = {
+    "inferences_per_joule": Ranking("inferences_per_joule", "inferences per joule", True),
+    "latency_p90_ms": Ranking("latency_p90_ms", "p90 latency", False),
+    "throughput_ips": Ranking("throughput_ips", "throughput", True),
+    "tokens_per_joule": Ranking("tokens_per_joule", "tokens per joule (slm)", True),
+}
+
+
+def rankings_for(df: pd.DataFrame, suite: str) -> list[str]:
+    """Rankings that make sense here: tokens per joule only for the slm suite (or when the
+    runs carry the figure)."""
+    out = ["inferences_per_joule", "latency_p90_ms", "throughput_ips"]
+    if suite == "slm" or ("tokens_per_joule" in df and df["tokens_per_joule"].notna().any()):
+        out.insert(0 if suite == "slm" else len(out), "tokens_per_joule")
+    return out
+
+
+def configurations(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per configuration (:data:`CONFIG_KEY`): medians of its runs' figures.
+
+    ``runs``/``devices`` count what the median is over; ``run_id`` is its latest run (the
+    drill-down target) and ``run_ids`` all of them (the compare page pools their trials).
+    """
+    import pandas as pd
+
+    if runs.empty:
+        return _empty_configs(runs)
+    key = list(CONFIG_KEY)
+    df = runs.copy()
+    for c in key:  # NULLs would drop out of a groupby; keep them as their own group
+        df[c] = df[c].astype(object).where(df[c].notna(), "")
+    df = df.sort_values("started_at")
+    g = df.groupby(key, sort=False, dropna=False)
+    metrics = g[[c for c in METRIC_COLUMNS if c in df]].median(numeric_only=False)
+    out = pd.concat(
+        [
+            metrics,
+            g.size().rename("runs"),
+            g["device"].nunique().rename("devices"),
+            g["run_id"].last().rename("run_id"),
+            g["run_id"].agg(list).rename("run_ids"),
+            g["started_at"].last().rename("last_run"),
+            g["estimated"].first().rename("estimated"),
+            g["energy"].first().rename("energy"),
+            g["runtime"].first().rename("runtime"),
+            g["suite"].first().rename("suite"),
+            g["suite_version"].first().rename("suite_version"),
+            g["scenario"].first().rename("scenario"),
+            g["purchase_price"].median().rename("purchase_price"),
+            g["currency"].first().rename("currency"),
+        ],
+        axis=1,
+    ).reset_index()
+    for c in key:
+        out[c] = out[c].replace("", None)
+    out["config"] = [config_label(r) for r in out.itertuples()]
+    return out
+
+
+def _empty_configs(runs: pd.DataFrame) -> pd.DataFrame:
+    import pandas as pd
+
+    cols = [
+        *CONFIG_KEY,
+        *METRIC_COLUMNS,
+        "runs",
+        "devices",
+        "run_id",
+        "run_ids",
+        "last_run",
+        "estimated",
+        "energy",
+        "runtime",
+        "suite",
+        "suite_version",
+        "scenario",
+        "purchase_price",
+        "currency",
+        "config",
+    ]
+    return pd.DataFrame(columns=cols)
+
+
+def config_label(row: Any) -> str:
+    """A short human name of a configuration: hardware · runtime · model precision."""
+    est = " ≈est" if getattr(row, "estimated", False) else ""
+    t = getattr(row, "threads", None)
+    threads = f" ×{int(t)}t" if _present(t) else ""
+    return (
+        f"{row.hardware} · {row.adapter} {row.runtime_version} ({row.execution_provider}) · "
+        f"{row.model} {row.precision} b{row.batch}{threads}{est}"
+    )
+
+
+def _present(value: Any) -> bool:
+    if value is None or value == "":
+        return False
+    return not (isinstance(value, float) and math.isnan(value))
+
+
+def rank(df: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """``df`` sorted by ``metric`` (best first, missing figures last) with a ``rank``."""
+    r = RANKINGS[metric]
+    out = df.sort_values(
+        [r.column, "run_id"], ascending=[not r.higher_is_better, True], na_position="last"
+    ).reset_index(drop=True)
+    out.insert(0, "rank", range(1, len(out) + 1))
+    return out
+
+
+# -- one run ---------------------------------------------------------------------------------
+def recent_runs(db: Database, limit: int = 200, prefix: str = "") -> pd.DataFrame:
+    """The most recent runs (or those whose id starts with ``prefix``), for pickers."""
+    import pandas as pd
+
+    q = (
+        select(Run.uuid, SuiteRow.name, Run.scenario, Device.name, Run.adapter, Run.started_at)
+        .join(SuiteRow, Run.suite_id == SuiteRow.id)
+        .join(Device, Run.device_id == Device.id)
+        .order_by(Run.started_at.desc(), Run.id.desc())
+        .limit(limit)
+    )
+    if prefix:
+        q = q.where(Run.uuid.startswith(prefix.strip().lower(), autoescape=True))
+    with db.engine.connect() as conn:
+        rows = [tuple(r) for r in conn.execute(q)]
+    return pd.DataFrame(
+        rows, columns=["run_id", "suite", "scenario", "device", "adapter", "started_at"]
+    )
+
+
+def load_run(db: Database, run_id: str) -> RunResult | None:
+    """The stored run (payload as recorded, or rebuilt from the rows)."""
+    if db.store is None:
+        return None
+    return db.store.load_result(run_id)
+
+
+def run_extras(db: Database, run_id: str) -> dict[str, Any]:
+    """Figures of a run's row that the RunResult payload does not carry (columns of later
+    migrations: network energy, time to first token, ...); only those that are set."""
+    if not db.optional_columns:
+        return {}
+    cols = [getattr(Run, c) for c in db.optional_columns]
+    with db.engine.connect() as conn:
+        row = conn.execute(select(*cols).where(Run.uuid == run_id)).first()
+    if row is None:
+        return {}
+    return {c: v for c, v in zip(db.optional_columns, row, strict=True) if v is not None}
+
+
+def trial_table(result: RunResult) -> pd.DataFrame:
+    """Per-trial figures of a run, headline reader's energy."""
+    import pandas as pd
+
+    rows = []
+    for t in result.trials:
+        e = t.energy[0] if t.energy else None
+        rows.append(
+            {
+                "trial": t.index,
+                "queries": t.queries,
+                "inferences": t.inferences,
+                "duration_s": t.duration_s,
+                "throughput_ips": t.throughput_ips,
+                "p50_ms": t.latency.p50_ms,
+                "p90_ms": t.latency.p90_ms,
+                "p99_ms": t.latency.p99_ms,
+                "gross_j": e.gross_j if e else None,
+                "idle_w": e.idle_w if e else None,
+                "net_j": e.net_j if e else None,
+                "mean_power_w": e.mean_power_w if e else None,
+                "j_per_inference": e.gross_j / t.inferences if e and t.inferences else None,
+                "uncertainty_j": e.uncertainty_j if e else None,
+                "energy_valid": e.valid if e else None,
+                "energy_invalid_reasons": "; ".join(e.invalid_reasons) if e else "",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def trace_frame(result: RunResult) -> pd.DataFrame:
+    """Power traces, long form: trial, reader, method, t_s (from the window start), power_w,
+    idle_w, window_s (the measured window's length)."""
+    import pandas as pd
+
+    rows = []
+    for t in result.trials:
+        for e in t.energy:
+            for ts, w in e.trace:
+                rows.append(
+                    (t.index, e.reader, e.method.value, ts, w, e.idle_w, e.duration_s)
+                )
+    return pd.DataFrame(
+        rows, columns=["trial", "reader", "method", "t_s", "power_w", "idle_w", "window_s"]
+    )
+
+
+def latency_frame(result: RunResult) -> pd.DataFrame:
+    """The run's latency histogram with the CDF: upper_ms, lower_ms, count, cdf."""
+    import pandas as pd
+
+    hist = list(result.latency_histogram)
+    df = pd.DataFrame(hist, columns=["upper_ms", "count"])
+    if df.empty:
+        return df.assign(lower_ms=[], cdf=[])
+    df["lower_ms"] = df["upper_ms"] / 10 ** (1 / 20)  # fixed log-spaced edges (20 / decade)
+    df["cdf"] = df["count"].cumsum() / df["count"].sum()
+    return df
+
+
+# -- compare ---------------------------------------------------------------------------------
+def trial_samples(db: Database, run_ids: Sequence[str]) -> dict[str, tuple[float, ...]]:
+    """Pooled per-trial values of ``run_ids``: joules_per_inference (headline reader's gross
+    energy / inferences), latency_p90_ms, throughput_ips (see harness.gate.trial_samples)."""
+    from wattbench.harness.gate import trial_samples as gate_samples
+
+    if not run_ids:
+        return {}
+    headline = (
+        select(EnergyMeasurement.run_id, EnergyMeasurement.trial_index, EnergyMeasurement.gross_j)
+        .where(EnergyMeasurement.is_headline.is_(True), EnergyMeasurement.trial_index.is_not(None))
+        .subquery()
+    )
+    q = (
+        select(Trial.inferences, Trial.latency, Trial.throughput_ips, headline.c.gross_j)
+        .join(Run, Run.id == Trial.run_id)
+        .outerjoin(
+            headline,
+            (headline.c.run_id == Trial.run_id) & (headline.c.trial_index == Trial.index),
+        )
+        .where(Run.uuid.in_(list(run_ids)))
+        .order_by(Run.id, Trial.index)
+    )
+    with db.engine.connect() as conn:
+        rows = [
+            (int(inf), float((lat or {}).get("p90_ms", math.nan)), float(ips), gross, None)
+            for inf, lat, ips, gross in conn.execute(q)
+        ]
+    return gate_samples(rows)
+
+
+def headline_power(db: Database, run_ids: Iterable[str]) -> pd.DataFrame:
+    """Headline reader's run totals: run_id, idle_w, mean_power_w (for procurement)."""
+    import pandas as pd
+
+    ids = list(run_ids)
+    if not ids:
+        return pd.DataFrame(columns=["run_id", "idle_w", "mean_power_w"])
+    q = (
+        select(Run.uuid, EnergyMeasurement.idle_w, EnergyMeasurement.mean_power_w)
+        .join(Run, Run.id == EnergyMeasurement.run_id)
+        .where(
+            EnergyMeasurement.is_headline.is_(True),
+            EnergyMeasurement.trial_index.is_(None),
+            Run.uuid.in_(ids),
+        )
+    )
+    with db.engine.connect() as conn:
+        rows = [tuple(r) for r in conn.execute(q)]
+    return pd.DataFrame(rows, columns=["run_id", "idle_w", "mean_power_w"])
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)

@@ -1,0 +1,242 @@
+"""Shared app-layer pieces: the read-only database, cached queries, the sidebar selection.
+
+Every query the pages run goes through a ``st.cache_data`` wrapper here, keyed on the
+database URL and the query's arguments, with a short TTL so that new runs show up
+without a restart while a big database is read once, not on every widget change.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import streamlit as st
+
+from wattbench.dashboard import data
+from wattbench.harness.errors import WattbenchError
+
+if TYPE_CHECKING:
+    from wattbench.harness.results import RunResult
+
+#: Seconds a cached query result is reused (new runs appear after at most this long).
+CACHE_TTL_S = 30
+
+ESTIMATE_NOTE = (
+    "**≈ ESTIMATED** energy is a model (TDP × CPU utilisation), not a measurement; "
+    "measured figures name their method (counter, polled, external). Scopes (chip ⊂ module "
+    "⊂ board ⊂ wall) are not comparable with each other."
+)
+
+
+def db_url() -> str:
+    """The URL ``wattbench dashboard`` handed over (or WATTBENCH_DB / the default)."""
+    from wattbench.results_db.store import default_db_url
+
+    return os.environ.get(data.DB_ENV) or default_db_url()
+
+
+@st.cache_resource(show_spinner=False)
+def _database(url: str) -> data.Database:
+    return data.open_readonly(url)
+
+
+def database() -> data.Database:
+    """The read-only database; stops the page with one error line when it is unusable."""
+    url = db_url()
+    try:
+        db = _database(url)
+    except WattbenchError as exc:
+        st.error(f"error: {exc}")
+        st.stop()
+    if db.state != "ok":
+        # It may have been filled since: look again (cheap) instead of caching "empty".
+        _database.clear()  # type: ignore[attr-defined]
+        db = _database(url)
+    return db
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def groups(url: str) -> pd.DataFrame:
+    return data.groups(_database(url))
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner="Loading runs…")
+def runs(url: str, suite: str, version: str, scenario: str) -> pd.DataFrame:
+    return data.runs_frame(_database(url), suite, version, scenario)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def configurations(url: str, suite: str, version: str, scenario: str, f: data.Filters) -> Any:
+    return data.configurations(data.filter_runs(runs(url, suite, version, scenario), f))
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def label_options(url: str, suite: str, version: str, scenario: str) -> list[str]:
+    return data.label_counts(runs(url, suite, version, scenario))
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def recent_runs(url: str, prefix: str = "") -> pd.DataFrame:
+    return data.recent_runs(_database(url), prefix=prefix)
+
+
+@st.cache_data(ttl=300, show_spinner="Loading run…")
+def run_result(url: str, run_id: str) -> RunResult | None:
+    return data.load_run(_database(url), run_id)
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def run_extras(url: str, run_id: str) -> dict[str, Any]:
+    return data.run_extras(_database(url), run_id)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner="Pooling trials…")
+def trial_samples(url: str, run_ids: tuple[str, ...]) -> dict[str, tuple[float, ...]]:
+    return data.trial_samples(_database(url), run_ids)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def headline_power(url: str, run_ids: tuple[str, ...]) -> pd.DataFrame:
+    return data.headline_power(_database(url), run_ids)
+
+
+# -- the shared selection --------------------------------------------------------------------
+#: Session-state keys of the sidebar selection, kept while pages without it are shown.
+SELECTION_KEYS = (
+    "sel_group",
+    "sel_hide_est",
+    "sel_devices",
+    "sel_hardware",
+    "sel_runtimes",
+    "sel_precisions",
+    "sel_labels",
+    "sel_dates",
+)
+
+
+def keep_selection() -> None:
+    """Streamlit drops a widget's state on a run that does not draw it (a page without the
+    sidebar); writing the values back keeps them."""
+    for key in SELECTION_KEYS:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+
+
+class Selection:
+    """One suite version and scenario, the filters, and the runs that pass them."""
+
+    def __init__(
+        self, url: str, suite: str, version: str, scenario: str, filters: data.Filters
+    ) -> None:
+        self.url = url
+        self.suite = suite
+        self.version = version
+        self.scenario = scenario
+        self.filters = filters
+
+    @property
+    def title(self) -> str:
+        return f"{self.suite} {self.version} · {self.scenario}"
+
+    def runs(self) -> pd.DataFrame:
+        return data.filter_runs(runs(self.url, self.suite, self.version, self.scenario), self.filters)
+
+    def configurations(self) -> pd.DataFrame:
+        return configurations(self.url, self.suite, self.version, self.scenario, self.filters)
+
+
+def _group_label(row: Any) -> str:
+    return f"{row.suite} {row.suite_version} · {row.scenario}  ({row.valid_runs} valid runs)"
+
+
+def sidebar_selection(db: data.Database) -> Selection | None:
+    """Suite version, scenario and filters in the sidebar; None when nothing is valid."""
+    g = groups(db.url)
+    g = g[g["valid_runs"] > 0].reset_index(drop=True)
+    sb = st.sidebar
+    if g.empty:
+        sb.warning("No valid runs yet.")
+        return None
+    keys = [f"{r.suite}\x1f{r.suite_version}\x1f{r.scenario}" for r in g.itertuples()]
+    labels = dict(zip(keys, (_group_label(r) for r in g.itertuples()), strict=True))
+    default = keys[int(g["valid_runs"].idxmax())]
+    if st.session_state.get("sel_group") not in labels:
+        st.session_state["sel_group"] = default
+    choice = sb.selectbox(
+        "Suite version · scenario",
+        keys,
+        format_func=labels.__getitem__,
+        key="sel_group",
+        help="Runs of different suite versions or scenarios are never ranked together.",
+    )
+    suite, version, scenario = str(choice).split("\x1f")
+    hide_est = sb.toggle(
+        "Hide estimated energy",
+        key="sel_hide_est",
+        help="Show only measured energy (counter, polled, external); estimates are TDP × "
+        "CPU utilisation.",
+    )
+    df = runs(db.url, suite, version, scenario)
+    with sb.expander("Filters", expanded=False):
+        devices = st.multiselect("Device", sorted(df["device"].unique()), key="sel_devices")
+        hardware = st.multiselect(
+            "Hardware (accelerator or CPU)",
+            sorted(df["hardware"].dropna().unique()),
+            key="sel_hardware",
+        )
+        runtimes = st.multiselect("Runtime", sorted(df["adapter"].unique()), key="sel_runtimes")
+        precisions = st.multiselect(
+            "Precision", sorted(df["precision"].unique()), key="sel_precisions"
+        )
+        label_sel = st.multiselect(
+            "Labels (runs carrying all of them)",
+            label_options(db.url, suite, version, scenario),
+            key="sel_labels",
+        )
+        lo, hi = df["started_at"].min(), df["started_at"].max()
+        dates = st.date_input(
+            "Run date",
+            value=(lo.date(), hi.date()) if len(df) else (),
+            key="sel_dates",
+        )
+    since, until = _date_range(dates)
+    filters = data.Filters(
+        devices=tuple(devices),
+        hardware=tuple(hardware),
+        runtimes=tuple(runtimes),
+        precisions=tuple(precisions),
+        labels=tuple(label_sel),
+        since=since,
+        until=until,
+        hide_estimated=bool(hide_est),
+    )
+    sb.caption(f"Database: `{db.display_url}` (read-only)")
+    return Selection(db.url, suite, version, scenario, filters)
+
+
+def _date_range(value: Any) -> tuple[date | None, date | None]:
+    if isinstance(value, date):
+        return value, value
+    if isinstance(value, (tuple, list)):
+        vals = [v for v in value if isinstance(v, date)]
+        if len(vals) == 2:
+            return vals[0], vals[1]
+        if len(vals) == 1:
+            return vals[0], None
+    return None, None
+
+
+def estimate_legend() -> None:
+    st.caption(ESTIMATE_NOTE)
+
+
+def highlight_estimates(df: pd.DataFrame) -> Any:
+    """A Styler that tints rows whose energy is estimated (the ``energy`` column says so)."""
+
+    def tint(row: pd.Series) -> list[str]:
+        est = str(row.get("energy", "")).startswith("≈")
+        return ["background-color: rgba(255, 193, 7, 0.18)" if est else "" for _ in row]
+
+    return df.style.apply(tint, axis=1)

@@ -1,0 +1,118 @@
+"""Leaderboard: configurations ranked within one suite version and scenario."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from wattbench.dashboard import data, ui
+
+#: (column, header) shown, in order; the CSV has every column of the ranking.
+_SHOWN = (
+    ("rank", "#"),
+    ("hardware", "hardware"),
+    ("runtime", "runtime"),
+    ("execution_provider", "provider"),
+    ("model", "model"),
+    ("precision", "precision"),
+    ("batch", "batch"),
+    ("energy", "energy (method · scope)"),
+    ("inferences_per_joule", "inf/J"),
+    ("joules_per_inference", "J/inf"),
+    ("uncertainty_pct", "± %"),
+    ("tokens_per_joule", "tokens/J"),
+    ("network_j_per_inference", "network J/inf (modelled)"),
+    ("latency_p50_ms", "p50 ms"),
+    ("latency_p90_ms", "p90 ms"),
+    ("latency_p99_ms", "p99 ms"),
+    ("throughput_ips", "inf/s"),
+    ("runs", "runs"),
+    ("devices", "devices"),
+    ("device", "device"),
+    ("last_run", "last run"),
+    ("started_at", "started"),
+    ("labels", "labels"),
+    ("detail", "detail"),
+)
+MAX_SHOWN_ROWS = 1000
+
+
+def table(ranked: pd.DataFrame) -> pd.DataFrame:
+    """The ranked rows as shown: known columns only, empty optional figures dropped."""
+    df = ranked.copy()
+    df["detail"] = "run?run=" + df["run_id"].astype(str)
+    cols = [c for c, _ in _SHOWN if c in df.columns]
+    for optional in ("tokens_per_joule", "network_j_per_inference"):
+        if optional in cols and df[optional].isna().all():
+            cols.remove(optional)
+    return df[cols].rename(columns=dict(_SHOWN))
+
+
+def render() -> None:
+    st.title("Leaderboard")
+    db = ui.database()
+    sel = ui.sidebar_selection(db)
+    if sel is None:
+        st.info("No valid runs to rank yet; invalid runs are never ranked.")
+        return
+    c1, c2 = st.columns([3, 2])
+    options = data.rankings_for(ui.runs(sel.url, sel.suite, sel.version, sel.scenario), sel.suite)
+    metric = c1.radio(
+        "Rank by",
+        options,
+        format_func=lambda m: data.RANKINGS[m].label,
+        horizontal=True,
+        key="lb_metric",
+    )
+    per = c2.radio(
+        "One row per",
+        ["configuration", "run"],
+        horizontal=True,
+        key="lb_per",
+        help="configuration: the median of its valid runs (hardware × runtime × model × "
+        "precision × batch × threads × energy method and scope); run: every valid run.",
+    )
+    if per == "run":
+        rows = sel.runs()
+    else:
+        rows = sel.configurations()
+    st.subheader(f"{sel.title} · ranked by {data.RANKINGS[str(metric)].label}")
+    if rows.empty:
+        st.warning("No runs match the filters.")
+        return
+    ranked = data.rank(rows, str(metric))
+    n_est = int(ranked["estimated"].sum())
+    st.caption(
+        f"{len(ranked)} {per}s · {n_est} with ≈ ESTIMATED energy"
+        + (" (hidden: toggle in the sidebar)" if sel.filters.hide_estimated else "")
+        + " · invalid runs are excluded"
+    )
+    shown = table(ranked.head(MAX_SHOWN_ROWS))
+    st.dataframe(
+        ui.highlight_estimates(shown),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "inf/J": st.column_config.NumberColumn(format="%.3g"),
+            "J/inf": st.column_config.NumberColumn(format="%.3g"),
+            "± %": st.column_config.NumberColumn(format="%.0f"),
+            "tokens/J": st.column_config.NumberColumn(format="%.3g"),
+            "network J/inf (modelled)": st.column_config.NumberColumn(format="%.3g"),
+            "p50 ms": st.column_config.NumberColumn(format="%.3f"),
+            "p90 ms": st.column_config.NumberColumn(format="%.3f"),
+            "p99 ms": st.column_config.NumberColumn(format="%.3f"),
+            "inf/s": st.column_config.NumberColumn(format="%.1f"),
+            "detail": st.column_config.LinkColumn("detail", display_text="open run"),
+        },
+    )
+    if len(ranked) > MAX_SHOWN_ROWS:
+        st.caption(f"Showing the top {MAX_SHOWN_ROWS} of {len(ranked)}; the CSV has them all.")
+    ui.estimate_legend()
+    csv = ranked.drop(columns=["run_ids"], errors="ignore").to_csv(index=False)
+    st.download_button(
+        "Download CSV",
+        csv,
+        file_name=f"wattbench-{sel.suite}-{sel.version}-{sel.scenario}-{metric}.csv",
+        mime="text/csv",
+        key="lb_csv",
+    )

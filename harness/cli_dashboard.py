@@ -1,0 +1,99 @@
+"""``wattbench dashboard``: the Streamlit leaderboard, read-only against the database.
+
+Registered in :mod:`wattbench.harness.cli` with ``cli_dashboard.register(app)``. Importing
+this module imports neither Streamlit nor pandas: the command checks that the
+``dashboard`` extra is installed and that the database can be read at the current
+schema (one ``error:`` line otherwise), then runs ``python -m streamlit run`` on
+``dashboard/app.py`` with the URL in ``WATTBENCH_DASHBOARD_DB``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from typing import Annotated
+
+import typer
+
+from wattbench.harness.errors import ConfigError, UnavailableError
+
+DASHBOARD_HINT = "the dashboard needs the dashboard extra: pip install 'wattbench[dashboard]'"
+
+
+def _require_extra() -> None:
+    for module in ("streamlit", "plotly", "pandas"):
+        if importlib.util.find_spec(module) is None:
+            raise UnavailableError(f"{DASHBOARD_HINT} ({module} is missing)")
+
+
+def streamlit_command(port: int, host: str, headless: bool) -> list[str]:
+    """The ``streamlit run`` command line for the app."""
+    from wattbench.dashboard import __file__ as pkg_init
+
+    app = os.path.join(os.path.dirname(pkg_init), "app.py")
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        app,
+        "--server.port",
+        str(port),
+        "--server.address",
+        host,
+        "--server.headless",
+        "true" if headless else "false",
+        # Nobody needs the usage statistics, and a lab machine may have no way out.
+        "--browser.gatherUsageStats",
+        "false",
+        "--global.developmentMode",
+        "false",
+    ]
+
+
+def dashboard(
+    db: Annotated[
+        str | None,
+        typer.Option("--db", help="Database URL (default: WATTBENCH_DB or SQLite in the data dir)."),
+    ] = None,
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8501,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    browser: Annotated[
+        bool, typer.Option("--browser/--no-browser", help="Open a web browser on start.")
+    ] = False,
+) -> None:
+    """Browse the leaderboard, Pareto fronts, runs, comparisons and a procurement view."""
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"invalid --port {port}: use 1-65535")
+    _require_extra()
+    from wattbench.dashboard.data import DB_ENV, open_readonly
+    from wattbench.results_db.store import default_db_url
+
+    url = db or default_db_url()
+    database = open_readonly(url)  # unreachable or stale: one error line, before launching
+    state = {"ok": "", "empty": " (no runs yet)", "missing": " (does not exist yet)"}
+    typer.echo(
+        f"wattbench: dashboard on http://{host}:{port} reading {database.display_url} "
+        f"read-only{state[database.state]}",
+        err=True,
+    )
+    database.close()
+    env = {**os.environ, DB_ENV: url}
+    cmd = streamlit_command(port, host, headless=not browser)
+    sys.stderr.flush()
+    if os.name == "posix":
+        # Become Streamlit: signals (Ctrl-C, a supervisor's SIGTERM) reach the server itself.
+        os.execve(cmd[0], cmd, env)
+    try:
+        rc = subprocess.call(cmd, env=env)
+    except KeyboardInterrupt:
+        rc = 0
+    if rc not in (0, 130):
+        raise typer.Exit(rc)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``dashboard`` command to ``app``."""
+    app.command("dashboard")(dashboard)

@@ -1,0 +1,223 @@
+"""Every page of the dashboard through streamlit.testing's AppTest, on seeded databases."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from seed import APP_PATH
+
+from wattbench.harness.results import RunResult
+
+LabDb = tuple[str, list[RunResult]]
+
+
+def _ok(at: Any) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def _valid(runs: list[RunResult], scenario: str = "single-stream") -> list[RunResult]:
+    return [r for r in runs if r.valid and r.scenario == scenario]
+
+
+def check_leaderboard(at: Any, runs: list[RunResult]) -> None:
+    _ok(at)
+    assert at.title[0].value == "Leaderboard"
+    # The default selection is the group with the most valid runs.
+    scenario = max(
+        ("single-stream", "offline"), key=lambda s: (len(_valid(runs, s)), s == "single-stream")
+    )
+    table = at.dataframe[0].value
+    ranked = table["inf/J"].tolist()
+    assert ranked == sorted(ranked, reverse=True)  # best first
+    assert table["#"].tolist() == list(range(1, len(table) + 1))
+    # Measured vs estimated visible on every row; invalid runs are not there.
+    assert table["energy (method · scope)"].str.startswith("≈ ESTIMATED").any()
+    assert table["energy (method · scope)"].str.startswith("measured").any()
+    configs = {
+        (r.device.get("accelerator") or r.device["cpu_model"], r.adapter.adapter,
+         r.adapter.precision, r.energy[0].method.value)
+        for r in _valid(runs, scenario)
+    }
+    assert len(table) == len(configs)
+    assert at.get("download_button")
+
+
+def check_pareto(at: Any) -> None:
+    _ok(at)
+    assert at.title[0].value == "Pareto front"
+    charts = at.get("plotly_chart")
+    assert charts, "no Pareto chart"
+    front = at.dataframe[0].value
+    assert 1 <= len(front) < 45
+    # The front is monotone: cheaper energy comes with higher latency.
+    assert front["latency_p90_ms"].is_monotonic_decreasing
+
+
+def check_run_detail(at: Any, run: RunResult) -> None:
+    _ok(at)
+    assert at.title[0].value == "Run detail"
+    labels = [m.label for m in at.metric]
+    assert "inferences / J" in labels and "p90 latency" in labels
+    assert len(at.get("plotly_chart")) == 2  # power trace, latency histogram + CDF
+    trials = at.dataframe[1].value
+    assert len(trials) == len(run.trials)
+    text = " ".join(str(m.value) for m in at.markdown)
+    assert "Environment fingerprint" in text and "Quality check" in text
+
+
+def check_compare(at: Any) -> None:
+    _ok(at)
+    table = at.dataframe[1].value
+    others = table[table["verdict (95 %)"] != "baseline"]
+    assert len(others) == 3  # three metrics for the second configuration
+    assert others["CI low %"].notna().all() and others["CI high %"].notna().all()
+    assert (others["CI low %"] <= others["Δ vs first %"]).all()
+    assert (others["Δ vs first %"] <= others["CI high %"]).all()
+
+
+def check_procurement(at: Any) -> None:
+    _ok(at)
+    table = at.dataframe[1].value
+    assert len(table) > 0
+    cost = table["total EUR / million inferences"]
+    assert cost.dropna().is_monotonic_increasing
+    assert (table["devices"] >= 1).all()
+    assert table["kg CO2e / year"].notna().all()
+
+
+def test_leaderboard(lab_sqlite: LabDb, run_page: Callable[..., Any]) -> None:
+    url, runs = lab_sqlite
+    check_leaderboard(run_page(url, "leaderboard"), runs)
+
+
+def test_leaderboard_hides_estimates_and_filters(
+    lab_sqlite: LabDb, run_page: Callable[..., Any]
+) -> None:
+    url, _ = lab_sqlite
+    at = run_page(url, "leaderboard")
+    at.sidebar.toggle(key="sel_hide_est").set_value(True).run()
+    _ok(at)
+    table = at.dataframe[0].value
+    assert not table["energy (method · scope)"].str.contains("ESTIMATED").any()
+    at.multiselect(key="sel_precisions").set_value(["int8"]).run()
+    assert set(at.dataframe[0].value["precision"]) == {"int8"}
+    at.radio(key="lb_metric").set_value("latency_p90_ms").run()
+    p90 = at.dataframe[0].value["p90 ms"].tolist()
+    assert p90 == sorted(p90)
+    at.radio(key="lb_per").set_value("run").run()
+    _ok(at)
+    assert "device" in at.dataframe[0].value.columns
+
+
+def test_pareto(lab_sqlite: LabDb, run_page: Callable[..., Any]) -> None:
+    check_pareto(run_page(lab_sqlite[0], "pareto"))
+
+
+def test_run_detail(lab_sqlite: LabDb, run_page: Callable[..., Any]) -> None:
+    url, runs = lab_sqlite
+    run = runs[3]
+    at = run_page(url, "run", {"run": run.run_id})
+    check_run_detail(at, run)
+    assert run.device["name"] in at.subheader[0].value
+
+
+def test_run_detail_of_an_invalid_estimated_run_says_so(
+    lab_sqlite: LabDb, run_page: Callable[..., Any]
+) -> None:
+    url, runs = lab_sqlite
+    bad = next(r for r in runs if not r.valid)
+    at = run_page(url, "run", {"run": bad.run_id})
+    assert any("INVALID" in e.value for e in at.error)
+    est = next(r for r in runs if r.energy[0].estimated)
+    at = run_page(url, "run", {"run": est.run_id})
+    _ok(at)
+    assert any("ESTIMATED" in w.value for w in at.warning)
+    assert at.metric[0].value.startswith("≈ ")
+
+
+def test_compare(lab_sqlite: LabDb, run_page: Callable[..., Any]) -> None:
+    check_compare(run_page(lab_sqlite[0], "compare"))
+
+
+def test_procurement(lab_sqlite: LabDb, run_page: Callable[..., Any]) -> None:
+    at = run_page(lab_sqlite[0], "procurement")
+    check_procurement(at)
+    # A tight bound leaves fewer configurations, every one within it.
+    at.number_input(key="pr_bound").set_value(0.3)
+    at.button[0].click().run()  # the form's submit button
+    table = at.dataframe[1].value
+    assert 0 < len(table) < 45
+    assert (table["latency ms"] <= 0.3).all()
+
+
+def test_whole_app_navigation_default_page(
+    lab_sqlite: LabDb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("WATTBENCH_DASHBOARD_DB", lab_sqlite[0])
+    at = AppTest.from_file(str(APP_PATH), default_timeout=60).run()
+    _ok(at)
+    assert at.title[0].value == "Leaderboard"
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty"])
+def test_empty_database_explains_how_to_get_a_first_result(
+    kind: str, tmp_path: Path, run_page: Callable[..., Any]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'none.db'}"
+    if kind == "empty":
+        from wattbench.results_db.store import Store
+
+        Store.open(url).close()  # schema, no runs
+    for page in ("leaderboard", "pareto", "run", "compare", "procurement"):
+        at = run_page(url, page)
+        _ok(at)
+        assert "wattbench run --suite mobilenet_v2" in at.code[0].value
+    assert not (tmp_path / "none.db").exists() or kind == "empty"  # nothing created
+
+
+def test_stale_schema_is_one_error_line(tmp_path: Path, run_page: Callable[..., Any]) -> None:
+    from sqlalchemy import text
+
+    from wattbench.results_db.store import Store
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    store = Store.open(url)
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0001_schema_v1'"))
+    store.close()
+    at = run_page(url, "leaderboard")
+    assert len(at.error) == 1 and "wattbench db upgrade" in at.error[0].value
+
+
+def test_pages_do_not_write(lab_sqlite: LabDb, run_page: Callable[..., Any]) -> None:
+    url, runs = lab_sqlite
+    path = Path(url.removeprefix("sqlite:///"))
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    for page in ("leaderboard", "pareto", "compare", "procurement"):
+        _ok(run_page(url, page))
+    _ok(run_page(url, "run", {"run": runs[0].run_id}))
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+
+
+def test_every_page_on_postgresql(
+    pg_url: str, tmp_path: Path, run_page: Callable[..., Any]
+) -> None:
+    from seed import seed_url
+
+    runs = seed_url(pg_url, tmp_path, repeats=1)
+    check_leaderboard(run_page(pg_url, "leaderboard"), runs)
+    check_pareto(run_page(pg_url, "pareto"))
+    run = next(r for r in runs if r.valid)
+    check_run_detail(run_page(pg_url, "run", {"run": run.run_id}), run)
+    at = run_page(pg_url, "compare")
+    _ok(at)
+    # One run per configuration here: 3 trials a side, still enough for a CI.
+    check_compare(at)
+    check_procurement(run_page(pg_url, "procurement"))
