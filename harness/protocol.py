@@ -280,6 +280,8 @@ class Runner:
             )
             trials.append(self._trial(k, win, readings, idle_w))
             all_lat.extend(win.latencies_ns)
+            for w in win.details.get("warnings", []):
+                self.warnings.append(f"trial {k + 1}: {w}")
 
         self.progress.phase("end-to-end latency")
         e2e, e2e_stages = self._end_to_end(session, inputs)

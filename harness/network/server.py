@@ -1,0 +1,222 @@
+"""The "cloud" side: a real HTTP inference endpoint (``wattbench cloud serve``).
+
+It loads a suite's model on an adapter once and answers ``POST /v1/infer`` (wire
+format in :mod:`wattbench.harness.network.payload`) and ``GET /v1/health`` (what
+it serves). Inference is serialised behind one lock, so a request's energy is
+its own: when the server runs power readers, each request's inference is wrapped
+in a reader window and the joules go back in the answer (``compute_j``).
+
+The standard library's threading HTTP server keeps the endpoint free of extra
+dependencies, so any board can play "cloud" for another.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wattbench.adapters.base import Adapter, AdapterOptions, ModelArtifact, Session
+from wattbench.harness.cache import ModelCache
+from wattbench.harness.errors import ConfigError, WattbenchError
+from wattbench.harness.network.payload import decode, top1
+from wattbench.harness.power.base import PowerReader
+from wattbench.suites.base import Suite
+
+#: Largest request body accepted (a 4K PNG is ~25 MB).
+MAX_BODY_BYTES = 64 * 1024 * 1024
+
+
+def choose_artifact(
+    suite: Suite, adapter: Adapter, cache: ModelCache, model: Path | None
+) -> ModelArtifact:
+    """The user's model, else the first format the adapter loads that the suite builds."""
+    if model is not None:
+        return suite.user_model(model)
+    buildable = {f for r in suite.recipes() for f in r.formats}
+    for fmt in adapter.formats:
+        if fmt in buildable:
+            return suite.build_model(fmt, cache, "fp32")
+    raise ConfigError(
+        f"{suite.name} cannot build a model for adapter {adapter.name} (it loads "
+        f"{', '.join(adapter.formats)}): pass one with --model"
+    )
+
+
+class CloudModel:
+    """One loaded model answering single samples, optionally metered by readers."""
+
+    def __init__(
+        self,
+        suite: Suite,
+        session: Session,
+        artifact: ModelArtifact,
+        readers: Sequence[PowerReader] = (),
+    ) -> None:
+        self.suite = suite
+        self.session = session
+        self.artifact = artifact
+        self.readers = list(readers)
+        self.specs = session.inputs()
+        self._lock = threading.Lock()
+        self.requests = 0
+
+    @classmethod
+    def load(
+        cls,
+        suite: Suite,
+        adapter: Adapter,
+        cache: ModelCache,
+        *,
+        model: Path | None = None,
+        threads: int | None = None,
+        device: str = "cpu",
+        readers: Sequence[PowerReader] = (),
+    ) -> CloudModel:
+        artifact = choose_artifact(suite, adapter, cache, model)
+        opts = AdapterOptions(device=device, threads=threads, precision=artifact.precision)
+        return cls(suite, adapter.load(artifact, opts), artifact, readers)
+
+    def describe(self) -> dict[str, Any]:
+        d = self.session.describe()
+        return {
+            "suite": self.suite.name,
+            "suite_version": self.suite.version,
+            "model": self.artifact.name,
+            "model_sha256": self.artifact.sha256,
+            "weights": self.artifact.weights,
+            "adapter": d.adapter,
+            "runtime": f"{d.runtime} {d.runtime_version}",
+            "device": d.device,
+            "power": [r.name for r in self.readers],
+        }
+
+    def _feed(self, kind: str, obj: Any) -> dict[str, np.ndarray]:
+        if kind == "image":
+            rows = self.suite.preprocess_feed(obj, self.specs)
+            return {k: v[None, ...] for k, v in rows.items()}
+        names = {s.name for s in self.specs}
+        if set(obj) != names:
+            raise ValueError(
+                f"npz inputs {sorted(obj)} do not match the cloud model's {sorted(names)}"
+            )
+        return dict(obj)
+
+    def infer(self, body: bytes, content_type: str) -> dict[str, Any]:
+        """Answer one request body; ValueError for a payload that cannot be used."""
+        kind, obj = decode(body, content_type)
+        feed = self._feed(kind, obj)
+        with self._lock:
+            prepared = self.session.prepare(feed)
+            t0 = time.perf_counter_ns()
+            for r in self.readers:
+                r.start()
+            try:
+                out = self.session.run(prepared)
+            finally:
+                readings = [r.stop() for r in self.readers]
+            ms = (time.perf_counter_ns() - t0) / 1e6
+            self.requests += 1
+        answer, confidence = top1(np.asarray(out[0])[0])
+        head = readings[0] if readings else None
+        return {
+            "answer": answer,
+            "confidence": confidence,
+            "compute_j": None if head is None else head.energy_j,
+            "energy_method": None if head is None else head.method.value,
+            "server_ms": ms,
+        }
+
+    def close(self) -> None:
+        for r in self.readers:
+            r.close()
+        self.session.close()
+
+
+class CloudServer(ThreadingHTTPServer):
+    """HTTP/1.1 keep-alive server around a :class:`CloudModel`."""
+
+    daemon_threads = True
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        model: CloudModel,
+        *,
+        max_requests: int | None = None,
+        verbose: bool = False,
+    ) -> None:
+        self.model = model
+        self.max_requests = max_requests
+        self.verbose = verbose
+        self.answered = 0
+        self.stopping = False
+        super().__init__(address, _Handler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}/"
+
+    def count_and_maybe_stop(self) -> None:
+        self.answered += 1
+        if self.max_requests is not None and self.answered >= self.max_requests:
+            self.stopping = True
+            # shutdown() waits for serve_forever: never call it on a serving thread
+            threading.Thread(target=self.shutdown, daemon=True).start()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: CloudServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.server.verbose:
+            super().log_message(format, *args)
+
+    def _send(self, status: int, payload: dict[str, Any]) -> None:
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        if self.path.rstrip("/") in ("/v1/health", ""):
+            self._send(200, {"status": "ok", **self.server.model.describe()})
+        else:
+            self._send(404, {"error": f"no such path {self.path}: POST /v1/infer"})
+
+    def do_POST(self) -> None:
+        if self.server.stopping:  # kept-alive connections outlive shutdown(): refuse
+            self.close_connection = True
+            self._send(503, {"error": "server is shutting down"})
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY_BYTES:
+            self.close_connection = True
+            self._send(413, {"error": f"body over {MAX_BODY_BYTES} bytes"})
+            return
+        body = self.rfile.read(length)
+        if self.path.rstrip("/") != "/v1/infer":
+            self._send(404, {"error": f"no such path {self.path}: POST /v1/infer"})
+            return
+        try:
+            answer = self.server.model.infer(body, self.headers.get("Content-Type") or "")
+        except (ValueError, WattbenchError) as exc:
+            self._send(400, {"error": str(exc)})
+            return
+        except Exception as exc:  # a runtime failure is the server's fault: 500, keep serving
+            self._send(500, {"error": f"{type(exc).__name__}: {exc}"})
+            return
+        self.server.count_and_maybe_stop()
+        if self.server.stopping:
+            self.close_connection = True
+        self._send(200, answer)

@@ -1,0 +1,139 @@
+"""End to end: ``wattbench dashboard`` on a seeded SQLite database, loaded in headless
+Chromium (Debian's ``/usr/bin/chromium``, driven by Python Playwright).
+
+The leaderboard's rows must render and the Pareto page must draw its chart; both pages are
+screenshotted into ``build/test-artifacts/`` (docs/img/ holds copies). Skips with the
+reason when Chromium or Playwright is missing, unless ``WATTBENCH_REQUIRE_BROWSER=1`` (CI),
+which turns the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from seed import seed_url
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "build" / "test-artifacts"
+CHROMIUM = os.environ.get("WATTBENCH_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+]
+
+pytestmark = pytest.mark.e2e
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("WATTBENCH_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"browser test required (WATTBENCH_REQUIRE_BROWSER=1) but {reason}")
+    pytest.skip(f"browser test skipped: {reason}")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wattbench() -> list[str]:
+    exe = Path(sys.executable).with_name("wattbench")
+    if os.environ.get("WBSHIM"):
+        return [sys.executable, os.environ["WBSHIM"]]
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "wattbench.harness.cli"]
+
+
+@pytest.fixture
+def dashboard_server(tmp_path: Path) -> Iterator[str]:
+    """``wattbench dashboard`` on a seeded database and a free port; yields its URL."""
+    url = f"sqlite:///{tmp_path / 'lab.db'}"
+    seed_url(url, tmp_path)
+    port = _free_port()
+    log = (tmp_path / "dashboard.log").open("wb")
+    proc = subprocess.Popen(
+        [*_wattbench(), "dashboard", "--db", url, "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: killed as a whole below
+        env={**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"},
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                log.flush()
+                out = (tmp_path / "dashboard.log").read_text(errors="replace")
+                pytest.fail(f"wattbench dashboard exited with {proc.returncode}: {out[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=1) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("wattbench dashboard did not answer within 60 s")
+            time.sleep(0.2)
+        yield base
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=10)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        log.close()
+
+
+def test_leaderboard_and_pareto_render_in_chromium(dashboard_server: str) -> None:
+    if not Path(CHROMIUM).exists():
+        _unavailable(f"{CHROMIUM} is not installed (apt install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("playwright is not installed (pip install 'wattbench[dev]')")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.goto(dashboard_server, wait_until="domcontentloaded")
+            # Streamlit draws over a websocket: wait for the page's own text, then the grid.
+            page.get_by_role("heading", name="Leaderboard").wait_for(timeout=60_000)
+            grid = page.locator('[data-testid="stDataFrame"]').first
+            grid.wait_for(timeout=60_000)
+            # Glide data grid draws cells on a canvas; its accessible table mirrors them.
+            cells = page.locator('[data-testid="stDataFrame"] [role="gridcell"]')
+            cells.first.wait_for(timeout=30_000)
+            text = " ".join(cells.all_inner_texts())
+            assert "Hailo-8L" in text and "measured: polled · module" in text
+            assert "≈ ESTIMATED" in text
+            page.wait_for_timeout(1000)  # let the grid settle before the screenshot
+            page.screenshot(path=str(ARTIFACTS / "dashboard-leaderboard.png"), full_page=True)
+
+            page.goto(f"{dashboard_server}/pareto", wait_until="domcontentloaded")
+            page.get_by_role("heading", name="Pareto front").wait_for(timeout=60_000)
+            page.locator(".js-plotly-plot .scatterlayer .point").first.wait_for(timeout=60_000)
+            assert page.locator(".js-plotly-plot .scatterlayer .point").count() >= 10
+            page.wait_for_timeout(1000)
+            page.screenshot(path=str(ARTIFACTS / "dashboard-pareto.png"), full_page=True)
+        finally:
+            browser.close()
+    for name in ("dashboard-leaderboard.png", "dashboard-pareto.png"):
+        assert (ARTIFACTS / name).stat().st_size > 10_000
+    if os.environ.get("WATTBENCH_UPDATE_DOC_SCREENSHOTS") == "1":
+        for name in ("dashboard-leaderboard.png", "dashboard-pareto.png"):
+            shutil.copyfile(ARTIFACTS / name, REPO / "docs" / "img" / name)
