@@ -31,8 +31,11 @@ from wattbench.adapters.base import AdapterDescription, AdapterOptions, ModelArt
 from wattbench.harness.availability import Availability
 
 
-class GenerationState(ABC):
-    """One prompt's generation in progress: its KV cache and the last token produced."""
+class GenerationState:
+    """One prompt's generation in progress: its KV cache and the last token produced.
+
+    Each runtime subclasses it to hold its own cache object.
+    """
 
     #: tokens generated so far (the prefill's first token included)
     generated: int = 0

@@ -70,7 +70,7 @@ def _device(torch: ModuleType, device: str) -> str:
 
 def _dtype_kw(version: str) -> str:
     # `torch_dtype` became `dtype` in transformers 4.56
-    major, minor = (int(x) if x.isdigit() else 0 for x in (version.split(".") + ["0"])[:2])
+    major, minor = (int(x) if x.isdigit() else 0 for x in [*version.split("."), "0"][:2])
     return "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
 
 
@@ -93,7 +93,9 @@ class TransformersSession(GenerativeSession):
         params = inspect.signature(model.forward).parameters
         # transformers 5 renamed `past_key_values` to `cache`; accept both generations.
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
-        self._keep_kw = next((k for k in ("logits_to_keep", "num_logits_to_keep") if k in params), None)
+        self._keep_kw = next(
+            (k for k in ("logits_to_keep", "num_logits_to_keep") if k in params), None
+        )
         eos = model.generation_config.eos_token_id
         if eos is None:
             eos = model.config.eos_token_id

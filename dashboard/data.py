@@ -158,12 +158,8 @@ def open_readonly(url: str | None = None) -> Database:
     revision (naming ``wattbench db upgrade``).
     """
     url = url or default_db_url()
-    parsed_display = url
-    try:
-        parsed_display = make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        pass
-    engine = readonly_engine(url)
+    engine = readonly_engine(url)  # raises StoreError for a malformed URL
+    parsed_display = make_url(url).render_as_string(hide_password=True)
     path = sqlite_path(make_url(url))
     if path is not None and not path.is_file():
         engine.dispose()
@@ -331,9 +327,7 @@ def runs_frame(
         .join(SuiteRow, Run.suite_id == SuiteRow.id)
         .join(Device, Run.device_id == Device.id)
         .join(ModelArtifactRow, Run.model_artifact_id == ModelArtifactRow.id)
-        .where(
-            SuiteRow.name == suite, SuiteRow.version == suite_version, Run.scenario == scenario
-        )
+        .where(SuiteRow.name == suite, SuiteRow.version == suite_version, Run.scenario == scenario)
     )
     if not include_invalid:
         q = q.where(Run.valid.is_(True))
@@ -409,7 +403,7 @@ def filter_runs(df: pd.DataFrame, f: Filters) -> pd.DataFrame:
         mask &= df["started_at"] < pd.Timestamp(f.until, tz=timezone.utc) + pd.Timedelta(days=1)
     if f.labels:
         wanted = set(f.labels)
-        mask &= [wanted.issubset(x) for x in df["labels"]]
+        mask &= pd.Series([wanted.issubset(x) for x in df["labels"]], index=df.index, dtype=bool)
     return df[mask]
 
 
@@ -553,7 +547,7 @@ def config_label(row: Any) -> str:
     """A short human name of a configuration: hardware · runtime · model precision."""
     est = " ≈est" if getattr(row, "estimated", False) else ""
     t = getattr(row, "threads", None)
-    threads = f" ×{int(t)}t" if _present(t) else ""
+    threads = f" ×{int(t)}t" if t is not None and _present(t) else ""
     return (
         f"{row.hardware} · {row.adapter} {row.runtime_version} ({row.execution_provider}) · "
         f"{row.model} {row.precision} b{row.batch}{threads}{est}"
@@ -656,9 +650,7 @@ def trace_frame(result: RunResult) -> pd.DataFrame:
     for t in result.trials:
         for e in t.energy:
             for ts, w in e.trace:
-                rows.append(
-                    (t.index, e.reader, e.method.value, ts, w, e.idle_w, e.duration_s)
-                )
+                rows.append((t.index, e.reader, e.method.value, ts, w, e.idle_w, e.duration_s))
     return pd.DataFrame(
         rows, columns=["trial", "reader", "method", "t_s", "power_w", "idle_w", "window_s"]
     )

@@ -122,7 +122,11 @@ def plan_one(c: Candidate, inp: BuyerInputs) -> Plan | None:
             co2 = kwh * inp.carbon_g_per_kwh / 1000
     else:
         notes.append("no energy figure")
-    capex = devices * c.device_price if _finite(c.device_price) else None
+    capex = (
+        devices * float(c.device_price)
+        if c.device_price is not None and _finite(c.device_price)
+        else None
+    )
     if capex is None:
         notes.append("device price needed")
     per_million = None

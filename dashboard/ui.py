@@ -52,7 +52,7 @@ def database() -> data.Database:
         st.stop()
     if db.state != "ok":
         # It may have been filled since: look again (cheap) instead of caching "empty".
-        _database.clear()  # type: ignore[attr-defined]
+        _database.clear()
         db = _database(url)
     return db
 
@@ -141,7 +141,9 @@ class Selection:
         return f"{self.suite} {self.version} · {self.scenario}"
 
     def runs(self) -> pd.DataFrame:
-        return data.filter_runs(runs(self.url, self.suite, self.version, self.scenario), self.filters)
+        return data.filter_runs(
+            runs(self.url, self.suite, self.version, self.scenario), self.filters
+        )
 
     def configurations(self) -> pd.DataFrame:
         return configurations(self.url, self.suite, self.version, self.scenario, self.filters)
@@ -195,11 +197,12 @@ def sidebar_selection(db: data.Database) -> Selection | None:
             label_options(db.url, suite, version, scenario),
             key="sel_labels",
         )
-        lo, hi = df["started_at"].min(), df["started_at"].max()
+        lo, hi = df["started_at"].min().date(), df["started_at"].max().date()
         dates = st.date_input(
-            "Run date",
-            value=(lo.date(), hi.date()) if len(df) else (),
+            "Run date (from, to)",
+            value=[],  # empty: every date (a range kept from another suite would hide all)
             key="sel_dates",
+            help=f"Runs here span {lo} to {hi}; leave empty for all.",
         )
     since, until = _date_range(dates)
     filters = data.Filters(

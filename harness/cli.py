@@ -558,13 +558,13 @@ def suites(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
                     f"{r.name} [{'/'.join(r.formats)}] {r.weights}" for r in inst.recipes()
                 ),
                 "scenarios": ", ".join(cls.scenarios),
-                "quality_targets": dict(cls.quality_targets),
+                "quality_targets": _jsonable(cls.quality_targets),
             }
         )
     if not as_json:
         for r in rows:
             targets = r["quality_targets"]
-            r["quality_targets"] = ", ".join(f"{k} ≥ {v:g}" for k, v in targets.items()) or "sanity"
+            r["quality_targets"] = _targets_text(targets) or "sanity"
     _print_rows(
         rows, as_json, ("name", "version", "task", "models", "scenarios", "quality_targets")
     )
@@ -681,6 +681,29 @@ def db_upgrade(db: DbOpt = None) -> None:
     store = Store.open(db, check_schema=False)
     before, after = store.upgrade()
     out.print(f"{store.display_url}: schema {before or 'empty'} -> {after}")
+
+
+def _jsonable(v: Any) -> Any:
+    if hasattr(v, "model_dump"):
+        return v.model_dump(mode="json")
+    if isinstance(v, dict) or hasattr(v, "items"):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    return v
+
+
+def _targets_text(targets: Any) -> str:
+    """{"fp32": {"top1_agreement": 0.99}} → "fp32: top1_agreement ≥ 0.99"."""
+    if hasattr(targets, "model_dump"):
+        targets = targets.model_dump()
+    if isinstance(targets, dict):
+        parts = []
+        for k, v in targets.items():
+            if isinstance(v, (int, float)):
+                parts.append(f"{k} ≥ {v:g}")
+            else:
+                parts.append(f"{k}: {_targets_text(v)}")
+        return "; ".join(parts)
+    return str(targets)
 
 
 def _print_rows(rows: list[dict[str, Any]], as_json: bool, cols: tuple[str, ...]) -> None:

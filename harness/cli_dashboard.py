@@ -50,13 +50,17 @@ def streamlit_command(port: int, host: str, headless: bool) -> list[str]:
         "false",
         "--global.developmentMode",
         "false",
+        "--client.toolbarMode",
+        "viewer",  # no "Deploy" button: this is a lab's read-only board
     ]
 
 
 def dashboard(
     db: Annotated[
         str | None,
-        typer.Option("--db", help="Database URL (default: WATTBENCH_DB or SQLite in the data dir)."),
+        typer.Option(
+            "--db", help="Database URL (default: WATTBENCH_DB or SQLite in the data dir)."
+        ),
     ] = None,
     port: Annotated[int, typer.Option(help="TCP port.")] = 8501,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",

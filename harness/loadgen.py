@@ -22,6 +22,7 @@ the window's details, and an INVALID result becomes a warning.
 from __future__ import annotations
 
 import importlib
+import json
 import queue
 import re
 import shutil
@@ -63,6 +64,7 @@ def load_loadgen() -> ModuleType:
         raise UnavailableError(INSTALL_HINT) from None
 
 
+_SECTION_TITLES = {"MLPerf Results Summary", "Additional Stats", "Test Parameters Used"}
 _PERCENTILE_LINE = re.compile(r"^([\d.]+)\s*(?:th)?\s*percentile latency \(ns\)$")
 _NUMBER_KEYS = {
     "Samples per second": "samples_per_s",
@@ -93,7 +95,7 @@ def parse_summary(text: str) -> dict[str, Any]:
     out: dict[str, Any] = {"checks": {}, "percentiles_ns": {}, "notes": []}
     for raw in text.splitlines():
         line = raw.strip()
-        if not line or set(line) == {"="}:
+        if not line or set(line) == {"="} or line in _SECTION_TITLES:
             continue
         if line.startswith("*") or (":" not in line and line[0].islower()):
             out["notes"].append(line.lstrip("* "))
@@ -123,6 +125,38 @@ def parse_summary(text: str) -> dict[str, Any]:
         elif key in _NUMBER_KEYS:
             out[_NUMBER_KEYS[key]] = _number(value)
     return out
+
+
+def parse_detail(text: str) -> dict[str, Any]:
+    """The result records of an ``mlperf_log_detail.txt`` (``:::MLLOG {json}`` lines).
+
+    Returns every ``result_*`` key (validity, query count, latencies, invalid reason),
+    ``effective_samples_per_query``, ``num_errors``, and the texts LoadGen flagged as errors
+    or warnings (``errors``, ``warnings``).
+    """
+    out: dict[str, Any] = {"errors": [], "warnings": []}
+    for line in text.splitlines():
+        if not line.startswith(":::MLLOG "):
+            continue
+        try:
+            rec = json.loads(line[len(":::MLLOG ") :])
+        except json.JSONDecodeError:
+            continue
+        key, value, meta = rec.get("key", ""), rec.get("value"), rec.get("metadata") or {}
+        if key.startswith("result_") or key in ("num_errors", "effective_samples_per_query"):
+            out[key] = value
+        if meta.get("is_error"):
+            out["errors"].append(f"{key}: {value}")
+        elif meta.get("is_warning"):
+            out["warnings"].append(f"{key}: {value}")
+    return out
+
+
+def loadgen_percentile_ns(latencies_ns: Sequence[int], percentile: float) -> int:
+    """A percentile as LoadGen's summary computes it: the sorted sample at rank
+    ``floor(n × p)`` (no interpolation; wattbench's own statistics interpolate)."""
+    ordered = sorted(latencies_ns)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * percentile / 100.0))]
 
 
 def _number(value: str) -> float | int | None:
@@ -242,14 +276,15 @@ class LoadGenDriver(ScenarioDriver):
                 on_tick((t_done - first_issue[0]) / 1e9)
 
         def execute(sample_id: int, index: int, t_issue: int | None) -> None:
-            # Any exception must still complete the sample, or LoadGen waits forever.
-            try:
-                t0 = clock()
-                run(prepared[index])
-                t1 = clock()
-            except BaseException as exc:
-                errors.append(exc)
-                t0 = t1 = clock()
+            # Any exception must still complete the sample, or LoadGen waits forever;
+            # after one, the rest complete unrun and window() raises it.
+            t0 = t1 = clock()
+            if not errors:
+                try:
+                    run(prepared[index])
+                    t1 = clock()
+                except BaseException as exc:
+                    errors.append(exc)
             complete(sample_id, t0 if t_issue is None else t_issue, t1)
 
         def issue_queries(samples: Sequence[Any]) -> None:
@@ -308,7 +343,9 @@ class LoadGenDriver(ScenarioDriver):
         if errors:
             raise errors[0]
         self._artifacts = {SUMMARY_FILE: summary_text, DETAIL_FILE: detail_text}
-        return self._result(latencies, t_start, t_end, first_issue, last_done, summary_text)
+        return self._result(
+            latencies, t_start, t_end, first_issue, last_done, summary_text, detail_text
+        )
 
     def _result(
         self,
@@ -318,9 +355,11 @@ class LoadGenDriver(ScenarioDriver):
         first_issue: list[int],
         last_done: int,
         summary_text: str,
+        detail_text: str,
     ) -> WindowResult:
         summary = parse_summary(summary_text) if summary_text else {}
-        warnings: list[str] = []
+        detail = parse_detail(detail_text)
+        warnings: list[str] = [f"MLPerf LoadGen error: {e}" for e in detail["errors"]]
         if not summary_text:
             warnings.append(f"MLPerf LoadGen wrote no {SUMMARY_FILE}: its figures are missing")
         elif not summary.get("valid", False):
@@ -334,6 +373,13 @@ class LoadGenDriver(ScenarioDriver):
         details: dict[str, Any] = {
             "driver": "loadgen",
             "loadgen": summary,
+            "loadgen_detail": detail,
+            # the SUT's own timing of the same samples, ranked as LoadGen ranks them
+            "sut_percentiles_ns": {
+                f"{p:.2f}": loadgen_percentile_ns(latencies, p) for p in (50.0, 90.0, 99.0)
+            }
+            if latencies
+            else {},
             # StartTest's wall time is the window (it is what the energy reading covers);
             # LoadGen's set-up and log writing around the queries is this part of it.
             "loadgen_overhead_s": max(0, (t_end - t_start) - busy_ns) / 1e9,

@@ -106,12 +106,16 @@ class Runner:
         if cfg.model is not None:
             art = self.suite.user_model(cfg.model)
             precision = cfg.precision or self.adapter.model_precision(art)
-            return art.model_copy(update={"precision": precision})
+            art = art.model_copy(update={"precision": precision})
+            self.suite.bind(art)
+            return art
         # The first format the adapter loads that one of the suite's recipes can build.
         buildable = {f for r in self.suite.recipes() for f in r.formats}
         for fmt in self.adapter.formats:
             if fmt in buildable:
-                return self.suite.build_model(fmt, self.cache, cfg.precision or "fp32")
+                art = self.suite.build_model(fmt, self.cache, cfg.precision or "fp32")
+                self.suite.bind(art)
+                return art
         raise ConfigError(
             f"{self.suite.name} cannot build a model for this adapter (it loads "
             f"{', '.join(self.adapter.formats)}; the suite builds {', '.join(sorted(buildable))}): "
@@ -123,7 +127,8 @@ class Runner:
         specs = session.inputs()
         rows: list[dict[str, np.ndarray]] = []
         t_ns = 0
-        for sample in inputs.samples:
+        for raw in inputs.samples:
+            sample = self.suite.acquire(raw)  # timed apart in the end-to-end pass
             t0 = self.clock_ns()
             rows.append(self.suite.preprocess_feed(sample, specs))
             t_ns += self.clock_ns() - t0

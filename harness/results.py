@@ -83,10 +83,16 @@ class GenerationMetrics(BaseModel):
     prefill_j_per_token: float | None = Field(description="Headline reader, prefill windows.")
     decode_j_per_token: float | None = Field(description="Headline reader, decode windows.")
     tokens_per_joule: float | None = Field(
-        description="(prefill + decode tokens) / (prefill + decode joules)."
+        description="One standard request composed from the two windows: (prompt + output "
+        "tokens) / (prefill J per prompt + (output tokens - 1) x decode J per token)."
     )
     prefill_energy: list[EnergySummary] = Field(default_factory=list)
     decode_energy: list[EnergySummary] = Field(default_factory=list)
+    prefill_trials: list[TrialResult] = Field(
+        default_factory=list,
+        description="The prefill windows (inferences = prompt tokens); the run's own trials "
+        "are the decode windows.",
+    )
     details: dict[str, Any] = Field(default_factory=dict)
 
 

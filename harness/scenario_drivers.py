@@ -46,13 +46,20 @@ DEFAULT_LATENCY_BOUND_MS = 100.0
 #: The server scenario's latency percentile (MLPerf: 99th for vision and NLP models).
 SERVER_PERCENTILE = 99.0
 #: Search: probe windows last a quarter of --duration, clamped to this range (seconds) ...
-PROBE_MIN_S = 0.25
+PROBE_MIN_S = 0.5
 PROBE_MAX_S = 2.0
 #: ... and hold at least min(--min-queries, this many) queries.
 PROBE_MAX_QUERIES = 100
 #: Search: stop bisecting when (hi - lo) / hi falls below this, or after this many probes.
 SEARCH_REL_TOL = 0.05
 SEARCH_MAX_PROBES = 14
+#: Search: a probe also fails when its workers were busy more than this share of the time.
+#: A short probe above capacity can end before its queue has grown past the bound; a busy
+#: share near 1 shows the queue would keep growing (a stable queue idles 1 - load of the
+#: time). A short probe 20 % over capacity shows ~0.94, hence 0.9; the price is that with
+#: a very loose bound the search stops at 90 % load, where the steady-state p99 might allow
+#: a little more.
+PROBE_MAX_BUSY = 0.9
 #: Search: queries timed one at a time to estimate a query's service time.
 CAPACITY_QUERIES = 10
 CAPACITY_S = 0.2
@@ -100,6 +107,11 @@ class _Served:
     latencies_ns: list[int]
     duration_ns: int
     aborted: bool
+    #: summed run() time of all queries (for the workers' busy share)
+    busy_ns: int = 0
+
+    def busy_share(self, workers: int) -> float:
+        return self.busy_ns / (workers * self.duration_ns) if self.duration_ns > 0 else 1.0
 
 
 class OfflineDriver(ScenarioDriver):
@@ -221,12 +233,13 @@ class ServerDriver(ScenarioDriver):
         if self.config.target_qps is not None:
             self.target_qps = self.config.target_qps
             return {"target_qps": self.target_qps, "qps_source": "user", "search": [], **details}
-        qps, search, service_ms = self.search(session, prepared, clock)
+        qps, search, busy, service_ms = self.search(session, prepared, clock)
         self.target_qps = qps
         return {
             "target_qps": qps,
             "qps_source": "search",
             "search": search,
+            "search_busy_share": busy,
             "service_ms_single": service_ms,
             **details,
         }
@@ -239,8 +252,11 @@ class ServerDriver(ScenarioDriver):
 
     def search(
         self, session: Session, prepared: Sequence[Any], clock: ClockNs = time.perf_counter_ns
-    ) -> tuple[float, list[tuple[float, float | None, bool]], float]:
-        """The highest QPS whose p99 meets the bound: (qps, probes, single-query ms).
+    ) -> tuple[float, list[tuple[float, float | None, bool]], list[float], float]:
+        """The highest QPS whose p99 meets the bound.
+
+        Returns (qps, probes as (qps, p99 ms, met), each probe's busy share, the median
+        ms of one query timed alone).
 
         The service time of one query (timed alone) gives a capacity estimate
         ``concurrency / service time``; the search brackets it (doubling up, halving down)
@@ -257,10 +273,12 @@ class ServerDriver(ScenarioDriver):
             )
         capacity = self.concurrency / max(service_ms / 1e3, 1e-6)
         probes: list[tuple[float, float | None, bool]] = []
+        busy: list[float] = []
 
         def probe(qps: float) -> bool:
-            p99_ms, met = self.probe(session, prepared, qps, clock)
+            p99_ms, met, share = self.probe(session, prepared, qps, clock)
             probes.append((qps, p99_ms, met))
+            busy.append(share)
             return met
 
         lo: float | None = None
@@ -274,7 +292,7 @@ class ServerDriver(ScenarioDriver):
                 break
         if hi is None:  # never missed: the highest probed rate is the answer
             assert lo is not None
-            return lo, probes, service_ms
+            return lo, probes, busy, service_ms
         if lo is None:
             q = 0.5 * capacity
             while len(probes) < 2 * SEARCH_MAX_PROBES // 3:  # bracket from below
@@ -293,7 +311,7 @@ class ServerDriver(ScenarioDriver):
                 lo = mid
             else:
                 hi = mid
-        return lo, probes, service_ms
+        return lo, probes, busy, service_ms
 
     def probe(
         self,
@@ -301,19 +319,21 @@ class ServerDriver(ScenarioDriver):
         prepared: Sequence[Any],
         qps: float,
         clock: ClockNs = time.perf_counter_ns,
-    ) -> tuple[float | None, bool]:
-        """One short window at ``qps``: (p99 ms, bound met).
+    ) -> tuple[float | None, bool, float]:
+        """One short window at ``qps``: (p99 ms, met, the workers' busy share).
 
-        It stops as soon as the p99 must break the bound; its p99 is then None (not measured).
+        Met: p99 within the bound and the workers busy at most :data:`PROBE_MAX_BUSY` of
+        the time. It stops as soon as the p99 must break the bound; its p99 is then None.
         """
         probe_s, probe_queries = self.probe_window()
         schedule = poisson_schedule_ns(qps, probe_s, probe_queries, self.config.seed)
         limit_ns = int(self.latency_bound_ms * 1e6)
         served = self.serve(session, prepared, schedule, clock, abort_over_ns=limit_ns)
+        share = served.busy_share(self.concurrency)
         if served.aborted:
-            return None, False
+            return None, False, share
         p99_ms = float(np.percentile(served.latencies_ns, SERVER_PERCENTILE)) / 1e6
-        return p99_ms, p99_ms <= self.latency_bound_ms
+        return p99_ms, p99_ms <= self.latency_bound_ms and share <= PROBE_MAX_BUSY, share
 
     # -- measured windows ---------------------------------------------------------------
     def window(
@@ -340,6 +360,7 @@ class ServerDriver(ScenarioDriver):
             "p99_ms": p99_ms,
             "latency_bound_ms": self.latency_bound_ms,
             "bound_met": met,
+            "busy_share": served.busy_share(self.concurrency),
         }
         if not met:
             details["warnings"] = [
@@ -392,6 +413,7 @@ class ServerDriver(ScenarioDriver):
         n = len(prepared)
         latencies: list[int] = []
         over = 0
+        busy = 0
         start = clock()
         done = start
         for k, offset in enumerate(schedule_ns):
@@ -399,16 +421,18 @@ class ServerDriver(ScenarioDriver):
             now = clock()
             if now < due:
                 sleep((due - now) / 1e9)
+                now = clock()
             run(prepared[k % n])
             done = clock()
+            busy += done - now
             latencies.append(done - due)
             if abort_over_ns is not None and done - due > abort_over_ns:
                 over += 1
                 if over >= abort_after:
-                    return _Served(latencies, done - start, aborted=True)
+                    return _Served(latencies, done - start, True, busy)
             if on_tick is not None and not (k + 1) & 63:
                 on_tick((done - start) / 1e9)
-        return _Served(latencies, done - start, aborted=False)
+        return _Served(latencies, done - start, False, busy)
 
     def _serve_threaded(
         self,
@@ -427,11 +451,12 @@ class ServerDriver(ScenarioDriver):
         latencies: list[int] = []
         last_done = 0
         over = 0
+        busy = 0
         aborted = threading.Event()
         start = clock()
 
         def worker() -> None:
-            nonlocal last_done, over
+            nonlocal last_done, over, busy
             while True:
                 item = fifo.get()
                 if item is None:
@@ -439,9 +464,11 @@ class ServerDriver(ScenarioDriver):
                 if aborted.is_set():
                     continue  # drain: the probe's answer is known
                 k, due = item
+                t0 = clock()
                 run(prepared[k % n])
                 t = clock()
                 with lock:
+                    busy += t - t0
                     latencies.append(t - due)
                     last_done = max(last_done, t)
                     count = len(latencies)
@@ -468,7 +495,7 @@ class ServerDriver(ScenarioDriver):
                     fifo.put(None)
             for f in futures:
                 f.result()
-        return _Served(latencies, max(last_done, start) - start, aborted=aborted.is_set())
+        return _Served(latencies, max(last_done, start) - start, aborted.is_set(), busy)
 
 
 def driver_for(config: RunConfig) -> ScenarioDriver:

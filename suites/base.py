@@ -12,7 +12,7 @@ point in the ``wattbench.suites`` group.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -73,8 +73,8 @@ class Suite(ABC):
     task: ClassVar[str]
     #: scenarios this suite is meaningful in (MLPerf semantics)
     scenarios: ClassVar[tuple[str, ...]] = ("single-stream", "offline", "server")
-    #: quality targets, e.g. {"top1_agreement": 0.99}; below them a run is invalid
-    quality_targets: ClassVar[dict[str, float]] = {}
+    #: quality targets, e.g. {"fp32": {"top1_agreement": 0.99}}; below them a run is invalid
+    quality_targets: ClassVar[Mapping[str, Any]] = {}
 
     def __init__(self, options: SuiteOptions | None = None) -> None:
         self.options = options or SuiteOptions()
@@ -99,6 +99,12 @@ class Suite(ABC):
     @abstractmethod
     def preprocess(self, sample: Any, spec: TensorSpec) -> np.ndarray:
         """One raw sample → one model input row (no batch dimension) matching ``spec``."""
+
+    def bind(self, artifact: ModelArtifact) -> None:  # noqa: B027 - optional hook
+        """Called with the artifact that will run (its final precision resolved).
+
+        Suites whose quality targets or reference depend on the model override it.
+        """
 
     def acquire(self, sample: Any) -> Any:
         """Bring one sample from where it is produced into memory (decode a file, ...).

@@ -34,14 +34,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
 from wattbench.adapters.base import ModelArtifact, Precision, TensorSpec
 from wattbench.harness.cache import ModelCache
 from wattbench.harness.errors import ConfigError, ModelError, UnavailableError, WattbenchError
-from wattbench.suites.base import InputSet, ModelRecipe, QualityResult, Suite
+from wattbench.suites.base import InputSet, ModelRecipe, QualityResult, Suite, SuiteOptions
 
 #: tokens per sequence (padded or truncated)
 SEQ_LEN = 128
@@ -54,9 +54,10 @@ WORDS_FILE = DATA_DIR / "distilbert_words.txt"
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 #: word endings given their own continuation piece, so inflected words split into few pieces
 SUFFIXES = (
-    "s es ed ing ly er ers est ness ful less able ible ment ments tion tions ity ous ive al ic "
-    "y ish ism ist ists ance ence ant ent ize ise"
-).split()
+    *("s", "es", "ed", "ing", "ly", "er", "ers", "est", "ness", "ful", "less", "able", "ible"),
+    *("ment", "ments", "tion", "tions", "ity", "ous", "ive", "al", "ic", "y", "ish", "ism"),
+    *("ist", "ists", "ance", "ence", "ant", "ent", "ize", "ise"),
+)
 #: sha256 (first 16 hex) of the tokenizer vocabulary the 1.0 recipe yields; a change means
 #: different work, so the suite version must change with it (tests/suites checks this)
 VOCAB_DIGEST = "1a22f7c3f4d2c7ad"
@@ -81,7 +82,8 @@ def parse_sentences(text: str, source: str) -> list[Sentence]:
         if not line or line.startswith("#"):
             continue
         label: int | None = None
-        if "\t" in line:
+        if "\t" in raw.strip(" \r\n"):
+            line = raw.strip(" \r\n")
             head, _, body = line.partition("\t")
             if head.strip() not in ("0", "1"):
                 raise ConfigError(
@@ -168,8 +170,8 @@ def _split_threshold(margins: np.ndarray) -> float:
 
 def _builder_modules() -> tuple[ModuleType, ModuleType]:
     try:
-        torch = importlib.import_module("torch")
         transformers = importlib.import_module("transformers")
+        torch = importlib.import_module("torch")
     except ImportError as exc:
         raise UnavailableError(
             f"building the distilbert model needs transformers and torch: {BUILD_HINT} "
@@ -190,8 +192,11 @@ def export_onnx(seed: int, calibration: dict[str, np.ndarray]) -> bytes:
     model = transformers.DistilBertForSequenceClassification(config).eval()
     ids = torch.from_numpy(calibration["input_ids"].astype(np.int64))
     mask = torch.from_numpy(calibration["attention_mask"].astype(np.int64))
+    # Padding is masked out of attention, so the longest real sentence bounds the
+    # calibration pass (7x less work than 128 tokens for the shipped set).
+    used = max(1, int(calibration["attention_mask"].sum(axis=1).max()))
     with torch.no_grad():
-        logits = model(input_ids=ids, attention_mask=mask).logits.numpy()
+        logits = model(input_ids=ids[:, :used], attention_mask=mask[:, :used]).logits.numpy()
         threshold = _split_threshold(logits[:, 1] - logits[:, 0])
         model.classifier.bias[1] -= threshold
     buf = io.BytesIO()
@@ -228,15 +233,17 @@ class DistilBertSuite(Suite):
     #: scenarios the suite is meaningful in
     scenarios: ClassVar[tuple[str, ...]] = ("single-stream", "offline", "server")
     #: minimum agreement with the FP32 reference, by the precision the model runs at.
-    #: fp32/fp16 differ from the reference by float round-off only; int8 (e.g. ONNX Runtime
-    #: dynamic quantisation) moves logits by a few percent and may flip a few sentences.
+    #: fp32/fp16 differ from the reference by float round-off only. int8: ONNX Runtime dynamic
+    #: quantisation of the suite model measured top-1 0.9375 and centred cosine 0.977 here,
+    #: another seed 0.58 / 0.02 and a zeroed classifier 0.56 / 0.01. The cosine is taken after
+    #: subtracting the reference's mean logits over the input set (see check_quality).
     quality_targets: ClassVar[dict[str, dict[str, float]]] = {
-        "fp32": {"top1_agreement": 0.99, "logits_cosine": 0.999},
-        "fp16": {"top1_agreement": 0.99, "logits_cosine": 0.99},
-        "int8": {"top1_agreement": 0.90, "logits_cosine": 0.95},
+        "fp32": {"top1_agreement": 0.99, "centred_logits_cosine": 0.999},
+        "fp16": {"top1_agreement": 0.99, "centred_logits_cosine": 0.99},
+        "int8": {"top1_agreement": 0.90, "centred_logits_cosine": 0.95},
     }
 
-    def __init__(self, options: Any = None) -> None:
+    def __init__(self, options: SuiteOptions | None = None) -> None:
         super().__init__(options)
         self._tokenizer: Any = None
         self._precision: Precision = "fp32"
@@ -254,8 +261,7 @@ class DistilBertSuite(Suite):
 
     def _recipe_key(self) -> str:
         return (
-            f"distilbert-base-sst2-seq{SEQ_LEN}-onnx-random-seed{self.options.seed}"
-            f"-v{self.version}"
+            f"distilbert-base-sst2-seq{SEQ_LEN}-onnx-random-seed{self.options.seed}-v{self.version}"
         )
 
     def build_model(
@@ -307,6 +313,7 @@ class DistilBertSuite(Suite):
 
     def load_inputs(self) -> InputSet:
         d = self.options.data_dir
+        source: Literal["shipped", "user"]
         if d is None:
             text = SENTENCES_FILE.read_text(encoding="utf-8")
             sentences, source, what = self._shipped_inputs(), "shipped", "sst2-like"
@@ -325,7 +332,7 @@ class DistilBertSuite(Suite):
         digest = hashlib.sha256(text.encode()).hexdigest()[:12]
         vocab = vocab_digest(self.tokenizer())
         return InputSet(
-            source=source,  # type: ignore[arg-type]
+            source=source,
             description=(
                 f"{what}(n={len(sentences)}, sha256={digest}, seq={SEQ_LEN}, "
                 f"wordpiece-vocab={vocab})"
@@ -399,7 +406,9 @@ class DistilBertSuite(Suite):
         try:
             ort = importlib.import_module("onnxruntime")
         except ImportError:
-            self._reference_note = "onnxruntime not installed (pip install 'wattbench[onnxruntime]')"
+            self._reference_note = (
+                "onnxruntime not installed (pip install 'wattbench[onnxruntime]')"
+            )
             return None
         try:
             art = self.build_model("onnx", cache, "fp32")
@@ -473,6 +482,10 @@ class DistilBertSuite(Suite):
             )
         targets = self.quality_targets[self._precision]
         metrics["top1_agreement"] = float(np.mean(logits.argmax(1) == ref.argmax(1)))
+        # A random head's logits share a large input-independent part (raw cosine ~1 even
+        # for other weights): centring on the reference mean compares what depends on input.
+        mu = ref.mean(axis=0)
+        metrics["centred_logits_cosine"] = float(np.mean(_cosine_rows(logits - mu, ref - mu)))
         metrics["logits_cosine"] = float(np.mean(_cosine_rows(logits, ref)))
         metrics["logits_max_abs_diff"] = float(np.max(np.abs(logits - ref)))
         for metric, target in targets.items():

@@ -51,6 +51,8 @@ MODEL_NAME = "mobilenet_v2_1.0_224"
 
 #: The reference model's input: what the ONNX export takes.
 REFERENCE_SPEC = TensorSpec(name="input", shape=["N", 3, 224, 224], dtype="float32")
+#: Raw pixels (NHWC uint8): the calibration rows of the full-integer TFLite model.
+RAW_PIXEL_SPEC = TensorSpec(name="input", shape=[1, 224, 224, 3], dtype="uint8")
 
 #: Ground-truth ImageNet classes (0-based, 1000-class indexing) of the shipped
 #: images, keyed by registry entry. A human's label, not a model's output: the
@@ -140,7 +142,8 @@ class MobileNetV2Suite(Suite):
         return [
             ModelRecipe(
                 name=MODEL_NAME,
-                formats=["onnx", "torchscript"],
+                # tflite needs the tflite-build extra (tensorflow)
+                formats=["onnx", "torchscript", "tflite"],
                 weights=f"random(seed={self.options.seed})",
             )
         ]
@@ -165,6 +168,8 @@ class MobileNetV2Suite(Suite):
             art = {"fp32": self._onnx_fp32, "fp16": self._onnx_fp16, "int8": self._onnx_int8}[
                 precision
             ](cache)
+        elif fmt == "tflite":
+            art = self._tflite(cache, precision)
         else:
             raise ConfigError(f"mobilenet_v2 cannot build a {fmt} model yet: pass one with --model")
         self._model = art
@@ -175,19 +180,23 @@ class MobileNetV2Suite(Suite):
         self._model = art
         return art
 
-    def _cached(self, cache: ModelCache, key: str, make: Callable[[], bytes]) -> tuple[Path, str]:
+    def _cached(
+        self, cache: ModelCache, key: str, make: Callable[[], bytes], suffix: str = ".onnx"
+    ) -> tuple[Path, str]:
         sha = cache.recipe(key)
-        path = cache.lookup(sha, ".onnx") if sha else None
+        path = cache.lookup(sha, suffix) if sha else None
         if path is None or sha is None:
-            path, sha = cache.put_bytes(make(), ".onnx")
+            path, sha = cache.put_bytes(make(), suffix)
             cache.remember_recipe(key, sha)
         return path, sha
 
-    def _artifact(self, path: Path, sha: str, precision: Precision) -> ModelArtifact:
+    def _artifact(
+        self, path: Path, sha: str, precision: Precision, fmt: str = "onnx"
+    ) -> ModelArtifact:
         return ModelArtifact(
             path=path,
             sha256=sha,
-            format="onnx",
+            format=fmt,
             precision=precision,
             weights=f"random(seed={self.options.seed})",
             name=MODEL_NAME,
@@ -236,6 +245,22 @@ class MobileNetV2Suite(Suite):
             f"-calib-{digest[:16]}-v{self.version}"
         )
         return self._artifact(*self._cached(cache, key, make), "int8")
+
+    def _tflite(self, cache: ModelCache, precision: Precision) -> ModelArtifact:
+        seed = self.options.seed
+        calib = self.calibration_inputs() if precision == "int8" else None
+        tag = f"-calib-{_digest(calib.samples)[:16]}" if calib is not None else ""
+
+        def make() -> bytes:
+            from wattbench.suites.models.tflite_export import to_tflite_bytes
+
+            arch = mobilenet_v2()
+            rows = [self.preprocess(s, RAW_PIXEL_SPEC) for s in calib.samples] if calib else []
+            return to_tflite_bytes(arch, random_weights(arch, seed), precision, rows)
+
+        key = f"mobilenet_v2-1.0-224-tflite-{precision}-random-seed{seed}{tag}-v{self.version}"
+        path, sha = self._cached(cache, key, make, ".tflite")
+        return self._artifact(path, sha, precision, "tflite")
 
     # -- inputs --------------------------------------------------------------------------
     def load_inputs(self) -> InputSet:

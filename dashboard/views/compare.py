@@ -45,9 +45,7 @@ def delta(
     return change, (lo - 1) * 100, (hi - 1) * 100, ""
 
 
-def comparison(
-    configs: pd.DataFrame, samples: list[dict[str, tuple[float, ...]]]
-) -> pd.DataFrame:
+def comparison(configs: pd.DataFrame, samples: list[dict[str, tuple[float, ...]]]) -> pd.DataFrame:
     """Rows: metric × configuration; medians, per-trial counts, change vs the first and CI."""
     rows: list[dict[str, Any]] = []
     base = samples[0]
@@ -55,7 +53,9 @@ def comparison(
         for i, (cfg, s) in enumerate(zip(configs.itertuples(), samples, strict=True)):
             values = [v for v in s.get(key, ()) if math.isfinite(v)]
             change, lo, hi, note = (
-                (None, None, None, "baseline") if i == 0 else delta(base.get(key, ()), s.get(key, ()))
+                (None, None, None, "baseline")
+                if i == 0
+                else delta(base.get(key, ()), s.get(key, ()))
             )
             verdict = ""
             if lo is not None and hi is not None:
@@ -107,15 +107,26 @@ def render() -> None:
     scopes = set(chosen["energy_scope"].fillna("?"))
     if len(scopes) > 1:
         st.warning(
-            f"These configurations measure energy over different scopes ({', '.join(sorted(scopes))}):"
-            " their energy figures are not comparable."
+            "These configurations measure energy over different scopes "
+            f"({', '.join(sorted(scopes))}): their energy figures are not comparable."
         )
     if chosen["estimated"].any():
-        st.warning("≈ ESTIMATED energy is part of this comparison: treat its energy deltas as such.")
+        st.warning(
+            "≈ ESTIMATED energy is part of this comparison: treat its energy deltas as such."
+        )
     side = chosen.set_index("config")[
-        ["energy", "inferences_per_joule", "joules_per_inference", "latency_p50_ms",
-         "latency_p90_ms", "latency_p99_ms", "throughput_ips", "uncertainty_pct", "runs",
-         "devices"]
+        [
+            "energy",
+            "inferences_per_joule",
+            "joules_per_inference",
+            "latency_p50_ms",
+            "latency_p90_ms",
+            "latency_p99_ms",
+            "throughput_ips",
+            "uncertainty_pct",
+            "runs",
+            "devices",
+        ]
     ].T
     st.markdown("#### Side by side (medians over runs)")
     st.dataframe(side.astype(str), width="stretch")

@@ -72,10 +72,7 @@ def render() -> None:
         help="configuration: the median of its valid runs (hardware × runtime × model × "
         "precision × batch × threads × energy method and scope); run: every valid run.",
     )
-    if per == "run":
-        rows = sel.runs()
-    else:
-        rows = sel.configurations()
+    rows = sel.runs() if per == "run" else sel.configurations()
     st.subheader(f"{sel.title} · ranked by {data.RANKINGS[str(metric)].label}")
     if rows.empty:
         st.warning("No runs match the filters.")

@@ -11,6 +11,14 @@ import streamlit as st
 from wattbench.dashboard import ui
 from wattbench.dashboard.pareto import pareto_mask
 
+FRONT_HEADERS = {
+    "config": "configuration",
+    "energy": "energy (method · scope)",
+    "joules_per_inference": "J/inf",
+    "latency_p90_ms": "p90 ms",
+    "throughput_ips": "inf/s",
+}
+
 
 def figure(configs: pd.DataFrame) -> go.Figure:
     """Log-log scatter of J/inference vs p90 latency, the front highlighted and joined,
@@ -83,15 +91,11 @@ def render() -> None:
         "Open markers are ≈ ESTIMATED energy (hide them in the sidebar); points of different "
         "scopes (chip, module, board, wall) are not comparable, so read the front within one."
     )
-    front = usable[pareto_mask(list(usable["joules_per_inference"]), list(usable["latency_p90_ms"]))]
+    front = usable[
+        pareto_mask(list(usable["joules_per_inference"]), list(usable["latency_p90_ms"]))
+    ]
     st.markdown(f"**On the front** ({len(front)} of {len(usable)} configurations)")
-    st.dataframe(
-        ui.highlight_estimates(
-            front.sort_values("joules_per_inference")[
-                ["config", "energy", "joules_per_inference", "latency_p90_ms", "throughput_ips",
-                 "runs", "run_id"]
-            ]
-        ),
-        hide_index=True,
-        width="stretch",
-    )
+    shown = front.sort_values("joules_per_inference")[
+        ["config", "energy", "joules_per_inference", "latency_p90_ms", "throughput_ips", "runs"]
+    ].rename(columns=FRONT_HEADERS)
+    st.dataframe(ui.highlight_estimates(shown), hide_index=True, width="stretch")

@@ -6,7 +6,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from wattbench.dashboard import data, ui
+from wattbench.dashboard import ui
 from wattbench.dashboard.procurement import BuyerInputs, Candidate, plan_all, plans_frame
 from wattbench.harness.errors import WattbenchError
 
@@ -59,9 +59,7 @@ def render() -> None:
         currency = c6.text_input("Currency", value="EUR", max_chars=3, key="pr_currency")
         intensity, source = _intensity()
         st.markdown("Device prices (from the devices table where known; edit as quoted to you)")
-        prices = (
-            configs.groupby("hardware", dropna=False)["purchase_price"].median().reset_index()
-        )
+        prices = configs.groupby("hardware", dropna=False)["purchase_price"].median().reset_index()
         prices.columns = ["hardware", "price"]
         edited = st.data_editor(
             prices, hide_index=True, disabled=["hardware"], key="pr_prices", width="stretch"
@@ -89,7 +87,8 @@ def render() -> None:
             throughput_ips=float(r.throughput_ips),
             latency_p90_ms=float(r.latency_p90_ms),
             latency_p99_ms=float(r.latency_p99_ms),
-            joules_per_inference=None if pd.isna(r.joules_per_inference)
+            joules_per_inference=None
+            if pd.isna(r.joules_per_inference)
             else float(r.joules_per_inference),
             idle_w=idle_of.get(r.run_id),
             device_price=None if pd.isna(price_of.get(r.hardware)) else price_of.get(r.hardware),
@@ -99,9 +98,7 @@ def render() -> None:
         for r in configs.itertuples()
     ]
     plans = plan_all(candidates, inp)
-    st.subheader(
-        f"{len(plans)} of {len(candidates)} configurations meet {pct} ≤ {bound:g} ms"
-    )
+    st.subheader(f"{len(plans)} of {len(candidates)} configurations meet {pct} ≤ {bound:g} ms")
     if not plans:
         st.info("None meets the latency bound: relax it or widen the filters.")
         return
@@ -111,7 +108,9 @@ def render() -> None:
         hide_index=True,
         width="stretch",
         column_config={
-            "utilisation": st.column_config.ProgressColumn(min_value=0, max_value=1, format="percent"),
+            "utilisation": st.column_config.ProgressColumn(
+                min_value=0, max_value=1, format="percent"
+            ),
             f"capex {inp.currency}": st.column_config.NumberColumn(format="%.0f"),
             "kWh / year": st.column_config.NumberColumn(format="%.1f"),
             f"energy {inp.currency} / year": st.column_config.NumberColumn(format="%.0f"),

@@ -29,12 +29,20 @@ def trace_figure(traces: pd.DataFrame, reader: str) -> go.Figure:
     window = float(df["window_s"].max())
     idle = float(df["idle_w"].iloc[0])
     fig.add_vrect(
-        x0=0, x1=window, fillcolor="#2ca02c", opacity=0.08, line_width=0,
-        annotation_text="measured window", annotation_position="top left",
+        x0=0,
+        x1=window,
+        fillcolor="#2ca02c",
+        opacity=0.08,
+        line_width=0,
+        annotation_text="measured window",
+        annotation_position="top left",
     )
     fig.add_hline(
-        y=idle, line_dash="dash", line_color="#555",
-        annotation_text=f"idle baseline {idle:.3g} W", annotation_position="bottom right",
+        y=idle,
+        line_dash="dash",
+        line_color="#555",
+        annotation_text=f"idle baseline {idle:.3g} W",
+        annotation_position="bottom right",
     )
     fig.update_xaxes(title="seconds from the start of the trial's window")
     fig.update_yaxes(title="power, W", rangemode="tozero")
@@ -56,8 +64,13 @@ def latency_figure(hist: pd.DataFrame) -> go.Figure:
         secondary_y=False,
     )
     fig.add_trace(
-        go.Scatter(x=hist["upper_ms"], y=hist["cdf"], mode="lines+markers", name="CDF",
-                   line={"color": "#ff7f0e", "shape": "hv"}),
+        go.Scatter(
+            x=hist["upper_ms"],
+            y=hist["cdf"],
+            mode="lines+markers",
+            name="CDF",
+            line={"color": "#ff7f0e", "shape": "hv"},
+        ),
         secondary_y=True,
     )
     fig.update_xaxes(type="log", title="latency, ms")
@@ -153,8 +166,9 @@ def render() -> None:
     cols[1].metric("p90 latency", f"{r.latency.p90_ms:.3f} ms")
     cols[2].metric("throughput", f"{r.throughput_ips:.1f} inf/s")
     cols[3].metric("energy", badge)
-    cols[4].metric("quality", "passed" if r.quality.passed else "FAILED", r.quality.kind,
-                   delta_color="off")
+    cols[4].metric(
+        "quality", "passed" if r.quality.passed else "FAILED", r.quality.kind, delta_color="off"
+    )
     extras = ui.run_extras(db.url, run_id)
     if extras.get("network_j_per_inference") is not None:
         st.info(
@@ -168,9 +182,11 @@ def render() -> None:
         st.caption("No power trace was recorded for this run.")
     else:
         readers = list(dict.fromkeys(traces["reader"]))
-        reader = st.radio("Reader", readers, horizontal=True, key="rd_reader") if len(
-            readers
-        ) > 1 else readers[0]
+        reader = (
+            st.radio("Reader", readers, horizontal=True, key="rd_reader")
+            if len(readers) > 1
+            else readers[0]
+        )
         st.plotly_chart(trace_figure(traces, str(reader)), width="stretch", key="rd_trace")
 
     left, right = st.columns(2)

@@ -185,7 +185,7 @@ class MeteredClient:
         if self.scheme == "https":
             sock = ssl.create_default_context().wrap_socket(raw, server_hostname=self.host)
         conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout_s)
-        conn.sock = _CountingSocket(sock, self._counter)  # type: ignore[assignment]
+        conn.sock = _CountingSocket(sock, self._counter)
         self._conn, self._raw = conn, raw
 
     def close(self) -> None:

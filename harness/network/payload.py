@@ -3,6 +3,8 @@
 Request: ``POST /v1/infer`` with one sample as the body, its form named by
 ``Content-Type``:
 
+* ``image/*`` — the sample exactly as the source gave it (payload ``raw``: the
+  encoded file, e.g. BMP, PNG or JPEG bytes; content type from its magic bytes);
 * ``image/png`` — the acquired image, lossless (payload ``png``);
 * ``image/jpeg`` — the acquired image, JPEG at quality Q, its longer side resized
   to at most S pixels first (payload ``jpeg``, ``jpeg:Q``, ``jpeg:Q@S``): the
@@ -29,15 +31,27 @@ from PIL import Image
 
 from wattbench.harness.errors import ConfigError
 
-CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "npy": "application/x-npz"}
-_SPEC = re.compile(r"^(?P<kind>png|jpeg|npy)(?::(?P<q>\d{1,3}))?(?:@(?P<side>\d{1,5}))?$")
+CONTENT_TYPES = {
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+    "npy": "application/x-npz",
+    "raw": "application/octet-stream",
+}
+_MAGIC = {
+    b"\x89PNG": "image/png",
+    b"\xff\xd8\xff": "image/jpeg",
+    b"BM": "image/bmp",
+    b"GIF8": "image/gif",
+    b"RIFF": "image/webp",
+}
+_SPEC = re.compile(r"^(?P<kind>raw|png|jpeg|npy)(?::(?P<q>\d{1,3}))?(?:@(?P<side>\d{1,5}))?$")
 
 
 @dataclass(frozen=True)
 class PayloadSpec:
     """How the edge encodes a sample it sends."""
 
-    kind: Literal["png", "jpeg", "npy"]
+    kind: Literal["raw", "png", "jpeg", "npy"]
     quality: int | None = None
     max_side: int | None = None
 
@@ -46,7 +60,7 @@ class PayloadSpec:
         m = _SPEC.match(text.strip().lower())
         if m is None:
             raise ConfigError(
-                f"invalid payload {text!r}: use npy, png, png@SIDE, jpeg, jpeg:QUALITY or "
+                f"invalid payload {text!r}: use raw, npy, png, png@SIDE, jpeg, jpeg:QUALITY or "
                 f"jpeg:QUALITY@SIDE (e.g. jpeg:80@224)"
             )
         kind = m["kind"]
@@ -54,38 +68,52 @@ class PayloadSpec:
         side = int(m["side"]) if m["side"] else None
         if q is not None and (kind != "jpeg" or not 1 <= q <= 100):
             raise ConfigError(f"invalid payload {text!r}: a quality (1-100) is for jpeg only")
-        if side is not None and (kind == "npy" or side < 8):
-            raise ConfigError(f"invalid payload {text!r}: @SIDE (>= 8 px) is for images only")
+        if side is not None and (kind in ("npy", "raw") or side < 8):
+            raise ConfigError(f"invalid payload {text!r}: @SIDE (>= 8 px) is for png/jpeg only")
         return cls(kind=kind, quality=q, max_side=side)  # type: ignore[arg-type]
 
     def __str__(self) -> str:
         s = self.kind + (f":{self.quality}" if self.kind == "jpeg" else "")
         return s + (f"@{self.max_side}" if self.max_side else "")
 
-    @property
-    def content_type(self) -> str:
+    def content_type(self, body: bytes) -> str:
+        if self.kind == "raw":
+            return next((t for m, t in _MAGIC.items() if body.startswith(m)), CONTENT_TYPES["raw"])
         return CONTENT_TYPES[self.kind]
 
 
-def default_payload(sample: Any) -> PayloadSpec:
-    """JPEG (quality 90, size kept) for images, the preprocessed tensors otherwise."""
-    return PayloadSpec("jpeg", 90) if isinstance(sample, Image.Image) else PayloadSpec("npy")
+def default_payload(image: Any) -> PayloadSpec:
+    """JPEG (quality 90, size kept) for image samples, the preprocessed tensors otherwise."""
+    return PayloadSpec("jpeg", 90) if isinstance(image, Image.Image) else PayloadSpec("npy")
 
 
-def encode(spec: PayloadSpec, sample: Any, feed: dict[str, np.ndarray] | None) -> bytes:
-    """The request body for one sample (``feed``: its preprocessed rows, no batch dim)."""
+def encode(spec: PayloadSpec, raw: Any, image: Any, feed: dict[str, np.ndarray] | None) -> bytes:
+    """The request body for one sample.
+
+    ``raw``: the sample as the input set holds it; ``image``: the acquired (decoded)
+    sample; ``feed``: its preprocessed rows, no batch dimension.
+    """
+    if spec.kind == "raw":
+        if not isinstance(raw, bytes):
+            raise ConfigError(
+                f"payload raw needs samples held as encoded bytes; these are "
+                f"{type(raw).__name__}: use --payload jpeg or npy"
+            )
+        return raw
     if spec.kind == "npy":
         if feed is None:
             raise ConfigError("payload npy needs the preprocessed inputs")
         buf = io.BytesIO()
-        np.savez(buf, **{k: np.ascontiguousarray(v)[None, ...] for k, v in feed.items()})
+        arrays = {k: np.ascontiguousarray(v)[None, ...] for k, v in feed.items()}
+        savez: Any = np.savez  # numpy's stub types **kwds as its keyword options
+        savez(buf, **arrays)
         return buf.getvalue()
-    if not isinstance(sample, Image.Image):
+    if not isinstance(image, Image.Image):
         raise ConfigError(
-            f"payload {spec} needs image samples; this suite's are {type(sample).__name__}: "
+            f"payload {spec} needs image samples; this suite's are {type(image).__name__}: "
             f"use --payload npy"
         )
-    img = sample
+    img = image
     if spec.max_side and max(img.size) > spec.max_side:
         scale = spec.max_side / max(img.size)
         img = img.resize(
@@ -103,7 +131,7 @@ def encode(spec: PayloadSpec, sample: Any, feed: dict[str, np.ndarray] | None) -
 def decode(body: bytes, content_type: str) -> tuple[str, Any]:
     """("image", PIL image) or ("feed", {name: array}); ValueError for anything else."""
     ctype = content_type.split(";")[0].strip().lower()
-    if ctype in ("image/png", "image/jpeg"):
+    if ctype.startswith("image/"):
         try:
             with Image.open(io.BytesIO(body)) as im:
                 return "image", im.convert("RGB")
@@ -116,8 +144,7 @@ def decode(body: bytes, content_type: str) -> tuple[str, Any]:
         except (OSError, ValueError) as exc:
             raise ValueError(f"cannot read the npz body: {exc}") from None
     raise ValueError(
-        f"unsupported Content-Type {content_type!r}: send image/png, image/jpeg or "
-        f"application/x-npz"
+        f"unsupported Content-Type {content_type!r}: send an image/* or application/x-npz"
     )
 
 

@@ -169,7 +169,11 @@ class CloudServer(ThreadingHTTPServer):
         if self.max_requests is not None and self.answered >= self.max_requests:
             self.stopping = True
             # shutdown() waits for serve_forever: never call it on a serving thread
-            threading.Thread(target=self.shutdown, daemon=True).start()
+            threading.Thread(target=self._stop, daemon=True).start()
+
+    def _stop(self) -> None:
+        self.shutdown()
+        self.server_close()  # new connections are refused, not left hanging
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -48,8 +48,34 @@ def fp16_onnx_bytes(fp32_path: Path) -> bytes:
     onnx = _module("onnx", "fp16")
     float16 = _module("onnxruntime.transformers.float16", "fp16")
     model = float16.convert_float_to_float16(onnx.load(str(fp32_path)), keep_io_types=True)
+    _topological_sort(model.graph)
     onnx.checker.check_model(model)
     return bytes(model.SerializeToString())
+
+
+def _topological_sort(graph: Any) -> None:
+    """Reorder ``graph.node`` so every node follows its inputs' producers.
+
+    The converter appends the input Casts at the end of the node list; ONNX
+    Runtime does not mind, but the ONNX checker and other tools do.
+    """
+    available = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending = list(graph.node)
+    ordered: list[Any] = []
+    while pending:
+        ready = [n for n in pending if all(i in available for i in n.input)]
+        if not ready:
+            raise ValueError("fp16 conversion produced a graph with a cycle or a dangling input")
+        for n in ready:
+            ordered.append(n)
+            available.update(n.output)
+        ready_ids = {id(n) for n in ready}
+        pending = [n for n in pending if id(n) not in ready_ids]
+    copies = [type(n)() for n in ordered]
+    for c, n in zip(copies, ordered, strict=True):
+        c.CopyFrom(n)
+    del graph.node[:]
+    graph.node.extend(copies)
 
 
 class _Rows:

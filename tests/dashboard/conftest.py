@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 pytest.importorskip("streamlit", reason="dashboard tests need the dashboard extra")
 
-from seed import seed_url  # noqa: E402
+from seed import seed_url
 
-from wattbench.harness.results import RunResult  # noqa: E402
+from wattbench.harness.results import RunResult
 
 
 @pytest.fixture(scope="session")
@@ -44,5 +43,3 @@ def run_page(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
         return at.run()
 
     return run
-
-

@@ -42,13 +42,14 @@ class Hardware:
 
 
 HARDWARE = (
+    # Fast but hungry, frugal but slow: the Pareto page has a front to show.
     Hardware(
-        "jetson-orin", "ARM Cortex-A78AE", "NVIDIA Jetson Orin Nano", 499.0, 15, 9.0, 4.0, 6.0
+        "jetson-orin", "ARM Cortex-A78AE", "NVIDIA Jetson Orin Nano", 499.0, 15, 12.0, 4.0, 10.0
     ),
-    Hardware("rpi5", "ARM Cortex-A76", None, 80.0, 12, 6.5, 3.1, 1.0),
-    Hardware("coral-dev", "ARM Cortex-A53", "Google Coral Edge TPU", 130.0, 10, 3.2, 2.0, 4.0),
-    Hardware("nuc13", "Intel Core i5-1340P", None, 650.0, 65, 28.0, 7.0, 3.0),
-    Hardware("hailo-8l", "ARM Cortex-A76", "Hailo-8L", 150.0, 14, 5.5, 3.3, 8.0),
+    Hardware("rpi5", "ARM Cortex-A76", None, 80.0, 12, 5.0, 3.1, 1.0),
+    Hardware("coral-dev", "ARM Cortex-A53", "Google Coral Edge TPU", 130.0, 10, 2.2, 1.6, 3.0),
+    Hardware("nuc13", "Intel Core i5-1340P", None, 650.0, 65, 28.0, 7.0, 6.0),
+    Hardware("hailo-8l", "ARM Cortex-A76", "Hailo-8L", 150.0, 14, 4.5, 3.0, 5.0),
 )
 RUNTIMES = (
     ("onnxruntime", "1.20.1", "CPUExecutionProvider", 1.0),

@@ -11,8 +11,9 @@ from PIL import Image
 from wattbench.adapters.base import TensorSpec
 from wattbench.harness.cache import ModelCache, sha256_file
 from wattbench.harness.errors import ConfigError, ModelError
+from wattbench.suites import mobilenet_v2 as mobilenet_module
 from wattbench.suites.base import InputSet, SuiteOptions
-from wattbench.suites.images import IMAGENET_MEAN, IMAGENET_STD
+from wattbench.suites.images import IMAGENET_MEAN, IMAGENET_STD, decode_image
 from wattbench.suites.mobilenet_v2 import MobileNetV2Suite
 
 #: <repo root>/../shared/data/coral-test-data (tests/unit/<file> -> parents[2] is the root)
@@ -23,8 +24,18 @@ NCHW_F32 = TensorSpec(name="input", shape=["N", 3, 224, 224], dtype="float32")
 NHWC_U8 = TensorSpec(name="input", shape=[1, 224, 224, 3], dtype="uint8")
 
 
+@pytest.fixture(autouse=True)
+def _no_shipped_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unit tests see the synthetic set unless a test asks for the shipped one."""
+    monkeypatch.setattr(mobilenet_module, "_shipped_images", lambda cache=None: None)
+
+
 def _synthetic(seed: int = 0) -> InputSet:
     return MobileNetV2Suite(SuiteOptions(seed=seed)).load_inputs()
+
+
+def _decoded(inputs: InputSet) -> list[Image.Image]:
+    return [decode_image(s) for s in inputs.samples]
 
 
 # -- inputs ------------------------------------------------------------------------------
@@ -37,17 +48,19 @@ def test_synthetic_inputs_are_deterministic() -> None:
     assert a.names == [f"synthetic-{i}" for i in range(8)]
     assert a.description == b.description
     assert "seed=0" in a.description
-    for x, y in zip(a.samples, b.samples, strict=True):
+    assert all(isinstance(x, bytes) for x in a.samples)  # encoded: acquire() decodes
+    assert a.samples == b.samples
+    for x, y in zip(_decoded(a), _decoded(b), strict=True):
         assert x.size == (256, 256)
         assert x.mode == "RGB"
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
 def test_synthetic_inputs_depend_on_seed() -> None:
-    a, b = _synthetic(0), _synthetic(1)
-    assert not np.array_equal(np.asarray(a.samples[0]), np.asarray(b.samples[0]))
+    a, b = _decoded(_synthetic(0)), _decoded(_synthetic(1))
+    assert not np.array_equal(np.asarray(a[0]), np.asarray(b[0]))
     # the pictures within one set differ from each other too
-    assert not np.array_equal(np.asarray(a.samples[0]), np.asarray(a.samples[1]))
+    assert not np.array_equal(np.asarray(a[0]), np.asarray(a[1]))
 
 
 @pytest.mark.skipif(
@@ -60,7 +73,8 @@ def test_load_inputs_from_real_image_dir() -> None:
     assert inputs.source == "user"
     assert len(inputs.samples) == 5
     assert inputs.names == CORAL_IMAGES  # name order; .txt/.tflite/LICENSE ignored
-    assert all(isinstance(s, Image.Image) and s.mode == "RGB" for s in inputs.samples)
+    assert all(isinstance(s, bytes) for s in inputs.samples)
+    assert all(suite.acquire(s).mode == "RGB" for s in inputs.samples)
     assert "n=5" in inputs.description
     assert "sha256=" in inputs.description
     # and every real image preprocesses to a model row
@@ -189,7 +203,8 @@ def test_quality_passes_on_good_logits() -> None:
     assert q.kind == "sanity"
     assert q.metrics["finite_fraction"] == 1.0
     assert q.metrics["input_sensitivity"] > 0
-    assert "accuracy not assessed" in q.detail
+    assert "agreement not assessed: no FP32 reference was given" in q.detail
+    assert "accuracy not assessed: the inputs have no labels" in q.detail
 
 
 def test_quality_accepts_1001_classes() -> None:
@@ -237,13 +252,13 @@ def test_quality_accepts_batched_output_rows() -> None:
 
 def test_recipes_name_the_seed() -> None:
     (r,) = MobileNetV2Suite(SuiteOptions(seed=3)).recipes()
-    assert r.formats == ["onnx", "torchscript"]
+    assert r.formats == ["onnx", "torchscript", "tflite"]
     assert r.weights == "random(seed=3)"
 
 
 def test_build_model_other_format_is_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--model"):
-        MobileNetV2Suite().build_model("tflite", ModelCache(tmp_path))
+        MobileNetV2Suite().build_model("openvino-ir", ModelCache(tmp_path))
 
 
 def test_build_model_uses_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -286,3 +301,215 @@ def test_build_model_uses_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert builds["n"] == 3
     assert d.sha256 != a.sha256
     assert d.weights == "random(seed=1)"
+
+
+def test_build_model_rejects_fp16_torchscript_and_unknown_precision(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="TorchScript at fp32 only"):
+        MobileNetV2Suite().build_model("torchscript", ModelCache(tmp_path), "fp16")
+    with pytest.raises(ConfigError, match="unknown precision"):
+        MobileNetV2Suite().build_model("onnx", ModelCache(tmp_path), "bf16")  # type: ignore[arg-type]
+
+
+def test_suite_version_is_1_1_and_targets_cover_every_precision() -> None:
+    assert MobileNetV2Suite.version == "1.1"
+    targets = MobileNetV2Suite.quality_targets
+    assert set(targets) == {"fp32", "fp16", "int8"}
+    # stricter for higher precision
+    assert targets["fp32"].cosine > targets["fp16"].cosine > targets["int8"].cosine
+    assert targets["fp32"].top1_agreement >= targets["fp16"].top1_agreement
+    assert targets["fp16"].top1_agreement >= targets["int8"].top1_agreement
+
+
+# -- acquisition (decode) and the shipped set --------------------------------------------
+
+
+def test_acquire_decodes_and_preprocess_takes_bytes_or_images() -> None:
+    suite = MobileNetV2Suite()
+    sample = _synthetic().samples[0]
+    assert isinstance(sample, bytes) and sample[:8] == b"\x89PNG\r\n\x1a\n"
+    image = suite.acquire(sample)
+    assert isinstance(image, Image.Image) and image.mode == "RGB" and image.size == (256, 256)
+    assert suite.acquire(image) is image  # already decoded: passed through
+    np.testing.assert_array_equal(
+        suite.preprocess(sample, NCHW_F32), suite.preprocess(image, NCHW_F32)
+    )
+
+
+def test_synthetic_description_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    inputs = _synthetic()
+    assert inputs.source == "synthetic"
+    assert "shipped images were not found" in inputs.description
+    assert MobileNetV2Suite().labels(inputs) is None
+
+
+_REAL_SHIPPED_SEARCH = mobilenet_module._shipped_images
+
+
+def _real_shipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the real search, not the autouse stub (undo() would also undo conftest's isolation)
+    monkeypatch.setattr(mobilenet_module, "_shipped_images", _REAL_SHIPPED_SEARCH)
+
+
+@pytest.mark.skipif(not CORAL_DATA.is_dir(), reason=f"real test images not present at {CORAL_DATA}")
+def test_shipped_set_is_found_next_to_the_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
+    _real_shipped(monkeypatch)
+    suite = MobileNetV2Suite()
+    inputs = suite.load_inputs()
+    assert inputs.source == "shipped"
+    assert inputs.names == CORAL_IMAGES
+    assert "from checkout shared/data" in inputs.description
+    assert "labelled" in inputs.description
+    # ground truth: chickadee, Egyptian cat, military uniform, great grey owl, macaw
+    assert suite.labels(inputs) == [19, 285, 652, 24, 88]
+    # the same files given with --data-dir are the user's set, with the same labels
+    user = MobileNetV2Suite(SuiteOptions(data_dir=CORAL_DATA)).load_inputs()
+    assert user.source == "user"
+    assert user.samples == inputs.samples
+    assert suite.labels(user) == [19, 285, 652, 24, 88]
+
+
+@pytest.mark.skipif(not CORAL_DATA.is_dir(), reason=f"real test images not present at {CORAL_DATA}")
+def test_shipped_set_is_found_in_the_model_cache(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An installed package has no checkout: `wattbench models import DIR` fills the cache."""
+    _real_shipped(monkeypatch)
+    monkeypatch.setattr(mobilenet_module, "checkout_data_dirs", lambda: [tmp_path / "absent"])
+    monkeypatch.setenv("WATTBENCH_CACHE", str(tmp_path / "cache"))
+    assert MobileNetV2Suite().load_inputs().source == "synthetic"  # empty cache
+    from wattbench.suites.models.registry import import_dir
+
+    import_dir(CORAL_DATA, ModelCache(tmp_path / "cache"))
+    inputs = MobileNetV2Suite().load_inputs()
+    assert inputs.source == "shipped"
+    assert "from model cache" in inputs.description
+    assert inputs.names == CORAL_IMAGES
+
+
+@pytest.mark.skipif(not CORAL_DATA.is_dir(), reason=f"real test images not present at {CORAL_DATA}")
+def test_a_tampered_shipped_file_is_not_the_shipped_set(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _real_shipped(monkeypatch)
+    for name in CORAL_IMAGES:
+        (tmp_path / name).write_bytes((CORAL_DATA / name).read_bytes())
+    Image.new("RGB", (8, 8)).save(tmp_path / "cat.bmp")  # same name, other bytes
+    monkeypatch.setattr(mobilenet_module, "checkout_data_dirs", lambda: [tmp_path])
+    monkeypatch.setenv("WATTBENCH_CACHE", str(tmp_path / "empty-cache"))
+    assert MobileNetV2Suite().load_inputs().source == "synthetic"
+
+
+# -- quality: reference agreement, accuracy, sanity --------------------------------------
+
+
+def _pretrained_suite(tmp_path: Path) -> MobileNetV2Suite:
+    """A suite whose run model is a (stand-in) pretrained file from the registry."""
+    suite = MobileNetV2Suite()
+    f = tmp_path / "model.onnx"
+    f.write_bytes(b"not a registry model")
+    art = suite.user_model(f)
+    suite._model = art.model_copy(update={"weights": "pretrained(sha256=0123456789ab)"})
+    return suite
+
+
+def _labelled_inputs() -> InputSet:
+    """The shipped set's labels attach to image bytes by sha256; fake it with known bytes."""
+    data = [b"img-a", b"img-b", b"img-c"]
+    return InputSet(source="user", description="t", samples=data, names=["a", "b", "c"])
+
+
+def test_quality_agreement_with_the_reference() -> None:
+    ref = _logits()
+    noisy = [r + np.random.default_rng(1).normal(0, 0.01, r.shape).astype(np.float32) for r in ref]
+    q = MobileNetV2Suite().check_quality(noisy, _synthetic(), ref)
+    assert q.passed, q.detail
+    assert q.kind == "agreement"
+    assert q.metrics["top1_agreement"] == 1.0
+    assert q.metrics["cosine_mean"] > 0.999
+    assert q.metrics["finite_fraction"] == 1.0  # sanity metrics kept
+    assert "fp32 vs the FP32 reference" in q.detail
+
+
+def test_quality_disagreement_with_the_reference_fails() -> None:
+    q = MobileNetV2Suite().check_quality(_logits(seed=1), _synthetic(), _logits(seed=0))
+    assert not q.passed
+    assert q.kind == "agreement"
+    assert "below target" in q.detail
+    assert abs(q.metrics["cosine_mean"]) < 0.2
+
+
+def test_quality_uses_the_target_of_the_run_precision(tmp_path: Path) -> None:
+    ref = _logits()
+    # a perturbation an int8 model may show, not an fp32 one
+    rng = np.random.default_rng(2)
+    out = [r + rng.normal(0, 0.12, r.shape).astype(np.float32) for r in ref]
+    suite = MobileNetV2Suite()
+    assert not suite.check_quality(out, _synthetic(), ref).passed  # fp32 target
+    suite._model = suite._artifact(tmp_path / "m.onnx", "0" * 64, "int8")
+    q = suite.check_quality(out, _synthetic(), ref)
+    assert q.metrics["target_cosine"] == MobileNetV2Suite.quality_targets["int8"].cosine
+    assert q.metrics["cosine_mean"] > 0.98
+    assert q.passed == (q.metrics["top1_agreement"] >= 0.75), q.detail
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_quality_sanity_failure_wins_over_the_reference() -> None:
+    out = _logits()
+    out[0][:] = np.nan
+    q = MobileNetV2Suite().check_quality(out, _synthetic(), _logits())
+    assert not q.passed and q.kind == "sanity"
+
+
+def test_accuracy_for_a_pretrained_model_on_labelled_images(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+
+    inputs = _labelled_inputs()
+    labels = {
+        hashlib.sha256(s).hexdigest(): c for s, c in zip(inputs.samples, [3, 7, 11], strict=True)
+    }
+    monkeypatch.setattr(mobilenet_module, "_labels_by_sha", lambda: labels)
+    suite = _pretrained_suite(tmp_path)
+
+    def onehot(cls: int, n: int = 1001) -> np.ndarray:
+        v = np.zeros(n, dtype=np.float32)
+        v[cls] = 1
+        return v
+
+    # 1001 classes: index 0 is background, so class c is at c + 1
+    q = suite.check_quality([onehot(4), onehot(8), onehot(12)], inputs)
+    assert q.passed and q.kind == "accuracy" and q.metrics["accuracy"] == 1.0, q.detail
+    q = suite.check_quality([onehot(4), onehot(9), onehot(13)], inputs)
+    assert not q.passed and q.metrics["accuracy"] == pytest.approx(1 / 3)
+    assert "below target 0.6" in q.detail
+    # 1000 classes: no offset
+    q = suite.check_quality([onehot(3, 1000), onehot(7, 1000), onehot(11, 1000)], inputs)
+    assert q.passed and q.metrics["accuracy"] == 1.0
+    # the suite's random-weight network is never scored against labels
+    random_suite = MobileNetV2Suite()
+    random_suite._model = random_suite._artifact(tmp_path / "m.onnx", "0" * 64, "fp32")
+    q = random_suite.check_quality([onehot(4), onehot(9), onehot(13)], inputs)
+    assert q.passed and q.kind == "sanity"
+    assert "accuracy not assessed: random weights cannot be accurate" in q.detail
+
+
+def test_no_reference_for_a_user_model(tmp_path: Path) -> None:
+    suite = _pretrained_suite(tmp_path)
+    inputs = _synthetic()
+    assert suite.reference_outputs(inputs, ModelCache(tmp_path / "cache")) is None
+    q = suite.check_quality(_logits(), inputs, None)
+    assert q.passed and q.kind == "sanity"
+    assert "agreement not assessed: pretrained(sha256=0123456789ab) is not the suite's" in q.detail
+
+
+def test_no_reference_without_onnxruntime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails
+    suite = MobileNetV2Suite()
+    inputs = _synthetic()
+    assert suite.reference_outputs(inputs, ModelCache(tmp_path / "cache")) is None
+    q = suite.check_quality(_logits(), inputs, None)
+    assert q.passed and q.kind == "sanity"
+    assert "agreement not assessed: onnxruntime is not installed" in q.detail

@@ -1,0 +1,252 @@
+"""The dashboard's query and calculation modules, without Streamlit: read-only access,
+filters, configurations and ranking, the Pareto front, the procurement model, the CLI."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+from pathlib import Path
+
+import pytest
+import typer
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from typer.testing import CliRunner
+
+from wattbench.dashboard import data
+from wattbench.dashboard.pareto import pareto_mask
+from wattbench.dashboard.procurement import (
+    SECONDS_PER_YEAR,
+    BuyerInputs,
+    Candidate,
+    plan_all,
+    plan_one,
+)
+from wattbench.harness.errors import SchemaVersionError, StoreError
+from wattbench.harness.results import RunResult
+from wattbench.results_db.store import Store
+
+LabDb = tuple[str, list[RunResult]]
+
+
+# -- read-only -------------------------------------------------------------------------------
+def _assert_write_refused(db: data.Database) -> None:
+    with pytest.raises(DBAPIError, match=r"(?i)read-?only"), db.engine.begin() as conn:
+        conn.execute(text("UPDATE runs SET valid = false"))
+    with pytest.raises(DBAPIError, match=r"(?i)read-?only"), db.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE intruder (x integer)"))
+
+
+def test_sqlite_is_opened_read_only(lab_sqlite: LabDb) -> None:
+    db = data.open_readonly(lab_sqlite[0])
+    assert db.state == "ok"
+    _assert_write_refused(db)
+    db.close()
+
+
+def test_postgresql_is_opened_read_only(pg_url: str, tmp_path: Path) -> None:
+    from seed import base_run
+
+    store = Store.open(pg_url)
+    store.save_run(base_run(tmp_path))
+    store.close()
+    db = data.open_readonly(pg_url)
+    assert db.state == "ok"
+    _assert_write_refused(db)
+    assert len(data.groups(db)) == 1
+    db.close()
+
+
+def test_missing_and_empty_databases_are_states_and_nothing_is_created(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    assert data.open_readonly(f"sqlite:///{path}").state == "missing"
+    assert not path.exists()
+    Store.open(f"sqlite:///{path}").close()
+    assert data.open_readonly(f"sqlite:///{path}").state == "empty"
+
+
+def test_bad_urls_and_stale_schemas_are_one_line_errors(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="invalid database URL"):
+        data.open_readonly("not a url")
+    with pytest.raises(StoreError, match="cannot read database"):
+        data.open_readonly("postgresql+psycopg://nobody@127.0.0.1:1/none")
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    store = Store.open(url)
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0001_schema_v1'"))
+    store.close()
+    with pytest.raises(SchemaVersionError, match="wattbench db upgrade"):
+        data.open_readonly(url)
+
+
+# -- leaderboard data ------------------------------------------------------------------------
+def test_runs_configurations_rank_and_filters(lab_sqlite: LabDb) -> None:
+    url, runs = lab_sqlite
+    db = data.open_readonly(url)
+    runs_df = data.runs_frame(db, "mobilenet_v2", "1.0", "single-stream")
+    valid = [r for r in runs if r.valid and r.scenario == "single-stream"]
+    assert set(runs_df["run_id"]) == {r.run_id for r in valid}  # invalid runs excluded
+    configs = data.configurations(runs_df)
+    assert configs["runs"].sum() == len(valid)
+    # A configuration never mixes measured and estimated energy.
+    assert (configs["estimated"] == configs["energy"].str.startswith("≈")).all()
+    ranked = data.rank(configs, "inferences_per_joule")
+    assert ranked["inferences_per_joule"].is_monotonic_decreasing
+    by_p90 = data.rank(configs, "latency_p90_ms")
+    assert by_p90["latency_p90_ms"].is_monotonic_increasing
+
+    measured = data.filter_runs(runs_df, data.Filters(hide_estimated=True))
+    assert len(measured) and not measured["estimated"].any()
+    nightly = data.filter_runs(runs_df, data.Filters(labels=("lab", "nightly")))
+    assert len(nightly) and all({"lab", "nightly"} <= set(x) for x in nightly["labels"])
+    oct_only = data.filter_runs(runs_df, data.Filters(until=date(2026, 10, 31)))
+    assert (oct_only["started_at"].dt.month == 10).all()
+    hailo = data.filter_runs(runs_df, data.Filters(hardware=("Hailo-8L",), precisions=("int8",)))
+    assert set(hailo["hardware"]) == {"Hailo-8L"} and set(hailo["precision"]) == {"int8"}
+    assert "tokens_per_joule" not in data.rankings_for(runs_df, "mobilenet_v2")
+    assert data.rankings_for(runs_df, "slm")[0] == "tokens_per_joule"
+    db.close()
+
+
+def test_trial_samples_pool_per_trial_values(lab_sqlite: LabDb) -> None:
+    url, runs = lab_sqlite
+    db = data.open_readonly(url)
+    run = runs[0]
+    s = data.trial_samples(db, [run.run_id])
+    assert len(s["throughput_ips"]) == len(run.trials)
+    expected = [t.energy[0].gross_j / t.inferences for t in run.trials]
+    assert s["joules_per_inference"] == pytest.approx(expected)
+    db.close()
+
+
+def test_energy_badge_is_honest() -> None:
+    assert data.energy_badge("estimated", "chip") == "≈ ESTIMATED · chip"
+    assert data.energy_badge("counter", "board") == "measured: counter · board"
+    assert data.energy_badge(None, None) == "no energy figure"
+
+
+# -- Pareto ----------------------------------------------------------------------------------
+def test_pareto_mask() -> None:
+    x = [1.0, 2.0, 3.0, 2.0, None, 1.0, 4.0, math.nan]
+    y = [5.0, 3.0, 4.0, 3.0, 1.0, 6.0, 1.0, 0.5]
+    assert pareto_mask(x, y) == [True, True, False, True, False, False, True, False]
+    assert pareto_mask([], []) == []
+
+
+# -- procurement -----------------------------------------------------------------------------
+def _inputs(**kw: object) -> BuyerInputs:
+    base: dict[str, object] = {
+        "required_ips": 250.0,
+        "latency_bound_ms": 20.0,
+        "electricity_price_per_kwh": 0.25,
+        "lifetime_years": 3.0,
+        "carbon_g_per_kwh": 400.0,
+    }
+    return BuyerInputs(**(base | kw))  # type: ignore[arg-type]
+
+
+def test_plan_counts_devices_energy_cost_and_carbon() -> None:
+    c = Candidate("x", 100.0, 10.0, 15.0, 0.05, idle_w=2.0, device_price=300.0)
+    p = plan_one(c, _inputs())
+    assert p is not None
+    assert p.devices == 3  # ceil(250 / 100)
+    assert p.utilisation == pytest.approx(250 / 300)
+    joules = 250 * 0.05 * SECONDS_PER_YEAR + 3 * (1 - 250 / 300) * 2.0 * SECONDS_PER_YEAR
+    kwh = joules / 3.6e6
+    assert p.energy_kwh_per_year == pytest.approx(kwh)
+    assert p.energy_cost_per_year == pytest.approx(kwh * 0.25)
+    assert p.kg_co2e_per_year == pytest.approx(kwh * 400 / 1000)
+    assert p.capex == 900.0
+    per_million = (900 + 3 * kwh * 0.25) / (250 * SECONDS_PER_YEAR * 3 / 1e6)
+    assert p.cost_per_million == pytest.approx(per_million)
+
+
+def test_plan_applies_the_latency_bound_and_ranks_by_cost() -> None:
+    slow = Candidate("slow", 1000.0, 30.0, 40.0, 0.01, idle_w=1.0, device_price=100.0)
+    tail = Candidate("tail", 1000.0, 10.0, 40.0, 0.01, idle_w=1.0, device_price=100.0)
+    cheap = Candidate("cheap", 300.0, 5.0, 6.0, 0.02, idle_w=1.0, device_price=50.0)
+    dear = Candidate("dear", 300.0, 5.0, 6.0, 0.02, idle_w=1.0, device_price=5000.0)
+    unpriced = Candidate("unpriced", 300.0, 5.0, 6.0, 0.02)
+    plans = plan_all([slow, tail, dear, unpriced, cheap], _inputs())
+    assert [p.config for p in plans] == ["cheap", "tail", "dear", "unpriced"]
+    assert plans[-1].cost_per_million is None and "price" in plans[-1].notes
+    assert "idle power unknown" in plans[-1].notes
+    p99 = plan_all([slow, tail, cheap], _inputs(latency_percentile="p99"))
+    assert [p.config for p in p99] == ["cheap"]
+    assert plan_one(Candidate("z", 0.0, 1.0, 1.0, 0.1), _inputs()) is None
+
+
+def test_buyer_inputs_are_validated() -> None:
+    assert _inputs().problems() == []
+    assert len(_inputs(required_ips=0, lifetime_years=-1).problems()) == 2
+
+
+# -- CLI -------------------------------------------------------------------------------------
+def _cli() -> typer.Typer:
+    from wattbench.harness import cli_dashboard
+
+    app = typer.Typer()
+
+    @app.callback()
+    def _root() -> None:
+        """wattbench"""
+
+    cli_dashboard.register(app)
+    return app
+
+
+def test_cli_refuses_bad_database_before_launching(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    launched: list[list[str]] = []
+    monkeypatch.setattr(os, "execve", lambda *a: launched.append(a[1]))
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    store = Store.open(url)
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0001_schema_v1'"))
+    store.close()
+    res = CliRunner().invoke(_cli(), ["dashboard", "--db", url])
+    assert isinstance(res.exception, SchemaVersionError)
+    assert "wattbench db upgrade" in str(res.exception)
+    assert launched == []
+
+
+def test_cli_without_the_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from wattbench.harness.errors import UnavailableError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: None if n == "streamlit" else real(n, *a)
+    )
+    res = CliRunner().invoke(_cli(), ["dashboard"])
+    assert isinstance(res.exception, UnavailableError)
+    assert "pip install 'wattbench[dashboard]'" in str(res.exception)
+
+
+def test_cli_launches_streamlit_on_the_app_with_the_url(
+    lab_sqlite: LabDb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    launched: list[tuple[list[str], dict[str, str]]] = []
+    monkeypatch.setattr(os, "execve", lambda exe, args, env: launched.append((args, env)))
+    res = CliRunner().invoke(_cli(), ["dashboard", "--db", lab_sqlite[0], "--port", "8765"])
+    assert res.exit_code == 0, res.output
+    ((args, env),) = launched
+    assert args[1:4] == ["-m", "streamlit", "run"] and args[4].endswith("app.py")
+    assert "8765" in args and env[data.DB_ENV] == lab_sqlite[0]
+
+
+def test_importing_the_cli_module_does_not_import_streamlit() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import wattbench.harness.cli_dashboard; "
+        "assert not {'streamlit', 'pandas', 'plotly'} & set(sys.modules), sys.modules.keys()"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
