@@ -88,8 +88,6 @@ class GenerativeAdapter(ABC):
     formats: ClassVar[tuple[str, ...]]
     #: the device used when the user names none (and probed by `wattbench adapters`)
     default_device: ClassVar[str] = "cpu"
-    #: marks the adapter as generative for the harness (image adapters lack it)
-    generative: ClassVar[bool] = True
 
     @classmethod
     @abstractmethod

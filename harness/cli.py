@@ -308,7 +308,7 @@ def run(
     ok, reason = adapter_cls.is_available(cfg.device)
     if not ok:
         raise UnavailableError(f"adapter {cfg.adapter!r} is not available: {reason}")
-    if cfg.model is not None and not cfg.model.is_file():
+    if cfg.model is not None and not cfg.model.exists():
         raise ConfigError(f"model file not found: {cfg.model} (check the --model path)")
     if cfg.country:
         from wattbench.harness.carbon import intensity_for_country

@@ -86,16 +86,21 @@ def dashboard(
     database.close()
     env = {**os.environ, DB_ENV: url}
     cmd = streamlit_command(port, host, headless=not browser)
+    rc = launch(cmd, env)
+    if rc not in (0, 130):
+        raise typer.Exit(rc)
+
+
+def launch(cmd: list[str], env: dict[str, str]) -> int:
+    """Run the Streamlit server; returns its exit status (on POSIX it replaces this process)."""
     sys.stderr.flush()
     if os.name == "posix":
         # Become Streamlit: signals (Ctrl-C, a supervisor's SIGTERM) reach the server itself.
         os.execve(cmd[0], cmd, env)
     try:
-        rc = subprocess.call(cmd, env=env)
+        return subprocess.call(cmd, env=env)
     except KeyboardInterrupt:
-        rc = 0
-    if rc not in (0, 130):
-        raise typer.Exit(rc)
+        return 0
 
 
 def register(app: typer.Typer) -> None:

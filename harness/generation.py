@@ -90,7 +90,7 @@ class GenerationSuite(Protocol):
         inputs: InputSet,
         reference: Sequence[np.ndarray] | None = None,
         *,
-        precision: Precision = "fp32",
+        precision: Precision | None = None,
     ) -> QualityResult: ...
 
 

@@ -316,12 +316,12 @@ class LoadGenDriver(ScenarioDriver):
                 for i in range(self.concurrency)
             ]
         )
-        for w in workers:
-            w.start()
         outdir = Path(tempfile.mkdtemp(prefix="wattbench-loadgen-"))
         sut = lg.ConstructSUT(issue_queries, flush_queries)
         qsl = lg.ConstructQSL(len(prepared), len(prepared), _noop, _noop)
         try:
+            for w in workers:
+                w.start()
             log = lg.LogSettings()
             log.log_output.outdir = str(outdir)
             log.log_output.copy_summary_to_stdout = False  # stdout may carry --json
@@ -335,7 +335,8 @@ class LoadGenDriver(ScenarioDriver):
             for _ in workers:
                 fifo.put(None)
             for w in workers:
-                w.join()
+                if w.is_alive():
+                    w.join()
             lg.DestroyQSL(qsl)
             lg.DestroySUT(sut)
             summary_text, detail_text = _read_logs(outdir)

@@ -489,6 +489,13 @@ def create_runner(
     warnings: Sequence[str] = (),
 ) -> Runner:
     """The runner for this configuration: generation suites and cloud/hybrid modes differ."""
+    from wattbench.adapters.generative import GenerativeAdapter
+
+    if isinstance(adapter, GenerativeAdapter) and suite.task != "text-generation":
+        raise ConfigError(
+            f"adapter {config.adapter!r} generates text: it runs text-generation suites (slm), "
+            f"not {suite.name}"
+        )
     cls: type[Runner] = Runner
     if suite.task == "text-generation":
         from wattbench.harness.generation import GenerationRunner

@@ -3,9 +3,10 @@
 Model
     One framework-neutral layer list (:mod:`wattbench.suites.models.mobilenet_v2`)
     with seeded random weights, exported to ONNX (fp32, and the fp16 and int8
-    variants of :mod:`wattbench.suites.models.variants`) and TorchScript (fp32).
-    Every artifact is cached by a recipe key that names the precision and, for
-    int8, the calibration set.
+    variants of :mod:`wattbench.suites.models.variants`), TorchScript (fp32) and
+    TFLite (fp32/fp16/full-integer int8, :mod:`wattbench.suites.models.tflite_export`,
+    needs tensorflow). Every artifact is cached by a recipe key that names the
+    precision and, for int8, the calibration set. See docs/precision.md.
 Inputs
     ``--data-dir`` (``WATTBENCH_DATA_DIR``) when given; else the *shipped* set,
     the five Coral test images pinned by sha256 in the pretrained registry,
@@ -124,7 +125,7 @@ class MobileNetV2Suite(Suite):
     #: justified in docs/precision.md). Random weights give small top-1 margins
     #: (often < 0.1 logit), so the int8 top-1 target is looser than for a
     #: trained network and the centred cosine carries the check.
-    quality_targets: ClassVar[Mapping[Precision, QualityTarget]] = {
+    quality_targets: ClassVar[Mapping[str, QualityTarget]] = {
         "fp32": QualityTarget(top1_agreement=0.99, cosine=0.999),
         "fp16": QualityTarget(top1_agreement=0.98, cosine=0.995),
         "int8": QualityTarget(top1_agreement=0.75, cosine=0.98),
@@ -179,6 +180,11 @@ class MobileNetV2Suite(Suite):
         art = super().user_model(path)
         self._model = art
         return art
+
+    def bind(self, artifact: ModelArtifact) -> None:
+        """Remember the run's artifact: its weights decide the reference, its precision the
+        targets."""
+        self._model = artifact
 
     def _cached(
         self, cache: ModelCache, key: str, make: Callable[[], bytes], suffix: str = ".onnx"

@@ -20,7 +20,7 @@ reference beside it, so only a sanity check runs and the result says so.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -85,8 +85,14 @@ class SlmSuite(Suite):
     OUTPUT_TOKENS: ClassVar[int] = 128
     #: leading greedy tokens compared with the reference
     QUALITY_TOKENS: ClassVar[int] = 16
-    #: fraction of prompts whose leading tokens must all agree, by precision
-    MIN_AGREEMENT: ClassVar[dict[str, float]] = {"fp32": 1.0, "fp16": 0.75, "int8": 0.5}
+    #: one prompt at a time: generation's own phases replace the MLPerf scenarios
+    scenarios: ClassVar[tuple[str, ...]] = ("single-stream",)
+    #: share of prompts whose first ``quality_tokens`` greedy tokens all equal the reference's
+    quality_targets: ClassVar[Mapping[str, Any]] = {
+        "fp32": {"prompt_agreement": 1.0},
+        "fp16": {"prompt_agreement": 0.75},
+        "int8": {"prompt_agreement": 0.5},
+    }
 
     def __init__(
         self,
@@ -106,6 +112,11 @@ class SlmSuite(Suite):
         self.quality_tokens = min(quality_tokens or self.QUALITY_TOKENS, self.output_tokens)
         if min(self.prompt_tokens, self.output_tokens, self.quality_tokens) < 1:
             raise ConfigError("slm: token counts must be at least 1")
+        self._precision: Precision = "fp32"
+
+    def bind(self, artifact: ModelArtifact) -> None:
+        """Remember the precision that runs: it picks the quality target."""
+        self._precision = artifact.precision
 
     @property
     def run_version(self) -> str:
@@ -282,12 +293,13 @@ class SlmSuite(Suite):
         inputs: InputSet,
         reference: Sequence[np.ndarray] | None = None,
         *,
-        precision: Precision = "fp32",
+        precision: Precision | None = None,
     ) -> QualityResult:
         """Greedy-token agreement with the reference over the first ``quality_tokens``.
 
         Passes when the share of prompts whose leading tokens all agree reaches
-        :attr:`MIN_AGREEMENT` for ``precision`` (100 % at fp32). Without a reference,
+        :attr:`quality_targets` for ``precision`` (default: the bound artifact's; 100 % at
+        fp32). Without a reference,
         checks only that the right number of tokens came out.
         """
         n = self.quality_tokens
@@ -312,7 +324,8 @@ class SlmSuite(Suite):
             same = t[: r.size] == r[: t.size]
             prefix.append(int(np.argmin(same)) if not same.all() else int(same.size))
         agree = sum(p == n for p in prefix) / len(prefix)
-        need = self.MIN_AGREEMENT.get(precision, 1.0)
+        precision = precision or self._precision
+        need = float(self.quality_targets.get(precision, {}).get("prompt_agreement", 1.0))
         if agree < need:
             worst = int(np.argmin(prefix))
             problems.append(

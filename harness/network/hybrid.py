@@ -440,7 +440,7 @@ class HybridRunner(Runner):
             cloud_label = "estimated"
             basis = f"configured {self.cloud_j_per_request} J per request"
         elif not answered:
-            cloud_j, cloud_label, basis = 0.0, "measured", "no request answered by the cloud"
+            cloud_j, cloud_label, basis = 0.0, "zero", "no request answered by the cloud"
         else:
             cloud_j, cloud_label, basis = None, "none", "the server runs no power reader"
         ets = ets_low = ets_high = None

@@ -58,7 +58,7 @@ class NetworkResult(BaseModel):
     cloud_energy: str = Field(
         default="none",
         description="measured (server reader), estimated (server's estimate reader or a "
-        "configured J/request) or none (unknown).",
+        "configured J/request), zero (no escalation answered) or none (unknown).",
     )
     cloud_energy_basis: str = ""
     energy_to_solution_j_per_inference: float | None = None

@@ -178,6 +178,8 @@ class CloudServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # headers and body leave in two writes: without this, Nagle + delayed ACK add ~40 ms
+    disable_nagle_algorithm = True
     server: CloudServer
 
     def log_message(self, format: str, *args: Any) -> None:

@@ -51,11 +51,6 @@ def _tf() -> ModuleType:
         ) from exc
 
 
-def available() -> bool:
-    """Whether tensorflow can be imported (without importing it)."""
-    return importlib.util.find_spec("tensorflow") is not None
-
-
 def to_keras(arch: Architecture, weights: dict[str, np.ndarray], *, raw_pixels: bool) -> Any:
     """A Keras model computing the ONNX export's function in NHWC.
 

@@ -198,10 +198,10 @@ def _cli() -> typer.Typer:
 def test_cli_refuses_bad_database_before_launching(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import os
+    from wattbench.harness import cli_dashboard
 
     launched: list[list[str]] = []
-    monkeypatch.setattr(os, "execve", lambda *a: launched.append(a[1]))
+    monkeypatch.setattr(cli_dashboard, "launch", lambda cmd, env: launched.append(cmd) or 0)
     url = f"sqlite:///{tmp_path / 'old.db'}"
     store = Store.open(url)
     with store.engine.begin() as conn:
@@ -230,10 +230,10 @@ def test_cli_without_the_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None
 def test_cli_launches_streamlit_on_the_app_with_the_url(
     lab_sqlite: LabDb, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import os
+    from wattbench.harness import cli_dashboard
 
     launched: list[tuple[list[str], dict[str, str]]] = []
-    monkeypatch.setattr(os, "execve", lambda exe, args, env: launched.append((args, env)))
+    monkeypatch.setattr(cli_dashboard, "launch", lambda cmd, env: launched.append((cmd, env)) or 0)
     res = CliRunner().invoke(_cli(), ["dashboard", "--db", lab_sqlite[0], "--port", "8765"])
     assert res.exit_code == 0, res.output
     ((args, env),) = launched

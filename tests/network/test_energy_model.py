@@ -22,7 +22,7 @@ def test_one_gigabyte_over_wifi_is_access_plus_core() -> None:
     expected_kwh = m.links["wifi"].kwh_per_gb + m.core.kwh_per_gb
     assert e.energy_j == pytest.approx(expected_kwh * 3.6e6)
     assert e.label == "modelled"
-    assert J_PER_BYTE_PER_KWH_PER_GB == pytest.approx(3.6e-3)
+    assert pytest.approx(3.6e-3) == J_PER_BYTE_PER_KWH_PER_GB
 
 
 def test_energy_is_linear_in_bytes_and_zero_for_none() -> None:

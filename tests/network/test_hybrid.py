@@ -184,7 +184,8 @@ def test_server_stopping_mid_run_counts_the_failures() -> None:
     assert n is not None
     assert n.escalated - n.escalation_failures == 3
     assert n.escalation_failures > 0 and result.valid  # partial failure: a warning
-    assert any(f"{n.escalation_failures} of {n.escalated} escalations" in w for w in result.warnings)
+    said = f"{n.escalation_failures} of {n.escalated} escalations"
+    assert any(said in w for w in result.warnings)
 
 
 @pytest.mark.parametrize(

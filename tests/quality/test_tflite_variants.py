@@ -63,6 +63,7 @@ def test_tflite_variant_on_litert_agrees_with_the_fp32_reference(
     session = adapter.load(art, AdapterOptions(threads=2, precision=precision))
     assert isinstance(session, LiteRtSession)
     suite = MobileNetV2Suite()
+    suite.bind(art)  # the run's model: its precision picks the targets
     inputs = suite.load_inputs()
     try:
         (spec,) = session.inputs()
@@ -108,6 +109,7 @@ def test_tflite_int8_also_runs_on_openvino(
     assert adapter.model_precision(tflite["int8"]) == "int8"
     session = adapter.load(tflite["int8"], AdapterOptions(threads=2, precision="int8"))
     suite = MobileNetV2Suite()
+    suite.bind(tflite["int8"])
     inputs = suite.load_inputs()
     try:
         (spec,) = session.inputs()
@@ -119,3 +121,4 @@ def test_tflite_int8_also_runs_on_openvino(
         session.close()
     q = suite.check_quality(outputs, inputs, suite.reference_outputs(inputs, cache))
     assert q.passed, q.detail
+    assert q.kind == "agreement" and q.metrics["target_cosine"] == 0.98

@@ -125,5 +125,10 @@ def test_loadgen_single_stream_on_onnxruntime(ort_session: tuple[Session, list[A
     ours = [loadgen_percentile_ns(win.latencies_ns, p) for p in (50, 90)]
     assert ours == [win.details["sut_percentiles_ns"][k] for k in ("50.00", "90.00")]
     theirs = [lg["percentiles_ns"]["50.00"], lg["percentiles_ns"]["90.00"]]
-    assert ours == pytest.approx(theirs, rel=0.02)
-    assert float(np.mean(win.latencies_ns)) == pytest.approx(lg["mean_latency_ns"], rel=0.02)
+    # Typically 0.3 % apart; LoadGen's side also holds the OS's delay in waking its issue
+    # thread, which reached 3.5 % on this 2-vCPU machine at a load average of 5.
+    assert ours == pytest.approx(theirs, rel=0.05)
+    assert float(np.mean(win.latencies_ns)) == pytest.approx(lg["mean_latency_ns"], rel=0.05)
+    # each SUT interval lies inside LoadGen's interval of the same query
+    assert float(np.mean(win.latencies_ns)) <= lg["mean_latency_ns"]
+    assert all(o <= t for o, t in zip(ours, theirs, strict=True))

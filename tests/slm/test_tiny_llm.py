@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -92,9 +93,15 @@ def test_hf_build_is_deterministic(tmp_path: Path, hf_model: ModelArtifact) -> N
     assert tiny_llm.dir_sha256(tmp_path) == hf_model.sha256
 
 
-def test_builder_failure_is_one_model_error(tmp_path: Path) -> None:
-    (tmp_path / "in").mkdir()
-    (tmp_path / "in" / "config.json").write_text("{}")
-    (tmp_path / "out").mkdir()
-    with pytest.raises(ModelError, match="model builder failed"):
+def test_builder_failure_is_one_model_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The real builder runs in the session fixtures; here only its failure is faked (fast).
+    def failing_run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+        assert cmd[1:3] == ["-m", "onnxruntime_genai.models.builder"]
+        assert kw["env"]["HF_HUB_OFFLINE"] == "1"  # type: ignore[index]
+        return subprocess.CompletedProcess(cmd, 1, "", "Traceback ...\nValueError: bad config")
+
+    monkeypatch.setattr(tiny_llm.subprocess, "run", failing_run)
+    with pytest.raises(ModelError, match=r"model builder failed .*ValueError: bad config"):
         tiny_llm.build_genai_dir(tmp_path / "in", tmp_path / "out")
