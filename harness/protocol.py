@@ -273,6 +273,7 @@ class Runner:
 
         trials: list[TrialResult] = []
         all_lat: list[int] = []
+        windows: list[dict[str, Any]] = []  # what the driver saw per trial (bound met, ...)
         for k in range(cfg.repeats):
             if k and cfg.cooldown_s:
                 self.progress.phase(f"cooldown {k}/{cfg.repeats}")
@@ -287,6 +288,8 @@ class Runner:
             all_lat.extend(win.latencies_ns)
             for w in win.details.get("warnings", []):
                 self.warnings.append(f"trial {k + 1}: {w}")
+            if win.details:
+                windows.append({"trial": k, **win.details})
 
         self.progress.phase("end-to-end latency")
         e2e, e2e_stages = self._end_to_end(session, inputs)
@@ -306,7 +309,9 @@ class Runner:
         return result.model_copy(
             update={
                 "scenario": driver.scenario,
-                "scenario_details": scenario_details,
+                "scenario_details": (
+                    {**scenario_details, "windows": windows} if windows else scenario_details
+                ),
                 "artifacts": driver.artifacts(),
                 "latency_e2e": latency_stats(e2e) if e2e else None,
                 "e2e_breakdown_ms": e2e_stages,

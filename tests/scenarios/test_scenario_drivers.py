@@ -295,11 +295,13 @@ def test_offline_through_the_protocol(tmp_path: Path) -> None:
     runner, _ = run_protocol(tmp_path, scenario="offline", batch=2)
     result = runner.execute()
     assert result.scenario == "offline"
+    windows = result.scenario_details.pop("windows")
     assert result.scenario_details == {
         "concurrency": 1,
         "concurrency_source": "default",
         "batch": 2,
     }
+    assert [w["trial"] for w in windows] == list(range(len(result.trials)))  # kept per trial
     assert result.throughput_ips == pytest.approx(200.0)  # 2 samples per 10 ms
     assert result.energy[0].inferences_per_joule == pytest.approx(200.0 / 5.0)
 

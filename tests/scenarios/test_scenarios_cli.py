@@ -60,6 +60,8 @@ def run(tmp_path: Path, *args: str) -> tuple[dict[str, Any], str]:
 def test_offline(tmp_path: Path) -> None:
     result, _ = run(tmp_path, "--scenario", "offline", "--concurrency", "2", "--batch", "2")
     assert result["scenario"] == "offline"
+    windows = result["scenario_details"].pop("windows")
+    assert len(windows) == len(result["trials"])
     assert result["scenario_details"] == {
         "concurrency": 2,
         "concurrency_source": "user",
