@@ -104,6 +104,9 @@ class Adapter(ABC):
     formats: ClassVar[tuple[str, ...]]
     #: the device used when the user names none (and probed by `wattbench adapters`)
     default_device: ClassVar[str] = "cpu"
+    #: False when a suite's own build can never run here (e.g. the Edge TPU needs a model
+    #: compiled by edgetpu_compiler): the user must pass --model
+    runs_suite_builds: ClassVar[bool] = True
 
     @classmethod
     @abstractmethod

@@ -89,6 +89,8 @@ class CoralAdapter(Adapter):
     name: ClassVar[str] = "coral"
     default_device: ClassVar[str] = "edgetpu"
     formats: ClassVar[tuple[str, ...]] = ("tflite",)
+    # suites build CPU TFLite models; the Edge TPU needs edgetpu_compiler's output
+    runs_suite_builds: ClassVar[bool] = False
 
     def __init__(
         self,

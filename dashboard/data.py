@@ -12,14 +12,28 @@ the app explains, not an error.
 
 from __future__ import annotations
 
+import json
 import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import Engine, create_engine, event, func, inspect, select
+from sqlalchemy import (
+    Engine,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    event,
+    func,
+    inspect,
+    select,
+    type_coerce,
+)
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
@@ -210,7 +224,7 @@ def groups(db: Database) -> pd.DataFrame:
             SuiteRow.version.label("suite_version"),
             Run.scenario,
             func.count(Run.id).label("runs"),
-            func.sum(func.cast(Run.valid, _int_type())).label("valid_runs"),
+            func.sum(func.cast(Run.valid, Integer)).label("valid_runs"),
         )
         .join(SuiteRow, Run.suite_id == SuiteRow.id)
         .group_by(SuiteRow.name, SuiteRow.version, Run.scenario)
@@ -221,12 +235,6 @@ def groups(db: Database) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=["suite", "suite_version", "scenario", "runs", "valid_runs"])
     df["valid_runs"] = df["valid_runs"].fillna(0).astype(int)
     return df
-
-
-def _int_type() -> Any:
-    from sqlalchemy import Integer
-
-    return Integer
 
 
 #: Run columns of :func:`runs_frame`, in order (plus the optional ones present).
@@ -253,8 +261,7 @@ RUN_COLUMNS = (
     "batch",
     "threads",
     "valid",
-    "invalid_reasons",
-    "labels",
+    "labels_json",
     "started_at",
     "inferences",
     "throughput_ips",
@@ -285,55 +292,92 @@ def runs_frame(
     import pandas as pd
 
     optional = [getattr(Run, c) for c in db.optional_columns]
-    q = (
-        select(
-            Run.id,
-            Run.uuid,
-            SuiteRow.name,
-            SuiteRow.version,
-            Run.scenario,
-            Device.name,
-            func.coalesce(Device.accelerator, Device.cpu_model),
-            Device.accelerator,
-            Device.cpu_model,
-            Device.purchase_price,
-            Device.currency,
-            Device.nameplate_power_w,
-            ModelArtifactRow.name,
-            ModelArtifactRow.weights,
-            Run.adapter,
-            Run.runtime_version,
-            Run.execution_provider,
-            Run.device_target,
-            Run.precision,
-            Run.batch,
-            Run.threads,
-            Run.valid,
-            Run.invalid_reasons,
-            Run.labels,
-            Run.started_at,
-            Run.inferences,
-            Run.throughput_ips,
-            Run.latency_p50_ms,
-            Run.latency_p90_ms,
-            Run.latency_p99_ms,
-            Run.inferences_per_joule,
-            Run.joules_per_inference,
-            Run.energy_method,
-            Run.energy_scope,
-            Run.energy_uncertainty_j,
-            *optional,
-        )
-        .join(SuiteRow, Run.suite_id == SuiteRow.id)
-        .join(Device, Run.device_id == Device.id)
-        .join(ModelArtifactRow, Run.model_artifact_id == ModelArtifactRow.id)
-        .where(SuiteRow.name == suite, SuiteRow.version == suite_version, Run.scenario == scenario)
-    )
-    if not include_invalid:
-        q = q.where(Run.valid.is_(True))
+    run_cols = [
+        Run.id,
+        Run.uuid,
+        Run.device_id,
+        Run.model_artifact_id,
+        Run.adapter,
+        Run.runtime_version,
+        Run.execution_provider,
+        Run.device_target,
+        Run.precision,
+        Run.batch,
+        Run.threads,
+        # Raw values, converted column-wise in _derive: SQLAlchemy's per-row JSON and
+        # (SQLite) datetime parsing costs seconds over 100 k runs.
+        type_coerce(Run.valid, Integer),
+        type_coerce(Run.labels, Text),
+        type_coerce(Run.started_at, String),
+        Run.inferences,
+        Run.throughput_ips,
+        Run.latency_p50_ms,
+        Run.latency_p90_ms,
+        Run.latency_p99_ms,
+        Run.inferences_per_joule,
+        Run.joules_per_inference,
+        Run.energy_method,
+        Run.energy_scope,
+        Run.energy_uncertainty_j,
+        *optional,
+    ]
+    names = [
+        "run_pk",
+        "run_id",
+        "device_pk",
+        "model_pk",
+        *RUN_COLUMNS[RUN_COLUMNS.index("adapter") :],
+        *db.optional_columns,
+    ]
     with db.engine.connect() as conn:
+        suite_id = conn.scalar(
+            select(SuiteRow.id).where(SuiteRow.name == suite, SuiteRow.version == suite_version)
+        )
+        # Devices and models are few: read them once and join in pandas, so each of the
+        # (many) run rows carries only its own columns.
+        q = select(*run_cols).where(Run.suite_id == suite_id, Run.scenario == scenario)
+        if not include_invalid:
+            q = q.where(Run.valid.is_(True))
         rows = [tuple(r) for r in conn.execute(q)]
-    df = pd.DataFrame(rows, columns=[*RUN_COLUMNS, *db.optional_columns])
+        devices = pd.DataFrame(
+            [
+                tuple(r)
+                for r in conn.execute(
+                    select(
+                        Device.id,
+                        Device.name,
+                        func.coalesce(Device.accelerator, Device.cpu_model),
+                        Device.accelerator,
+                        Device.cpu_model,
+                        Device.purchase_price,
+                        Device.currency,
+                        Device.nameplate_power_w,
+                    )
+                )
+            ],
+            columns=[
+                "device_pk",
+                "device",
+                "hardware",
+                "accelerator",
+                "cpu_model",
+                "purchase_price",
+                "currency",
+                "nameplate_power_w",
+            ],
+        )
+        models = pd.DataFrame(
+            [
+                tuple(r)
+                for r in conn.execute(
+                    select(ModelArtifactRow.id, ModelArtifactRow.name, ModelArtifactRow.weights)
+                )
+            ],
+            columns=["model_pk", "model", "weights"],
+        )
+    df = pd.DataFrame(rows, columns=names)
+    df = df.merge(devices, on="device_pk", how="left").merge(models, on="model_pk", how="left")
+    df["suite"], df["suite_version"], df["scenario"] = suite, suite_version, scenario
     for c in OPTIONAL_RUN_COLUMNS:  # absent from this schema: present, empty
         if c not in df.columns:
             df[c] = None
@@ -352,7 +396,10 @@ def _derive(df: pd.DataFrame) -> pd.DataFrame:
     total_j = df["joules_per_inference"] * df["inferences"]
     df["uncertainty_pct"] = (df["energy_uncertainty_j"] / total_j * 100).where(total_j > 0)
     df["runtime"] = df["adapter"] + " " + df["runtime_version"]
-    df["labels"] = [list(x or []) for x in df["labels"]]
+    # PostgreSQL's driver decodes JSON itself; keep one form, JSON text, parsed on demand.
+    df["labels_json"] = [
+        x if isinstance(x, str) else json.dumps(x or []) for x in df["labels_json"]
+    ]
     for c in METRIC_COLUMNS:
         if c in df:
             df[c] = pd.to_numeric(df[c], errors="coerce").astype("float64")
@@ -403,17 +450,23 @@ def filter_runs(df: pd.DataFrame, f: Filters) -> pd.DataFrame:
         mask &= df["started_at"] < pd.Timestamp(f.until, tz=timezone.utc) + pd.Timedelta(days=1)
     if f.labels:
         wanted = set(f.labels)
-        mask &= pd.Series([wanted.issubset(x) for x in df["labels"]], index=df.index, dtype=bool)
+        text = df["labels_json"]
+        for label in f.labels:  # cheap substring test first, then the exact one
+            mask &= text.str.contains(json.dumps(label)[1:-1], regex=False)
+        exact = [wanted.issubset(json.loads(x)) for x in text[mask]]
+        mask.loc[mask[mask].index] = exact
     return df[mask]
 
 
 def label_counts(df: pd.DataFrame, limit: int = 200) -> list[str]:
     """The ``limit`` most frequent labels (a lab's per-commit labels are too many to list)."""
-    counts: dict[str, int] = {}
-    for labels in df["labels"]:
-        for x in labels:
-            counts[x] = counts.get(x, 0) + 1
+    counts = Counter(chain.from_iterable(json.loads(x) for x in df["labels_json"]))
     return [k for k, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
+
+
+def labels_of(df: pd.DataFrame) -> list[list[str]]:
+    """The labels of each row of a :func:`runs_frame` frame, as lists."""
+    return [list(json.loads(x)) for x in df["labels_json"]]
 
 
 #: What makes two runs the same configuration in the leaderboard. Energy method and scope
@@ -488,14 +541,16 @@ def configurations(runs: pd.DataFrame) -> pd.DataFrame:
     if runs.empty:
         return _empty_configs(runs)
     key = list(CONFIG_KEY)
-    df = runs.copy()
-    for c in key:  # NULLs would drop out of a groupby; keep them as their own group
-        df[c] = df[c].astype(object).where(df[c].notna(), "")
-    df = df.sort_values("started_at")
-    g = df.groupby(key, sort=False, dropna=False)
-    metrics = g[[c for c in METRIC_COLUMNS if c in df]].median(numeric_only=False)
+    df = runs.sort_values("started_at")
+    # One string key: grouping on 13 object columns costs seconds over 100 k runs.
+    gkey = df[key[0]].astype("string").fillna("")
+    for c in key[1:]:  # (NULL is a value of its own: fill, or the whole key would be NA)
+        gkey = gkey + "\x1f" + df[c].astype("string").fillna("")
+    g = df.groupby(gkey.to_numpy(), sort=False)
+    metrics = g[[c for c in METRIC_COLUMNS if c in df]].median()
     out = pd.concat(
         [
+            g[key].first(),
             metrics,
             g.size().rename("runs"),
             g["device"].nunique().rename("devices"),
@@ -512,9 +567,7 @@ def configurations(runs: pd.DataFrame) -> pd.DataFrame:
             g["currency"].first().rename("currency"),
         ],
         axis=1,
-    ).reset_index()
-    for c in key:
-        out[c] = out[c].replace("", None)
+    ).reset_index(drop=True)
     out["config"] = [config_label(r) for r in out.itertuples()]
     return out
 

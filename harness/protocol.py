@@ -109,6 +109,11 @@ class Runner:
             art = art.model_copy(update={"precision": precision})
             self.suite.bind(art)
             return art
+        if not self.adapter.runs_suite_builds:
+            raise ConfigError(
+                f"{self.adapter.name} cannot run the models {self.suite.name} builds (they are "
+                f"not compiled for its accelerator): pass a compiled one with --model"
+            )
         # The first format the adapter loads that one of the suite's recipes can build.
         buildable = {f for r in self.suite.recipes() for f in r.formats}
         for fmt in self.adapter.formats:

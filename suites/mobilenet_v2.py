@@ -247,7 +247,7 @@ class MobileNetV2Suite(Suite):
             return int8_onnx_bytes(fp32.path, REFERENCE_SPEC.name, rows)
 
         key = (
-            f"mobilenet_v2-1.0-224-onnx-int8-qdq-perchannel-minmax-from-{fp32.sha256[:16]}"
+            f"mobilenet_v2-1.0-224-onnx-int8-qdq-s8s8-perchannel-minmax-from-{fp32.sha256[:16]}"
             f"-calib-{digest[:16]}-v{self.version}"
         )
         return self._artifact(*self._cached(cache, key, make), "int8")

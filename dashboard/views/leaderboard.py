@@ -41,6 +41,8 @@ def table(ranked: pd.DataFrame) -> pd.DataFrame:
     """The ranked rows as shown: known columns only, empty optional figures dropped."""
     df = ranked.copy()
     df["detail"] = "run?run=" + df["run_id"].astype(str)
+    if "labels_json" in df:
+        df["labels"] = data.labels_of(df)
     cols = [c for c, _ in _SHOWN if c in df.columns]
     for optional in ("tokens_per_joule", "network_j_per_inference"):
         if optional in cols and df[optional].isna().all():
@@ -105,7 +107,7 @@ def render() -> None:
     if len(ranked) > MAX_SHOWN_ROWS:
         st.caption(f"Showing the top {MAX_SHOWN_ROWS} of {len(ranked)}; the CSV has them all.")
     ui.estimate_legend()
-    csv = ranked.drop(columns=["run_ids"], errors="ignore").to_csv(index=False)
+    csv = ranked.drop(columns=["run_ids", "run_pk"], errors="ignore").to_csv(index=False)
     st.download_button(
         "Download CSV",
         csv,

@@ -7,12 +7,14 @@ Per query the edge does its own part inside the measured energy window:
 * ``cloud`` (the cloud-only baseline): encode the sample for the wire, no local
   inference.
 
-Right after each window closes the escalations of that window go to the cloud
-endpoint one by one, outside the window: on a loopback test the "cloud" shares
-this machine, and a system-wide reader would otherwise count its compute as the
-edge's. Bytes are counted at the client socket (:mod:`.meter`), network energy
-is modelled from them (:mod:`.energy_model`), cloud compute comes from the
-server's reader per request (or a configured figure, labelled estimated). A
+Right after each window closes, that window's escalations go to the cloud one by
+one, outside the window. The window is paced as single-stream: each escalation
+charges the reference pass's mean round trip against ``--duration``, so it holds
+the queries a device would issue in that time. On a loopback test the "cloud"
+shares this machine, and a system-wide reader would otherwise count its compute
+as the edge's. Bytes are counted at the client socket (:mod:`.meter`), network
+energy is modelled from them (:mod:`.energy_model`), cloud compute comes from
+the server's reader per request (or a configured figure, labelled estimated). A
 query's end-to-end latency is its edge time plus its round trip.
 
 An escalation that fails (refused, timeout, 5xx) keeps the edge's answer (in
@@ -54,6 +56,8 @@ from wattbench.harness.scenarios import WindowResult, timed_loop
 from wattbench.harness.stats import latency_stats
 from wattbench.suites.base import InputSet, Suite
 
+#: Floor of the round trip charged per escalation when pacing a window.
+MIN_PACING_NS = 1_000_000
 #: Consecutive timeouts after which the rest of a run's escalations are not tried.
 MAX_CONSECUTIVE_TIMEOUTS = 3
 INFER_PATH = "/v1/infer"
@@ -134,6 +138,7 @@ class HybridRunner(Runner):
         )
         self.model = network_model or load_model(Path(model_file) if model_file else None)
         self.model.coefficient(cfg.network_link)  # unknown link: fail before loading
+        self._rtt_budget_ns = MIN_PACING_NS
         spec = payload or getattr(cfg, "payload", None)
         self.payload = PayloadSpec.parse(spec) if spec else None
         j = cloud_j_per_request
@@ -193,6 +198,10 @@ class HybridRunner(Runner):
         cloud_desc = self._health()
         cloud_ref = [self._ask(b, spec) for b in bodies]
         cloud_answers = [e.answer for e in cloud_ref]
+        ref_rtts = [e.exchange.round_trip_ns for e in cloud_ref if e.exchange is not None]
+        # Single-stream pacing: each escalation's round trip counts against the window's
+        # duration, so a window holds the queries a device would issue in --duration.
+        self._rtt_budget_ns = max(MIN_PACING_NS, int(sum(ref_rtts) / max(1, len(ref_rtts))))
         if all(a is None for a in cloud_answers):
             self.warnings.append(
                 f"the cloud at {cfg.cloud_url} answered none of the reference requests "
@@ -336,6 +345,8 @@ class HybridRunner(Runner):
         run = session.run
         queries: list[_Query] = []
         sent: dict[int, bytes] = {}
+        paced_ns = 0  # expected round trips of this window's escalations
+        rtt = self._rtt_budget_ns
         start = clock()
         i = 0
         while True:
@@ -350,14 +361,15 @@ class HybridRunner(Runner):
                 escalate = True
             if escalate:
                 sent[j] = encode(spec, samples[j], acquired[j], feeds[j])
+                paced_ns += rtt
             t1 = clock()
             queries.append(_Query(j, t1 - t0, escalate, answer))
             i += 1
             elapsed = t1 - start
-            if i >= cfg.min_queries and elapsed >= min_ns:
+            if i >= cfg.min_queries and elapsed + paced_ns >= min_ns:
                 break
             if not i & 63:
-                self.progress.update(elapsed / 1e9)
+                self.progress.update((elapsed + paced_ns) / 1e9)
         win = WindowResult(
             latencies_ns=[q.edge_ns for q in queries], duration_ns=elapsed, samples=len(queries)
         )

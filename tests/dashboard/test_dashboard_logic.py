@@ -98,7 +98,7 @@ def test_runs_configurations_rank_and_filters(lab_sqlite: LabDb) -> None:
     measured = data.filter_runs(runs_df, data.Filters(hide_estimated=True))
     assert len(measured) and not measured["estimated"].any()
     nightly = data.filter_runs(runs_df, data.Filters(labels=("lab", "nightly")))
-    assert len(nightly) and all({"lab", "nightly"} <= set(x) for x in nightly["labels"])
+    assert len(nightly) and all({"lab", "nightly"} <= set(x) for x in data.labels_of(nightly))
     oct_only = data.filter_runs(runs_df, data.Filters(until=date(2026, 10, 31)))
     assert (oct_only["started_at"].dt.month == 10).all()
     hailo = data.filter_runs(runs_df, data.Filters(hardware=("Hailo-8L",), precisions=("int8",)))

@@ -98,7 +98,7 @@ def test_variants_are_cached_by_recipe(
         assert (again.path, again.sha256) == (art.path, art.sha256)
     keys = sorted(f.stem for f in (cache.root / "recipes").iterdir())
     assert any("-onnx-fp16-from-" in k for k in keys)
-    int8_keys = [k for k in keys if "-onnx-int8-qdq-perchannel-minmax-" in k]
+    int8_keys = [k for k in keys if "-onnx-int8-qdq-s8s8-perchannel-minmax-" in k]
     assert len(int8_keys) == 1 and "-calib-" in int8_keys[0]
 
 
