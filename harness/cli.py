@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from wattbench.harness import cli_store, plugins
+from wattbench.harness import cli_dashboard, cli_network, cli_store, plugins
 from wattbench.harness.cli_gate import gate
 from wattbench.harness.cli_models import models_app
 from wattbench.harness.errors import ConfigError, UnavailableError, WattbenchError
@@ -40,6 +40,8 @@ app.command()(cli_store.upload)
 app.command()(cli_store.export)
 app.add_typer(cli_store.token_app, name="token")
 app.add_typer(models_app, name="models")
+cli_network.register(app)  # cloud serve, sweep escalation|payload|frames
+cli_dashboard.register(app)  # dashboard
 
 # Wide tables when piped (CI logs, files); a terminal keeps its own width.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
@@ -435,6 +437,9 @@ def leaderboard(
             help="Top N per suite version and scenario (table default 50; csv/json: all)."
         ),
     ] = None,
+    mode: Annotated[
+        str, typer.Option(help="Rank runs of this mode: edge, cloud or hybrid.")
+    ] = "edge",
 ) -> None:
     """Rank stored runs by inferences per joule within each suite version."""
     from wattbench.results_db.store import Store
@@ -446,8 +451,14 @@ def leaderboard(
     if limit is None and fmt == "table":
         limit = 50  # a terminal table of every run of a big database helps nobody
     store = Store.open(db)
+    if mode not in ("edge", "cloud", "hybrid"):
+        raise ConfigError(f"unknown --mode {mode!r}: use edge, cloud or hybrid")
     rows = store.leaderboard(
-        suite, include_invalid=include_invalid, hide_estimated=hide_estimated, limit=limit
+        suite,
+        include_invalid=include_invalid,
+        hide_estimated=hide_estimated,
+        limit=limit,
+        mode=mode,
     )
     data = [r.model_dump(mode="json") for r in rows]
     if fmt == "json":
@@ -473,7 +484,8 @@ def leaderboard(
     for r in rows:
         groups.setdefault((r.suite, r.suite_version, r.scenario), []).append(r)
     for (s, v, sc), items in groups.items():
-        t = Table(title=f"{s} {v} · {sc} · ranked by inferences per joule")
+        where = "" if mode == "edge" else f" · {mode} mode (device energy only; see --format json)"
+        t = Table(title=f"{s} {v} · {sc}{where} · ranked by inferences per joule")
         for col in (
             "#",
             "device",

@@ -380,7 +380,7 @@ def sweep_payload(
 
     def execute(cfg: RunConfig, value: str) -> RunResult:
         run = _executor(value, network_model, cloud_j_per_request, tdp_w)
-        return run(cfg)  # type: ignore[no-any-return]
+        return run(cfg)
 
     sweep = run_sweep(
         "payload",

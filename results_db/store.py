@@ -650,16 +650,23 @@ class Store:
         include_invalid: bool = False,
         hide_estimated: bool = False,
         limit: int | None = None,
+        mode: str = "edge",
     ) -> list[LeaderboardRow]:
         """Runs ranked by inferences per joule within each suite version and scenario.
+
+        Only runs of one ``mode`` are ranked together: a cloud-mode run's own energy is
+        the device's encoding only, so it would rank falsely high among edge runs
+        (compare those on energy-to-solution, which includes the network and the cloud).
 
         With ``limit`` (top N per suite version and scenario) each group is read from
         the ``ix_runs_leaderboard`` index, so the cost does not grow with the number of
         stored runs; without it every matching run is ranked.
         """
         if limit is not None:
-            return self._leaderboard_top(suite, include_invalid, hide_estimated, max(limit, 0))
-        q = self._leaderboard_select()
+            return self._leaderboard_top(
+                suite, include_invalid, hide_estimated, max(limit, 0), mode
+            )
+        q = self._leaderboard_select().where(Run.mode == mode)
         if suite:
             q = q.where(SuiteRow.name == suite)
         if not include_invalid:
@@ -733,7 +740,12 @@ class Store:
         )
 
     def _leaderboard_top(
-        self, suite: str | None, include_invalid: bool, hide_estimated: bool, limit: int
+        self,
+        suite: str | None,
+        include_invalid: bool,
+        hide_estimated: bool,
+        limit: int,
+        mode: str = "edge",
     ) -> list[LeaderboardRow]:
         """Top ``limit`` per group; the cost follows the rows returned, not the runs stored.
 
@@ -753,7 +765,10 @@ class Store:
 
             def query(group: tuple[int, str], valid: bool, ranked: bool, n: int) -> Any:
                 q = self._leaderboard_select().where(
-                    Run.suite_id == group[0], Run.scenario == group[1], Run.valid.is_(valid)
+                    Run.suite_id == group[0],
+                    Run.scenario == group[1],
+                    Run.valid.is_(valid),
+                    Run.mode == mode,
                 )
                 if hide_estimated:
                     q = q.where(Run.energy_method != "estimated")

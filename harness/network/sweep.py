@@ -121,7 +121,7 @@ def run_sweep(
     values: Sequence[str],
     configure: Callable[[RunConfig, str], RunConfig],
     execute: Callable[[RunConfig, str], RunResult],
-    save: Callable[[RunResult], None],
+    save: Callable[[RunResult], object],
     *,
     sweep_id: str | None = None,
     on_point: Callable[[SweepPoint], None] | None = None,

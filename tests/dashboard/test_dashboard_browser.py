@@ -51,8 +51,6 @@ def _free_port() -> int:
 
 def _wattbench() -> list[str]:
     exe = Path(sys.executable).with_name("wattbench")
-    if os.environ.get("WBSHIM"):
-        return [sys.executable, os.environ["WBSHIM"]]
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "wattbench.harness.cli"]
 
 
