@@ -192,10 +192,14 @@ def _common(
     label: list[str] | None,
     seed: int,
     data_dir: Path | None,
+    model: Path | None = None,
 ) -> RunConfig:
+    if model is not None and not model.is_file():
+        raise ConfigError(f"model file not found: {model} (check the --model path)")
     return _base_config(
         suite=suite,
         adapter=adapter,
+        model=model,
         threads=threads,
         duration_s=duration,
         repeats=repeats,
@@ -243,6 +247,9 @@ CloudJ = Annotated[
 Labels = Annotated[list[str] | None, typer.Option(help="Extra label on every run (repeatable).")]
 Seed = Annotated[int, typer.Option(help="Seed of random weights/synthetic inputs.")]
 DataDir = Annotated[Path | None, typer.Option(help="Real inputs for the suite.")]
+EdgeModel = Annotated[
+    Path | None, typer.Option("--model", help="Edge model file instead of the suite's build.")
+]
 Out = Annotated[Path | None, typer.Option(help="Also write the curve to this .csv or .json.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the curve as JSON (default CSV).")]
 Db = Annotated[str | None, typer.Option("--db", help="Database URL.")]
@@ -274,6 +281,7 @@ def sweep_escalation(
     label: Labels = None,
     seed: Seed = 0,
     data_dir: DataDir = None,
+    model: EdgeModel = None,
     db: Db = None,
     out: Out = None,
     as_json: AsJson = False,
@@ -300,6 +308,7 @@ def sweep_escalation(
         label=label,
         seed=seed,
         data_dir=data_dir,
+        model=model,
     )
     store = Store.open(db)
     execute = _executor(payload, network_model, cloud_j_per_request, tdp_w)
@@ -344,6 +353,7 @@ def sweep_payload(
     label: Labels = None,
     seed: Seed = 0,
     data_dir: DataDir = None,
+    model: EdgeModel = None,
     db: Db = None,
     out: Out = None,
     as_json: AsJson = False,
@@ -375,6 +385,7 @@ def sweep_payload(
         label=label,
         seed=seed,
         data_dir=data_dir,
+        model=model,
     ).model_copy(update={"mode": mode, "escalate_below": escalate_below})
     store = Store.open(db)
 

@@ -47,7 +47,12 @@ from wattbench.harness.network.meter import (
     interface_counters,
     interface_for,
 )
-from wattbench.harness.network.payload import PayloadSpec, default_payload, encode, top1
+from wattbench.harness.network.payload import (
+    PayloadSpec,
+    confidence_reader,
+    default_payload,
+    encode,
+)
 from wattbench.harness.network.result import NetworkResult
 from wattbench.harness.power.base import EnergyMethod, PowerReader
 from wattbench.harness.protocol import MIN_UPDATE_PERIODS_PER_WINDOW, Progress, Runner
@@ -133,16 +138,17 @@ class HybridRunner(Runner):
                 f"leave --scenario and --driver at their defaults"
             )
         self.client = MeteredClient(cfg.cloud_url, timeout_s=timeout_s)  # checks the URL
-        model_file = getattr(cfg, "network_model", None) or os.environ.get(
-            "WATTBENCH_NETWORK_MODEL"
-        )
+        # the option, else the environment (a fallback for scripts that set it once)
+        model_file = cfg.network_model or os.environ.get("WATTBENCH_NETWORK_MODEL")
         self.model = network_model or load_model(Path(model_file) if model_file else None)
         self.model.coefficient(cfg.network_link)  # unknown link: fail before loading
         self._rtt_budget_ns = MIN_PACING_NS
-        spec = payload or getattr(cfg, "payload", None)
+        self._read: Callable[[Sequence[Any]], tuple[int, float]] = lambda outs: (-1, 0.0)
+        self._edge_classes = 0
+        spec = payload or cfg.payload
         self.payload = PayloadSpec.parse(spec) if spec else None
         j = cloud_j_per_request
-        self.cloud_j_per_request = j if j is not None else getattr(cfg, "cloud_j_per_request", None)
+        self.cloud_j_per_request = j if j is not None else cfg.cloud_j_per_request
         if self.cloud_j_per_request is not None and self.cloud_j_per_request < 0:
             raise ConfigError("cloud J per request must be >= 0")
 
@@ -182,11 +188,14 @@ class HybridRunner(Runner):
         )
 
         # Edge answers and confidences, and the quality check, outside every window.
-        rows = [np.asarray(session.run(p)[0])[0] for p in prepared]
+        self._read = confidence_reader(session)
+        raw = [session.run(p) for p in prepared]
+        rows = [np.asarray(o[0])[0] for o in raw]
         self.progress.phase("reference outputs")
         reference = self.suite.reference_outputs(inputs, self.cache)
         quality = self.suite.check_quality(rows, inputs, reference)
-        edge = [top1(r) for r in rows]
+        edge = [self._read(o) for o in raw]
+        self._edge_classes = int(rows[0].size)
         # Acquisition and preprocessing stay outside the windows, as in the edge protocol;
         # encoding for the wire is the device's work and happens inside them.
         acquired = [self.suite.acquire(s) for s in samples]
@@ -343,6 +352,7 @@ class HybridRunner(Runner):
         n = len(prepared)
         min_ns = int(min_s * 1e9)
         run = session.run
+        read = self._read
         queries: list[_Query] = []
         sent: dict[int, bytes] = {}
         paced_ns = 0  # expected round trips of this window's escalations
@@ -354,8 +364,7 @@ class HybridRunner(Runner):
             t0 = clock()
             answer: int | None = None
             if hybrid:
-                out = run(prepared[j])
-                answer, conf = top1(np.asarray(out[0])[0])
+                answer, conf = read(run(prepared[j]))
                 escalate = conf < threshold
             else:
                 escalate = True
@@ -472,6 +481,14 @@ class HybridRunner(Runner):
             if cloud_answers[q.sample] is not None
         ]
         agreement = sum(f == c for f, c in known) / len(known) if known else None
+        # the same, apart for the queries that went and those the edge kept
+        by_kind: dict[bool, list[bool]] = {True: [], False: []}
+        for f, q in zip(final, queries, strict=True):
+            c = cloud_answers[q.sample]
+            if c is not None:
+                by_kind[q.escalated].append(f == c)
+        split = {k: sum(v) / len(v) if v else None for k, v in by_kind.items()}
+        acc = self._accuracy(inputs, queries, final, edge, cloud_answers, cloud_desc)
         rtts = [x.round_trip_ns for x in tried]
         bytes_method = (
             "tcp_info" if tried and all(x.tcp_sent is not None for x in tried) else "socket"
@@ -506,6 +523,12 @@ class HybridRunner(Runner):
             energy_to_solution_high_j=ets_high,
             edge_wait_j_per_inference=(idle_w[0] * sum(rtts) / 1e9 / nq) if idle_w and nq else None,
             agreement_with_cloud=agreement,
+            agreement_escalated=split[True],
+            agreement_kept=split[False],
+            accuracy=acc.get("final"),
+            edge_accuracy=acc.get("edge"),
+            cloud_accuracy=acc.get("cloud"),
+            accuracy_basis=acc.get("basis"),
             round_trip=latency_stats(rtts) if rtts else None,
             failures=dict(causes),
             energy_model=self.model.describe(cfg.network_link),
@@ -530,6 +553,45 @@ class HybridRunner(Runner):
                 ),
             },
         )
+
+    def _accuracy(
+        self,
+        inputs: InputSet,
+        queries: list[_Query],
+        final: list[int | None],
+        edge: list[tuple[int, float]],
+        cloud_answers: list[int | None],
+        cloud_desc: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Top-1 accuracy per query of the final, edge-only and cloud-only answers.
+
+        Only where the suite knows every input's label (``Suite.labels``, e.g. the
+        shipped images of mobilenet_v2); empty otherwise.
+        """
+        labels_of = getattr(self.suite, "labels", None)
+        labels = labels_of(inputs) if callable(labels_of) else None
+        if not labels or not queries:
+            return {}
+        cloud_classes = cloud_desc.get("classes")
+        if isinstance(cloud_classes, int) and cloud_classes != self._edge_classes:
+            self.warnings.append(
+                f"the edge model has {self._edge_classes} classes, the cloud's {cloud_classes}: "
+                f"their answers are not in one label space, so agreement and accuracy mislead"
+            )
+        # labels are 1000-class ImageNet indices; 1001-class models put background at 0
+        off = 1 if self._edge_classes == 1001 else 0
+        truth = [int(labels[q.sample]) + off for q in queries]
+
+        def share(answers: list[int | None]) -> float:
+            return sum(a == t for a, t in zip(answers, truth, strict=True)) / len(truth)
+
+        return {
+            "final": share(final),
+            "edge": share([edge[q.sample][0] for q in queries]),
+            "cloud": share([cloud_answers[q.sample] for q in queries]),
+            "basis": f"top-1 vs the suite's labels of the {len(labels)} inputs, per query "
+            f"(class index + {off})",
+        }
 
 
 def _causes(exchanges: Sequence[Exchange | None]) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -148,19 +149,55 @@ def decode(body: bytes, content_type: str) -> tuple[str, Any]:
     )
 
 
-def top1(outputs: Any) -> tuple[int, float]:
+def top1(outputs: Any, *, probabilities: bool | None = None) -> tuple[int, float]:
     """(class, confidence): the top-1 softmax probability of the first output's row.
 
-    Rows that already are probabilities (non-negative, summing to 1) are used as
-    they are, so a model with a softmax head is not squashed twice.
+    ``probabilities=None`` detects rows that already are probabilities
+    (non-negative, summing to 1) and uses them as they are, so a model with a
+    softmax head is not squashed twice; True says so outright (a quantised
+    softmax, whose rounded values need not sum to 1), False always applies softmax.
     """
     x = np.asarray(outputs, dtype=np.float64).reshape(-1)
     if x.size == 0 or not np.all(np.isfinite(x)):
         return (int(np.nanargmax(x)) if x.size and not np.all(np.isnan(x)) else -1), 0.0
-    if np.all(x >= 0) and abs(float(x.sum()) - 1.0) < 1e-3:
+    if probabilities is None:
+        probabilities = bool(np.all(x >= 0) and abs(float(x.sum()) - 1.0) < 1e-3)
+    if probabilities:
         p = x
     else:
         e = np.exp(x - x.max())
         p = e / e.sum()
     k = int(np.argmax(p))
     return k, float(p[k])
+
+
+#: TFLite's quantisation spec fixes a softmax output's scale at 1/256 (zero point 0
+#: for uint8, -128 for int8): such an output is a probability row.
+_SOFTMAX_SCALE = 1.0 / 256
+
+
+def confidence_reader(session: Any) -> Callable[[Sequence[Any]], tuple[int, float]]:
+    """How to read (class, confidence) from ``session.run``'s raw outputs.
+
+    Sessions with ``dequantize`` (LiteRT, Coral) return integer tensors for a
+    full-integer model: softmax over raw uint8 values would call every answer
+    certain. Those outputs are dequantised first, and an output quantised as a
+    softmax (scale 1/256) is taken as the model's own probabilities. Other
+    sessions' first output is read as it is.
+    """
+    dequantize = getattr(session, "dequantize", None)
+    if dequantize is None:
+        return lambda outs: top1(np.asarray(outs[0])[0])
+    quant = session.describe().options.get("output_quantization")
+    first = next(iter(quant.values()), None) if isinstance(quant, dict) and quant else None
+    softmax = (
+        first is not None
+        and abs(float(first[0]) - _SOFTMAX_SCALE) < 1e-12
+        and int(first[1]) in (0, -128)
+    )
+
+    def read(outs: Sequence[Any]) -> tuple[int, float]:
+        row = np.asarray(dequantize(list(outs))[0])[0]
+        return top1(row, probabilities=True if softmax else None)
+
+    return read

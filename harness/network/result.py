@@ -72,6 +72,28 @@ class NetworkResult(BaseModel):
     agreement_with_cloud: float | None = Field(
         default=None, description="Share of queries whose final answer equals the cloud's."
     )
+    agreement_escalated: float | None = Field(
+        default=None,
+        description="Agreement over the escalated queries only (the cloud's own answer, so "
+        "below 1 only when an escalation failed or the cloud answered differently).",
+    )
+    agreement_kept: float | None = Field(
+        default=None,
+        description="Agreement over the queries the edge answered itself: how often its "
+        "confident answers match the cloud's.",
+    )
+    accuracy: float | None = Field(
+        default=None,
+        description="Top-1 accuracy of the final answers per query, where the suite has "
+        "labels for its inputs (None otherwise).",
+    )
+    edge_accuracy: float | None = Field(
+        default=None, description="The same for the edge's own answers (nothing escalated)."
+    )
+    cloud_accuracy: float | None = Field(
+        default=None, description="The same for the cloud's answers (everything escalated)."
+    )
+    accuracy_basis: str | None = Field(default=None, description="What the labels are.")
     round_trip: LatencyStats | None = Field(
         default=None, description="Escalations' round trips (request sent to answer read)."
     )

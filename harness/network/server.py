@@ -25,7 +25,7 @@ import numpy as np
 from wattbench.adapters.base import Adapter, AdapterOptions, ModelArtifact, Session
 from wattbench.harness.cache import ModelCache
 from wattbench.harness.errors import ConfigError, WattbenchError
-from wattbench.harness.network.payload import decode, top1
+from wattbench.harness.network.payload import confidence_reader, decode
 from wattbench.harness.power.base import PowerReader
 from wattbench.suites.base import Suite
 
@@ -65,6 +65,7 @@ class CloudModel:
         self.readers = list(readers)
         self.specs = session.inputs()
         self._lock = threading.Lock()
+        self._read = confidence_reader(session)  # dequantises full-integer outputs
         self.requests = 0
 
     @classmethod
@@ -95,6 +96,7 @@ class CloudModel:
             "runtime": f"{d.runtime} {d.runtime_version}",
             "device": d.device,
             "power": [r.name for r in self.readers],
+            "classes": _classes(self.session),
         }
 
     def _feed(self, kind: str, obj: Any) -> dict[str, np.ndarray]:
@@ -123,7 +125,7 @@ class CloudModel:
                 readings = [r.stop() for r in self.readers]
             ms = (time.perf_counter_ns() - t0) / 1e6
             self.requests += 1
-        answer, confidence = top1(np.asarray(out[0])[0])
+        answer, confidence = self._read(out)
         head = readings[0] if readings else None
         return {
             "answer": answer,
@@ -137,6 +139,13 @@ class CloudModel:
         for r in self.readers:
             r.close()
         self.session.close()
+
+
+def _classes(session: Session) -> int | None:
+    """Size of the first output's last dimension (the class count of a classifier)."""
+    outs = session.outputs()
+    last = outs[0].shape[-1] if outs and outs[0].shape else None
+    return last if isinstance(last, int) else None
 
 
 class CloudServer(ThreadingHTTPServer):

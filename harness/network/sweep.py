@@ -43,6 +43,7 @@ class SweepPoint:
     e2e_p50_ms: float | None
     escalation_failures: int | None
     valid: bool
+    accuracy: float | None = None  # final answers vs the suite's labels, where it has them
 
     @classmethod
     def of(cls, value: str, r: RunResult) -> SweepPoint:
@@ -68,6 +69,7 @@ class SweepPoint:
             e2e_p50_ms=r.latency_e2e.p50_ms if r.latency_e2e else None,
             escalation_failures=n.escalation_failures if n else 0,
             valid=r.valid,
+            accuracy=n.accuracy if n else None,
         )
 
 

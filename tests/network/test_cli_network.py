@@ -192,3 +192,76 @@ def test_escalation_sweep_gives_a_curve(cloud: Server, tmp_path: Path) -> None:
         store.close()
     assert all(sweep_label in r.labels for r in runs)
     assert [lbl for lbl in runs[1].labels if lbl.startswith("threshold:")] == ["threshold:1"]
+
+
+def test_run_payload_network_model_and_cloud_j_options_on_pretrained_coral_models(
+    coral_data: Path, tmp_path: Path
+) -> None:
+    """`wattbench run` options: --payload, --network-model, --cloud-j-per-request; the tiny
+    Coral MobileNetV1 on the edge escalates everything to the Coral MobileNetV2 served on
+    LiteRT, which meters nothing (--power none), so the configured J/request is used."""
+    pytest.importorskip("ai_edge_litert", reason="needs the litert extra")
+    server = Server(
+        "--adapter", "litert", "--model", str(coral_data / "mobilenet_v2_1.0_224_quant.tflite"),
+        "--power", "none",
+    )  # fmt: skip
+    model_file = tmp_path / "net.json"
+    model_file.write_text(json.dumps({"links": {"wifi": {"kwh_per_gb": 1.0}}}))
+    try:
+        proc = wattbench(
+            "run", "--suite", "mobilenet_v2", "--adapter", "litert", *SHORT, "--json",
+            "--db", f"sqlite:///{tmp_path / 'r.db'}", "--data-dir", str(coral_data),
+            "--model", str(coral_data / "mobilenet_v1_0.25_128_quant.tflite"),
+            "--mode", "hybrid", "--cloud-url", server.url, "--escalate-below", "1",
+            "--payload", "raw", "--network-model", str(model_file),
+            "--cloud-j-per-request", "0.25",
+        )  # fmt: skip
+    finally:
+        server.stop()
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    net = result["network"]
+    assert result["config"]["payload"] == "raw" and net["payload"] == "raw"
+    sizes = [(coral_data / s["name"]).stat().st_size for s in net["per_sample"]]
+    assert [s["payload_bytes"] for s in net["per_sample"]] == sizes
+    assert net["escalation_rate"] == 1.0 and net["escalation_failures"] == 0
+    assert net["energy_model"]["version"].endswith("+custom")
+    assert net["energy_model"]["access"]["kwh_per_gb"] == 1.0
+    core = net["energy_model"]["core"]["kwh_per_gb"]
+    assert net["network_j_per_inference"] == pytest.approx(
+        net["wire_bytes"] * 3.6e-3 * (1.0 + core) / net["queries"]
+    )
+    assert net["cloud_energy"] == "estimated" and "0.25 J per request" in net["cloud_energy_basis"]
+    assert net["cloud_j_per_inference"] == pytest.approx(0.25)  # every query answered
+    assert net["cloud"]["classes"] == 1001 and net["accuracy"] == net["cloud_accuracy"]
+
+
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["--mode", "hybrid", "--escalate-below", "0.5", "--payload", "gif"], "payload"),
+        (["--mode", "hybrid", "--escalate-below", "0.5", "--cloud-j-per-request", "-1"],
+         "--cloud-j-per-request"),
+        (["--mode", "hybrid", "--escalate-below", "0.5", "--network-model", "/nonexistent.json"],
+         "--network-model"),
+        (["--payload", "raw"], "--mode cloud|hybrid"),
+    ],
+)  # fmt: skip
+def test_bad_network_run_options_are_one_error_line(
+    args: list[str], fragment: str, tmp_path: Path
+) -> None:
+    db = tmp_path / "r.db"
+    proc = wattbench(
+        "run", "--suite", "mobilenet_v2", "--adapter", "onnxruntime", *SHORT,
+        "--db", f"sqlite:///{db}", "--cloud-url", "http://127.0.0.1:9/", *args,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
+    assert len(errors) == 1 and fragment in errors[0], proc.stderr
+    from wattbench.results_db.store import Store
+
+    store = Store.open(f"sqlite:///{db}")
+    try:
+        assert store.count_runs() == 0  # nothing half-stored
+    finally:
+        store.close()

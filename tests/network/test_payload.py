@@ -9,7 +9,14 @@ import pytest
 from PIL import Image
 
 from wattbench.harness.errors import ConfigError
-from wattbench.harness.network.payload import PayloadSpec, decode, default_payload, encode, top1
+from wattbench.harness.network.payload import (
+    PayloadSpec,
+    confidence_reader,
+    decode,
+    default_payload,
+    encode,
+    top1,
+)
 from wattbench.suites.images import encode_png, synthetic_images
 
 
@@ -85,3 +92,39 @@ def test_top1_is_the_softmax_probability() -> None:
     k, p = top1(np.array([0.1, 0.6, 0.3]))  # already probabilities: kept
     assert k == 1 and p == pytest.approx(0.6)
     assert top1(np.array([np.nan, 1.0]))[1] == 0.0
+
+
+class QuantSession:
+    """The parts of a LiteRT session the confidence reader uses: a uint8 output."""
+
+    def __init__(self, scale: float, zero: int) -> None:
+        self.q = (scale, zero)
+
+    def describe(self) -> object:
+        from types import SimpleNamespace
+
+        return SimpleNamespace(options={"output_quantization": {"out": self.q}})
+
+    def dequantize(self, outs: list[np.ndarray]) -> list[np.ndarray]:
+        return [(o.astype(np.float32) - self.q[1]) * self.q[0] for o in outs]
+
+
+def test_quantised_softmax_is_read_as_probabilities_not_squashed_again() -> None:
+    raw = np.zeros((1, 1001), dtype=np.uint8)
+    raw[0, 20], raw[0, 7] = 105, 40  # 0.41 and 0.16 after dequantising: sums to 0.57
+    assert confidence_reader(QuantSession(1 / 256, 0))([raw]) == (20, pytest.approx(105 / 256))
+    # softmax over the raw integers would call it certain: the bug this reader avoids
+    assert top1(raw[0])[1] > 0.99
+
+
+def test_quantised_logits_are_dequantised_then_softmaxed() -> None:
+    raw = np.full((1, 4), 128, dtype=np.uint8)
+    raw[0, 2] = 148  # logit 20 * 0.1 = 2.0 above the others
+    k, p = confidence_reader(QuantSession(0.1, 128))([raw])
+    assert k == 2 and p == pytest.approx(np.e**2 / (np.e**2 + 3), rel=1e-5)
+
+
+def test_float_sessions_read_the_first_output_as_is() -> None:
+    row = np.array([[0.0, np.log(3.0)]], dtype=np.float32)
+    k, p = confidence_reader(object())([row])
+    assert k == 1 and p == pytest.approx(0.75)
