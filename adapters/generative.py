@@ -88,6 +88,8 @@ class GenerativeAdapter(ABC):
     formats: ClassVar[tuple[str, ...]]
     #: the device used when the user names none (and probed by `wattbench adapters`)
     default_device: ClassVar[str] = "cpu"
+    #: see Adapter.runs_suite_builds: generative runtimes load the suite's own builds
+    runs_suite_builds: ClassVar[bool] = True
 
     @classmethod
     @abstractmethod
