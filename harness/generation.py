@@ -44,7 +44,6 @@ from wattbench.harness.config import RunConfig
 from wattbench.harness.errors import ConfigError
 from wattbench.harness.power.base import EnergyReading, PowerReader
 from wattbench.harness.protocol import (
-    MIN_UPDATE_PERIODS_PER_WINDOW,
     Progress,
     Runner,
     summarize_energy,
@@ -209,18 +208,7 @@ class GenerationRunner(Runner):
         reference = suite.reference_tokens(artifact, prompts, self.cache)
         quality = suite.check_quality(outputs, inputs, reference, precision=opts.precision)
 
-        self.progress.phase("idle baseline", cfg.idle_s)
-        _, idle = self._window(lambda: self.sleep(cfg.idle_s))
-        idle_w = [r.energy_j / r.duration_s for r in idle]
-
-        periods = [r.info().update_period_s or 0.0 for r in self.readers]
-        min_s = max(cfg.duration_s, MIN_UPDATE_PERIODS_PER_WINDOW * max(periods))
-        if min_s > cfg.duration_s:
-            self.warnings.append(
-                f"measured windows lengthened to {min_s:.1f} s: the slowest power sensor "
-                f"updates every {max(periods):.2f} s and a window needs "
-                f"{MIN_UPDATE_PERIODS_PER_WINDOW}"
-            )
+        idle, idle_w, min_s = self._idle_baseline()
 
         prefill_trials: list[TrialResult] = []
         decode_trials: list[TrialResult] = []

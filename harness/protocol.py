@@ -219,6 +219,7 @@ class Runner:
                 device=cfg.device,
                 threads=cfg.threads,
                 precision=cfg.precision or artifact.precision,
+                extra=cfg.adapter_options,
             )
             t0 = self.clock_ns()
             session = self.adapter.load(artifact, opts)
@@ -264,17 +265,7 @@ class Runner:
         self.progress.phase(f"{driver.scenario}: calibrating")
         scenario_details = driver.calibrate(session, prepared, self.clock_ns)
 
-        self.progress.phase("idle baseline", cfg.idle_s)
-        _, idle = self._window(lambda: self.sleep(cfg.idle_s))
-        idle_w = [r.energy_j / r.duration_s for r in idle]
-
-        periods = [r.info().update_period_s or 0.0 for r in self.readers]
-        min_s = max(cfg.duration_s, MIN_UPDATE_PERIODS_PER_WINDOW * max(periods))
-        if min_s > cfg.duration_s:
-            self.warnings.append(
-                f"measured window lengthened to {min_s:.1f} s: the slowest power sensor updates "
-                f"every {max(periods):.2f} s and a window needs {MIN_UPDATE_PERIODS_PER_WINDOW}"
-            )
+        idle, idle_w, min_s = self._idle_baseline()
 
         trials: list[TrialResult] = []
         all_lat: list[int] = []
@@ -322,6 +313,22 @@ class Runner:
                 "e2e_breakdown_ms": e2e_stages,
             }
         )
+
+    def _idle_baseline(self) -> tuple[list[EnergyReading], list[float], float]:
+        """Measure the idle baseline; returns readings, mean idle W per reader and the
+        measured-window length (never under 10 update periods of the slowest sensor)."""
+        cfg = self.config
+        self.progress.phase("idle baseline", cfg.idle_s)
+        _, idle = self._window(lambda: self.sleep(cfg.idle_s))
+        idle_w = [r.energy_j / r.duration_s for r in idle]
+        periods = [r.info().update_period_s or 0.0 for r in self.readers]
+        min_s = max(cfg.duration_s, MIN_UPDATE_PERIODS_PER_WINDOW * max(periods))
+        if min_s > cfg.duration_s:
+            self.warnings.append(
+                f"measured window lengthened to {min_s:.1f} s: the slowest power sensor updates "
+                f"every {max(periods):.2f} s and a window needs {MIN_UPDATE_PERIODS_PER_WINDOW}"
+            )
+        return idle, idle_w, min_s
 
     def _trial(
         self,

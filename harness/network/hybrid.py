@@ -55,7 +55,7 @@ from wattbench.harness.network.payload import (
 )
 from wattbench.harness.network.result import NetworkResult
 from wattbench.harness.power.base import EnergyMethod, PowerReader
-from wattbench.harness.protocol import MIN_UPDATE_PERIODS_PER_WINDOW, Progress, Runner
+from wattbench.harness.protocol import Progress, Runner
 from wattbench.harness.results import RunResult, TrialResult
 from wattbench.harness.scenarios import WindowResult, timed_loop
 from wattbench.harness.stats import latency_stats
@@ -217,11 +217,7 @@ class HybridRunner(Runner):
                 f"({_causes([e.exchange for e in cloud_ref])}): agreement is unknown"
             )
 
-        self.progress.phase("idle baseline", cfg.idle_s)
-        _, idle = self._window(lambda: self.sleep(cfg.idle_s))
-        idle_w = [r.energy_j / r.duration_s for r in idle]
-        periods = [r.info().update_period_s or 0.0 for r in self.readers]
-        min_s = max(cfg.duration_s, MIN_UPDATE_PERIODS_PER_WINDOW * max(periods))
+        idle, idle_w, min_s = self._idle_baseline()
 
         trials: list[TrialResult] = []
         all_lat: list[int] = []
