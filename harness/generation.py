@@ -79,6 +79,10 @@ class GenerationSuite(Protocol):
 
     def encode_prompts(self, artifact: ModelArtifact, inputs: InputSet) -> list[np.ndarray]: ...
 
+    def tokenizer(self, artifact: ModelArtifact) -> Any: ...
+
+    def encode(self, tokenizer: Any, text: str) -> np.ndarray: ...
+
     def reference_tokens(
         self, artifact: ModelArtifact, prompts: Sequence[np.ndarray], cache: ModelCache
     ) -> list[np.ndarray] | None: ...
@@ -242,7 +246,45 @@ class GenerationRunner(Runner):
             tpot,
             idle,
         )
+        self.progress.phase("end-to-end latency")
+        e2e, stages = self._end_to_end(session, artifact, inputs)
+        result = result.model_copy(
+            update={
+                "latency_e2e": latency_stats(e2e) if e2e else None,
+                "e2e_breakdown_ms": stages,
+            }
+        )
         return self._with_generation(result, prefill_trials, ttft, tpot, decode_details)
+
+    def _end_to_end(  # type: ignore[override]  # a generation is the query here
+        self, session: GenerativeSession, artifact: ModelArtifact, inputs: InputSet
+    ) -> tuple[list[int], dict[str, float]]:
+        """Whole requests: tokenise the prompt text → generate → detokenise.
+
+        One request per prompt at most (``e2e_queries`` caps it): a real SLM takes
+        seconds per request. Outside every energy window.
+        """
+        n = min(self.config.e2e_queries, len(inputs.samples))
+        if n <= 0:
+            return [], {}
+        suite = self.gen_suite
+        tok = suite.tokenizer(artifact)
+        clock = self.clock_ns
+        stages = {"tokenize": 0, "generate": 0, "detokenize": 0}
+        totals: list[int] = []
+        for i in range(n):
+            t0 = clock()
+            ids = suite.encode(tok, str(inputs.samples[i]))
+            t1 = clock()
+            out = session.generate(ids, suite.output_tokens)
+            t2 = clock()
+            tok.decode([int(t) for t in out])
+            t3 = clock()
+            stages["tokenize"] += t1 - t0
+            stages["generate"] += t2 - t1
+            stages["detokenize"] += t3 - t2
+            totals.append(t3 - t0)
+        return totals, {k: v / n / 1e6 for k, v in stages.items()}
 
     def _cooldown(self, needed: bool, label: str) -> None:
         if needed and self.config.cooldown_s:

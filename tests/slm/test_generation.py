@@ -219,6 +219,11 @@ def test_reference_runtime_runs_the_protocol_on_the_real_clock(
     assert g.ttft_ms.p50_ms > 0 and g.tpot_ms.p50_ms > 0
     assert g.prefill_energy[0].estimated and g.tokens_per_joule is not None
     assert result.trials[0].duration_s >= 0.05 and g.prefill_trials[0].duration_s >= 0.05
+    # end to end: tokenise → generate → detokenise, one request per prompt
+    e2e = result.latency_e2e
+    assert e2e is not None and e2e.count == len(SlmSuite().load_inputs().samples)
+    assert set(result.e2e_breakdown_ms) == {"tokenize", "generate", "detokenize"}
+    assert e2e.mean_ms >= result.e2e_breakdown_ms["generate"] > 0
 
 
 @pytest.mark.parametrize(
