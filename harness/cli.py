@@ -67,6 +67,28 @@ PowerOptOpt = Annotated[
 ]
 
 
+AdapterOptOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--adapter-opt",
+        help="Runtime setting KEY=VALUE (repeatable), e.g. performance_hint=THROUGHPUT; "
+        "each adapter lists the keys it knows.",
+    ),
+]
+
+
+def _parse_adapter_opts(items: list[str] | None) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(
+                f"invalid --adapter-opt {item!r}: use KEY=VALUE, e.g. performance_hint=THROUGHPUT"
+            )
+        params[key.strip()] = value.strip()
+    return params
+
+
 def _parse_power_opts(items: list[str] | None) -> dict[str, str]:
     params: dict[str, str] = {}
     for item in items or []:
@@ -204,6 +226,7 @@ def run(
     device_name: Annotated[str | None, typer.Option(help="Name of this device.")] = None,
     sysfs_root: SysfsOpt = None,
     power_opt: PowerOptOpt = None,
+    adapter_opt: AdapterOptOpt = None,
     carbon_intensity: Annotated[
         float | None, typer.Option(help="Grid intensity in gCO2e/kWh for the carbon figure.")
     ] = None,
@@ -253,6 +276,22 @@ def run(
     network_link: Annotated[
         str, typer.Option(help="Access link for the network energy model: wifi, ethernet, ...")
     ] = "wifi",
+    payload: Annotated[
+        str | None,
+        typer.Option(
+            help="Cloud/hybrid wire payload: raw, png@S, jpeg:Q@S or npy (default jpeg:90)."
+        ),
+    ] = None,
+    network_model: Annotated[
+        Path | None,
+        typer.Option(
+            help="Cloud/hybrid: JSON file of network kWh/GB coefficients (docs/network.md)."
+        ),
+    ] = None,
+    cloud_j_per_request: Annotated[
+        float | None,
+        typer.Option(help="Cloud/hybrid: cloud J per request when the server meters none."),
+    ] = None,
 ) -> None:
     """Benchmark SUITE on ADAPTER, store the result and print a summary."""
     from wattbench.harness.cache import ModelCache
@@ -290,6 +329,7 @@ def run(
             country=country,
             sysfs_root=sysfs_root,
             power_options=_parse_power_opts(power_opt),
+            adapter_options=_parse_adapter_opts(adapter_opt),
             scenario=scenario,  # type: ignore[arg-type]
             target_qps=target_qps,
             latency_bound_ms=latency_bound_ms,
@@ -300,9 +340,16 @@ def run(
             cloud_url=cloud_url,
             escalate_below=escalate_below,
             network_link=network_link,
+            payload=payload,
+            network_model=network_model,
+            cloud_j_per_request=cloud_j_per_request,
         )
     except ValidationError as exc:
         raise ConfigError(_validation_message(exc)) from None
+    if cfg.mode == "edge" and (payload or network_model or cloud_j_per_request is not None):
+        raise ConfigError(
+            "--payload, --network-model and --cloud-j-per-request apply to --mode cloud|hybrid"
+        )
 
     # Fail fast on everything the user can get wrong, before minutes of measuring.
     store = Store.open(db)
@@ -389,9 +436,19 @@ def _print_run_summary(result: Any, where: str) -> None:
         n = result.network
         t.add_row(
             "network",
-            f"{n.mode}: {n.escalated}/{n.queries} escalated, {n.bytes_sent + n.bytes_received} B, "
-            f"{_fmt(n.network_j_per_inference, 5)} J/inference (MODELLED)",
+            f"{n.mode}: {n.escalated}/{n.queries} escalated ({n.escalation_failures} failed), "
+            f"{n.bytes_per_inference:.0f} B/inference on the wire, "
+            f"{_fmt(n.network_j_per_inference, 5)} J/inference MODELLED ({n.link})",
         )
+        t.add_row(
+            "energy to solution",
+            f"{_fmt(n.energy_to_solution_j_per_inference, 5)} J/inference = edge "
+            f"{_fmt(n.edge_j_per_inference, 5)} ({n.edge_energy_method or '?'}) + network "
+            f"{_fmt(n.network_j_per_inference, 5)} (modelled) + cloud "
+            f"{_fmt(n.cloud_j_per_inference, 5)} ({n.cloud_energy})",
+        )
+        if n.agreement_with_cloud is not None:
+            t.add_row("agreement with cloud", f"{n.agreement_with_cloud:.3f}")
     if head is not None:
         est = " (ESTIMATED)" if head.estimated else ""
         unc = (
