@@ -8,8 +8,8 @@ Usage::
 Fills a fresh database with ``--runs`` synthetic runs (SQLAlchemy core executemany, 200
 devices, 5 % invalid, 30 % estimated) in two layouts: **spread** (10 suite versions x 2
 scenarios, like benchmarks/store_bench.py: the default group holds ~7 % of the runs) and
-**one group** (every run in one suite version and scenario: the worst case, the page
-ranks all of them). Then, in a fresh Python process each time (cold caches, as after
+**one group** (every run in one suite version and scenario: the worst case, the database
+groups all of them). Then, in a fresh Python process each time (cold caches, as after
 ``wattbench dashboard`` starts), it times the leaderboard page through Streamlit's AppTest
 (script run to the last element, the table included) and, in the same process, a second
 render (warm ``st.cache_data``). Median of 3 cold processes.
@@ -40,7 +40,7 @@ from wattbench.results_db.schema import Device, Environment, ModelArtifactRow, R
 from wattbench.results_db.store import Store
 
 BATCH = 10_000
-HW = ["NVIDIA Jetson Orin Nano", "Google Coral Edge TPU", "Hailo-8L", None, None]
+HW = ["Synthetic accelerator A", "Synthetic accelerator B", "Synthetic accelerator C", None, None]
 RUNTIMES = [("onnxruntime", "1.20.1"), ("openvino", "2024.5.0"), ("litert", "1.0.1")]
 
 

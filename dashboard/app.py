@@ -24,7 +24,14 @@ class PageSpec:
 
 
 def _pages() -> list[PageSpec]:
-    from wattbench.dashboard.views import compare, leaderboard, pareto, procurement, run_detail
+    from wattbench.dashboard.views import (
+        compare,
+        escalation,
+        leaderboard,
+        pareto,
+        procurement,
+        run_detail,
+    )
 
     return [
         PageSpec("Leaderboard", "leaderboard", ":material/leaderboard:", leaderboard.render),
@@ -32,14 +39,19 @@ def _pages() -> list[PageSpec]:
         PageSpec("Run detail", "run", ":material/monitoring:", run_detail.render),
         PageSpec("Compare", "compare", ":material/compare_arrows:", compare.render),
         PageSpec("Procurement", "procurement", ":material/shopping_cart:", procurement.render),
-        # Future: "Escalation sweep" (hybrid edge/cloud escalation, being built elsewhere):
-        # add views/escalation.py with a render() and one PageSpec line here, e.g.
-        # PageSpec("Escalation sweep", "escalation", ":material/call_split:", escalation.render)
+        PageSpec("Escalation sweep", "escalation", ":material/call_split:", escalation.render),
     ]
 
 
 #: Page titles in navigation order (tests and docs refer to them).
-PAGE_TITLES = ("Leaderboard", "Pareto", "Run detail", "Compare", "Procurement")
+PAGE_TITLES = (
+    "Leaderboard",
+    "Pareto",
+    "Run detail",
+    "Compare",
+    "Procurement",
+    "Escalation sweep",
+)
 
 
 def render_page(url_path: str) -> None:

@@ -67,14 +67,25 @@ def runs(url: str, suite: str, version: str, scenario: str) -> pd.DataFrame:
     return data.runs_frame(_database(url), suite, version, scenario)
 
 
-@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner="Grouping runs…")
 def configurations(url: str, suite: str, version: str, scenario: str, f: data.Filters) -> Any:
-    return data.configurations(data.filter_runs(runs(url, suite, version, scenario), f))
+    # Grouped by the database: one row per configuration comes back, not every run.
+    return data.configurations_sql(_database(url), suite, version, scenario, f)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
-def label_options(url: str, suite: str, version: str, scenario: str) -> list[str]:
-    return data.label_counts(runs(url, suite, version, scenario))
+def facets(url: str, suite: str, version: str, scenario: str) -> data.Facets:
+    return data.facets(_database(url), suite, version, scenario)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def sweeps(url: str) -> pd.DataFrame:
+    return data.sweeps(_database(url))
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner="Loading sweep…")
+def sweep_points(url: str, sweep_id: str) -> pd.DataFrame:
+    return data.sweep_points(_database(url), sweep_id)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
@@ -107,6 +118,7 @@ def headline_power(url: str, run_ids: tuple[str, ...]) -> pd.DataFrame:
 SELECTION_KEYS = (
     "sel_group",
     "sel_hide_est",
+    "sel_mode",
     "sel_devices",
     "sel_hardware",
     "sel_runtimes",
@@ -138,9 +150,11 @@ class Selection:
 
     @property
     def title(self) -> str:
-        return f"{self.suite} {self.version} · {self.scenario}"
+        mode = "" if self.filters.mode == "edge" else f" · {self.filters.mode} mode"
+        return f"{self.suite} {self.version} · {self.scenario}{mode}"
 
     def runs(self) -> pd.DataFrame:
+        """Every run passing the filters (reads the whole group: the per-run view only)."""
         return data.filter_runs(
             runs(self.url, self.suite, self.version, self.scenario), self.filters
         )
@@ -180,24 +194,30 @@ def sidebar_selection(db: data.Database) -> Selection | None:
         help="Show only measured energy (counter, polled, external); estimates are TDP × "
         "CPU utilisation.",
     )
-    df = runs(db.url, suite, version, scenario)
+    fc = facets(db.url, suite, version, scenario)
+    modes = list(fc.modes) or ["edge"]
+    if st.session_state.get("sel_mode") not in modes:
+        st.session_state["sel_mode"] = modes[0]  # edge when there are edge runs
+    mode = sb.radio(
+        "Mode",
+        modes,
+        horizontal=True,
+        key="sel_mode",
+        help="Runs of one mode are ranked together: a cloud or hybrid run's own energy is "
+        "only the device's share, so compare those by energy-to-solution (edge + network, "
+        "modelled + cloud).",
+    )
     with sb.expander("Filters", expanded=False):
-        devices = st.multiselect("Device", sorted(df["device"].unique()), key="sel_devices")
+        devices = st.multiselect("Device", list(fc.devices), key="sel_devices")
         hardware = st.multiselect(
-            "Hardware (accelerator or CPU)",
-            sorted(df["hardware"].dropna().unique()),
-            key="sel_hardware",
+            "Hardware (accelerator or CPU)", list(fc.hardware), key="sel_hardware"
         )
-        runtimes = st.multiselect("Runtime", sorted(df["adapter"].unique()), key="sel_runtimes")
-        precisions = st.multiselect(
-            "Precision", sorted(df["precision"].unique()), key="sel_precisions"
-        )
+        runtimes = st.multiselect("Runtime", list(fc.runtimes), key="sel_runtimes")
+        precisions = st.multiselect("Precision", list(fc.precisions), key="sel_precisions")
         label_sel = st.multiselect(
-            "Labels (runs carrying all of them)",
-            label_options(db.url, suite, version, scenario),
-            key="sel_labels",
+            "Labels (runs carrying all of them)", list(fc.labels), key="sel_labels"
         )
-        lo, hi = df["started_at"].min().date(), df["started_at"].max().date()
+        lo, hi = fc.first_run, fc.last_run
         dates = st.date_input(
             "Run date (from, to)",
             value=[],  # empty: every date (a range kept from another suite would hide all)
@@ -214,6 +234,7 @@ def sidebar_selection(db: data.Database) -> Selection | None:
         since=since,
         until=until,
         hide_estimated=bool(hide_est),
+        mode=str(mode),
     )
     sb.caption(f"Database: `{db.display_url}` (read-only)")
     return Selection(db.url, suite, version, scenario, filters)
@@ -229,6 +250,16 @@ def _date_range(value: Any) -> tuple[date | None, date | None]:
         if len(vals) == 1:
             return vals[0], None
     return None, None
+
+
+def mode_note(sel: Selection) -> None:
+    """Pages that use J/inference: in cloud/hybrid mode it is only the device's share."""
+    if sel.filters.mode != "edge":
+        st.warning(
+            f"{sel.filters.mode} mode: J/inference here is the device's own share; network "
+            "(modelled) and cloud energy are not in it. See the leaderboard's "
+            "energy-to-solution and the Escalation sweep page."
+        )
 
 
 def estimate_legend() -> None:

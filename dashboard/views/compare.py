@@ -85,6 +85,7 @@ def render() -> None:
     if sel is None:
         st.info("No valid runs yet.")
         return
+    ui.mode_note(sel)
     configs = data.rank(sel.configurations(), "inferences_per_joule")
     if len(configs) < 2:
         st.info("Fewer than two configurations match the filters: nothing to compare.")

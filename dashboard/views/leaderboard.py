@@ -21,6 +21,7 @@ _SHOWN = (
     ("joules_per_inference", "J/inf"),
     ("uncertainty_pct", "± %"),
     ("tokens_per_joule", "tokens/J"),
+    ("energy_to_solution_j_per_inference", "energy-to-solution J/inf"),
     ("network_j_per_inference", "network J/inf (modelled)"),
     ("latency_p50_ms", "p50 ms"),
     ("latency_p90_ms", "p90 ms"),
@@ -44,7 +45,11 @@ def table(ranked: pd.DataFrame) -> pd.DataFrame:
     if "labels_json" in df:
         df["labels"] = data.labels_of(df)
     cols = [c for c, _ in _SHOWN if c in df.columns]
-    for optional in ("tokens_per_joule", "network_j_per_inference"):
+    for optional in (
+        "tokens_per_joule",
+        "network_j_per_inference",
+        "energy_to_solution_j_per_inference",
+    ):
         if optional in cols and df[optional].isna().all():
             cols.remove(optional)
     return df[cols].rename(columns=dict(_SHOWN))
@@ -58,7 +63,18 @@ def render() -> None:
         st.info("No valid runs to rank yet; invalid runs are never ranked.")
         return
     c1, c2 = st.columns([3, 2])
-    options = data.rankings_for(ui.runs(sel.url, sel.suite, sel.version, sel.scenario), sel.suite)
+    fc = ui.facets(sel.url, sel.suite, sel.version, sel.scenario)
+    mode = sel.filters.mode
+    options = data.rankings_for(sel.suite, has_tokens=fc.has_tokens, mode=mode)
+    # Another mode (or suite) brings its own default ranking: energy-to-solution for
+    # cloud/hybrid runs, whose own J/inference is only the device's share.
+    context = (sel.suite, mode)
+    if (
+        st.session_state.get("lb_context") != context
+        or st.session_state.get("lb_metric") not in options
+    ):
+        st.session_state["lb_metric"] = options[0]
+    st.session_state["lb_context"] = context
     metric = c1.radio(
         "Rank by",
         options,
@@ -86,6 +102,13 @@ def render() -> None:
         + (" (hidden: toggle in the sidebar)" if sel.filters.hide_estimated else "")
         + " · invalid runs are excluded"
     )
+    if mode != "edge":
+        st.info(
+            f"**{mode} mode:** inf/J and J/inf are the device's own share of the work (its "
+            "readers over its windows). Energy-to-solution adds the network (bytes measured, "
+            "joules **modelled**) and the cloud's compute (measured or estimated, see the run): "
+            "rank these runs by it, never against edge runs."
+        )
     shown = table(ranked.head(MAX_SHOWN_ROWS))
     st.dataframe(
         ui.highlight_estimates(shown),
@@ -97,6 +120,7 @@ def render() -> None:
             "± %": st.column_config.NumberColumn(format="%.0f"),
             "tokens/J": st.column_config.NumberColumn(format="%.3g"),
             "network J/inf (modelled)": st.column_config.NumberColumn(format="%.3g"),
+            "energy-to-solution J/inf": st.column_config.NumberColumn(format="%.3g"),
             "p50 ms": st.column_config.NumberColumn(format="%.3f"),
             "p90 ms": st.column_config.NumberColumn(format="%.3f"),
             "p99 ms": st.column_config.NumberColumn(format="%.3f"),

@@ -79,6 +79,7 @@ def render() -> None:
     if sel is None:
         st.info("No valid runs yet.")
         return
+    ui.mode_note(sel)
     configs = sel.configurations()
     st.subheader(f"{sel.title} · joules per inference vs p90 latency")
     usable = configs.dropna(subset=["joules_per_inference", "latency_p90_ms"])

@@ -39,6 +39,7 @@ def render() -> None:
     if sel is None:
         st.info("No valid runs yet.")
         return
+    ui.mode_note(sel)
     configs = sel.configurations()
     if configs.empty:
         st.warning("No configurations match the filters.")

@@ -21,9 +21,11 @@ import numpy as np
 
 from wattbench.harness.cache import ModelCache
 from wattbench.harness.config import RunConfig
+from wattbench.harness.network.energy_model import default_model
+from wattbench.harness.network.result import NetworkResult
 from wattbench.harness.power.base import EnergyMethod, EnergyScope
 from wattbench.harness.protocol import Runner
-from wattbench.harness.results import RunResult
+from wattbench.harness.results import GenerationMetrics, RunResult
 from wattbench.harness.stats import latency_histogram, latency_stats
 from wattbench.harness.testing import FakeAdapter, FakeClock, FakePowerReader, FakeSuite
 from wattbench.results_db.store import Store
@@ -42,15 +44,43 @@ class Hardware:
 
 
 HARDWARE = (
-    # Fast but hungry, frugal but slow: the Pareto page has a front to show.
+    # Made-up boards (the figures are synthetic: no name of a real product), each "like" a
+    # class of edge device. Fast but hungry, frugal but slow: the Pareto page has a front.
     Hardware(
-        "jetson-orin", "ARM Cortex-A78AE", "NVIDIA Jetson Orin Nano", 499.0, 15, 12.0, 4.0, 10.0
+        "synthetic-gpu-like",
+        "Synthetic CPU A (test data)",
+        "Synthetic GPU module A (test data)",
+        499.0,
+        15,
+        12.0,
+        4.0,
+        10.0,
     ),
-    Hardware("rpi5", "ARM Cortex-A76", None, 80.0, 12, 5.0, 3.1, 1.0),
-    Hardware("coral-dev", "ARM Cortex-A53", "Google Coral Edge TPU", 130.0, 10, 2.2, 1.6, 3.0),
-    Hardware("nuc13", "Intel Core i5-1340P", None, 650.0, 65, 28.0, 7.0, 6.0),
-    Hardware("hailo-8l", "ARM Cortex-A76", "Hailo-8L", 150.0, 14, 4.5, 3.0, 5.0),
+    Hardware("synthetic-sbc-like", "Synthetic CPU B (test data)", None, 80.0, 12, 5.0, 3.1, 1.0),
+    Hardware(
+        "synthetic-coral-like",
+        "Synthetic CPU C (test data)",
+        "Synthetic TPU stick C (test data)",
+        130.0,
+        10,
+        2.2,
+        1.6,
+        3.0,
+    ),
+    Hardware("synthetic-x86-like", "Synthetic CPU D (test data)", None, 650.0, 65, 28.0, 7.0, 6.0),
+    Hardware(
+        "synthetic-npu-like",
+        "Synthetic CPU B (test data)",
+        "Synthetic NPU card E (test data)",
+        150.0,
+        14,
+        4.5,
+        3.0,
+        5.0,
+    ),
 )
+#: Every seeded run carries it: the figures are made up, whatever the page shows.
+SYNTHETIC_LABEL = "synthetic"
 RUNTIMES = (
     ("onnxruntime", "1.20.1", "CPUExecutionProvider", 1.0),
     ("openvino", "2024.5.0", "CPU", 1.15),
@@ -80,7 +110,7 @@ def base_run(tmp: Path) -> RunResult:
         warmup_s=0.1,
         idle_s=1,
         cooldown_s=0,
-        device_name="bench-01",
+        device_name="synthetic-base-01",
     )
     adapter = FakeAdapter(clock, 0.004)
     reader = FakePowerReader(clock, lambda t: 5.0 + 0.5 * ((t * 7) % 1.0))
@@ -237,13 +267,14 @@ def vary(
 
 
 def lab_runs(base: RunResult, *, repeats: int = 2, seed: int = 7) -> list[RunResult]:
-    """Every hardware × runtime × precision, each device measured one way (the Raspberry
-    Pi and the NUC only by estimate), ``repeats`` runs each, two scenarios; some invalid."""
+    """Every hardware × runtime × precision, each device measured one way (the CPU-only
+    boards only by estimate), ``repeats`` runs each, two scenarios; some invalid."""
     rng = random.Random(seed)
     out: list[RunResult] = []
     day = 0
     for h_i, hw in enumerate(HARDWARE):
-        method = METHODS[3] if hw.name in ("rpi5", "nuc13") else METHODS[h_i % 3]
+        # The CPU-only boards only by estimate.
+        method = METHODS[3] if hw.accelerator is None else METHODS[h_i % 3]
         for runtime in RUNTIMES:
             for precision in PRECISIONS:
                 for scenario in ("single-stream", "offline"):
@@ -259,7 +290,7 @@ def lab_runs(base: RunResult, *, repeats: int = 2, seed: int = 7) -> list[RunRes
                                 precision=precision,
                                 method=method,
                                 scenario=scenario,
-                                labels=["lab", f"git:{rng.getrandbits(28):07x}"]
+                                labels=[SYNTHETIC_LABEL, "lab", f"git:{rng.getrandbits(28):07x}"]
                                 + (["nightly"] if k == 0 else []),
                                 started_at=START + timedelta(hours=7 * day),
                                 valid=rng.random() > 0.05,
@@ -268,9 +299,206 @@ def lab_runs(base: RunResult, *, repeats: int = 2, seed: int = 7) -> list[RunRes
     return out
 
 
+#: The seeded escalation sweep: its id and thresholds (``sweep:<id>``, ``threshold:<t>``).
+SWEEP_ID = "syn0sweep"
+THRESHOLDS = ("0", "0.25", "0.5", "0.75", "1")
+CLOUD_URL = "http://127.0.0.1:8765/"
+
+
+def network_run(
+    base: RunResult,
+    rng: random.Random,
+    *,
+    mode: str,
+    threshold: float | None,
+    labels: list[str],
+    started_at: datetime,
+    queries: int = 400,
+) -> RunResult:
+    """A hybrid (or cloud) run of the edge board "synthetic-npu-like" with a real
+    :class:`NetworkResult`: made-up confidences decide the escalations, bytes are counted per
+    escalated 54 kB JPEG, the network joules come from the real energy model (wifi) and the
+    cloud's joules per request from a made-up server reading."""
+    hw = HARDWARE[4]
+    edge = vary(
+        base,
+        rng,
+        hw=hw,
+        device_no=1,
+        runtime=RUNTIMES[0],
+        precision=PRECISIONS[2],
+        method=METHODS[1],
+        labels=labels,
+        started_at=started_at,
+    )
+    np_rng = np.random.default_rng(rng.getrandbits(32))
+    confidence = np_rng.beta(5, 1.5, queries)
+    # The edge model agrees with the cloud's less often the less sure it is.
+    edge_agrees = np_rng.random(queries) < 0.55 + 0.45 * confidence
+    escalate = np.ones(queries, bool) if mode == "cloud" else confidence < float(threshold or 0.0)
+    n_esc = int(escalate.sum())
+    failures = 1 if n_esc > 0 and threshold == 0.75 else 0  # one timed-out escalation
+    agreement = float(np.mean(np.where(escalate, True, edge_agrees)))
+    if failures:
+        agreement -= (1 - 0.55) / queries  # its edge answer was kept (and was wrong)
+    sent, received = n_esc * 54_312, n_esc * 263
+    header = n_esc * 2 * 52 * 40
+    wire = sent + received + header
+    energy = default_model().energy("wifi", wire)
+    head = edge.energy[0]
+    edge_j = (head.joules_per_inference or 0.0) * (0.08 if mode == "cloud" else 1.0)
+    cloud_j_req = 0.21 * rng.uniform(0.97, 1.03)  # server reader, joules per request
+    cloud_j = cloud_j_req * (n_esc - failures) / queries
+    network_j = energy.energy_j / queries
+    rtt = latency_stats(np_rng.lognormal(np.log(18e6), 0.2, max(n_esc, 1)))
+    net = NetworkResult(
+        mode=mode,
+        queries=queries,
+        escalated=n_esc,
+        escalation_failures=failures,
+        bytes_sent=sent,
+        bytes_received=received,
+        network_j_per_inference=network_j,
+        cloud_url=CLOUD_URL,
+        threshold=threshold,
+        escalation_rate=n_esc / queries,
+        payload="jpeg:90",
+        link="wifi",
+        bytes_method="tcp_info",
+        header_bytes=header,
+        wire_bytes=wire,
+        bytes_per_inference=wire / queries,
+        network_j_low_per_inference=energy.low_j / queries,
+        network_j_high_per_inference=energy.high_j / queries,
+        edge_j_per_inference=edge_j,
+        edge_energy_method=head.method.value,
+        cloud_j_per_inference=cloud_j,
+        cloud_energy="measured" if n_esc else "zero",
+        cloud_energy_basis="server reader per request (synthetic)",
+        energy_to_solution_j_per_inference=edge_j + network_j + cloud_j,
+        energy_to_solution_low_j=edge_j + energy.low_j / queries + cloud_j,
+        energy_to_solution_high_j=edge_j + energy.high_j / queries + cloud_j,
+        agreement_with_cloud=agreement,
+        round_trip=rtt if n_esc else None,
+        failures={"timeout": failures} if failures else {},
+        energy_model=default_model().describe("wifi"),
+    )
+    e2e = edge.latency.model_copy(
+        update={"p50_ms": edge.latency.p50_ms + net.escalation_rate * rtt.p50_ms}
+    )
+    return edge.model_copy(
+        update={
+            "config": edge.config.model_copy(
+                update={
+                    "mode": mode,
+                    "cloud_url": CLOUD_URL,
+                    "escalate_below": threshold,
+                    "labels": tuple(labels),
+                }
+            ),
+            "network": net,
+            "latency_e2e": e2e,
+            "warnings": (
+                [f"{failures} of {n_esc} escalations to {CLOUD_URL} failed (timeout: 1)"]
+                if failures
+                else []
+            ),
+        }
+    )
+
+
+def sweep_runs(base: RunResult, seed: int = 11) -> list[RunResult]:
+    """An escalation sweep over :data:`THRESHOLDS` plus one cloud-only baseline run."""
+    rng = random.Random(seed)
+    start = START + timedelta(days=60)
+    out = [
+        network_run(
+            base,
+            rng,
+            mode="hybrid",
+            threshold=float(t),
+            labels=[SYNTHETIC_LABEL, f"sweep:{SWEEP_ID}", f"threshold:{t}"],
+            started_at=start + timedelta(minutes=5 * i),
+        )
+        for i, t in enumerate(THRESHOLDS)
+    ]
+    out.append(
+        network_run(
+            base,
+            rng,
+            mode="cloud",
+            threshold=None,
+            labels=[SYNTHETIC_LABEL, "cloud-baseline"],
+            started_at=start + timedelta(minutes=30),
+        )
+    )
+    return out
+
+
+#: The slm runs' generation shape: prompt and output tokens per request.
+SLM_PROMPT_TOKENS, SLM_OUTPUT_TOKENS = 128, 64
+
+
+def slm_runs(base: RunResult, seed: int = 13) -> list[RunResult]:
+    """Text-generation runs (suite ``slm``) with real :class:`GenerationMetrics`: two
+    configurations, two runs each. Prefill and decode joules per token are made up;
+    tokens per joule is composed from them by the harness's formula (one standard request:
+    prompt + output tokens over prefill J per prompt + (output - 1) x decode J per token)."""
+    rng = random.Random(seed)
+    out = []
+    setups = (
+        (HARDWARE[0], ("onnxruntime-genai", "0.5.2", "CPUExecutionProvider", 1.0), METHODS[0]),
+        (HARDWARE[3], ("transformers", "4.57.0", "torch-cpu", 0.7), METHODS[3]),
+    )
+    for i, (hw, runtime, method) in enumerate(setups):
+        for k in range(2):
+            run = vary(
+                base,
+                rng,
+                hw=hw,
+                device_no=1 + k,
+                runtime=runtime,
+                precision=PRECISIONS[0],
+                method=method,
+                suite=("slm", "1.0"),
+                labels=[SYNTHETIC_LABEL, "slm"],
+                started_at=START + timedelta(days=70, hours=3 * (2 * i + k)),
+            )
+            np_rng = np.random.default_rng(rng.getrandbits(32))
+            speed = hw.speed * runtime[3]
+            prefill_j = 0.004 * hw.power_w / speed * rng.uniform(0.95, 1.05)
+            decode_j = 0.03 * hw.power_w / speed * rng.uniform(0.95, 1.05)
+            p, o = SLM_PROMPT_TOKENS, SLM_OUTPUT_TOKENS
+            gen = GenerationMetrics(
+                prompt_tokens=p,
+                output_tokens=o,
+                ttft_ms=latency_stats(np_rng.lognormal(np.log(40e6 / speed), 0.1, 20)),
+                tpot_ms=latency_stats(np_rng.lognormal(np.log(25e6 / speed), 0.1, 20 * o)),
+                prefill_tokens_per_s=p / (0.04 / speed),
+                decode_tokens_per_s=1 / (0.025 / speed),
+                prefill_j_per_token=prefill_j,
+                decode_j_per_token=decode_j,
+                tokens_per_joule=(p + o) / (prefill_j * p + (o - 1) * decode_j),
+                details={"synthetic": True},
+            )
+            out.append(
+                run.model_copy(
+                    update={
+                        "model": run.model.model_copy(
+                            update={"name": "synthetic-tiny-llama", "sha256": f"{i + 9:064x}"}
+                        ),
+                        "generation": gen,
+                    }
+                )
+            )
+    return out
+
+
 def seed(store: Store, tmp: Path, *, repeats: int = 2) -> list[RunResult]:
-    """Fill ``store`` with :func:`lab_runs`; returns them."""
-    runs = lab_runs(base_run(tmp), repeats=repeats)
+    """Fill ``store`` with :func:`lab_runs`, :func:`sweep_runs` and :func:`slm_runs`;
+    returns them."""
+    base = base_run(tmp)
+    runs = lab_runs(base, repeats=repeats) + sweep_runs(base) + slm_runs(base)
     for r in runs:
         store.save_run(r)
     return runs

@@ -19,9 +19,12 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from seed import seed_url
+
+from wattbench.harness.results import RunResult
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "build" / "test-artifacts"
@@ -55,10 +58,11 @@ def _wattbench() -> list[str]:
 
 
 @pytest.fixture
-def dashboard_server(tmp_path: Path) -> Iterator[str]:
-    """``wattbench dashboard`` on a seeded database and a free port; yields its URL."""
+def dashboard_server(tmp_path: Path) -> Iterator[tuple[str, list[RunResult]]]:
+    """``wattbench dashboard`` on a seeded database and a free port; yields its URL and the
+    seeded runs."""
     url = f"sqlite:///{tmp_path / 'lab.db'}"
-    seed_url(url, tmp_path)
+    runs = seed_url(url, tmp_path)
     port = _free_port()
     log = (tmp_path / "dashboard.log").open("wb")
     proc = subprocess.Popen(
@@ -85,7 +89,7 @@ def dashboard_server(tmp_path: Path) -> Iterator[str]:
             if time.monotonic() > deadline:
                 pytest.fail("wattbench dashboard did not answer within 60 s")
             time.sleep(0.2)
-        yield base
+        yield base, runs
     finally:
         try:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -96,7 +100,27 @@ def dashboard_server(tmp_path: Path) -> Iterator[str]:
         log.close()
 
 
-def test_leaderboard_and_pareto_render_in_chromium(dashboard_server: str) -> None:
+#: Screenshots taken (build/test-artifacts/, copied to docs/img/ on request).
+SHOTS = (
+    "dashboard-leaderboard.png",
+    "dashboard-pareto.png",
+    "dashboard-run-detail.png",
+    "dashboard-compare.png",
+    "dashboard-procurement.png",
+    "dashboard-escalation.png",
+)
+
+
+def _settle_and_shoot(page: Any, name: str, height: int = 1000) -> None:
+    # Streamlit scrolls inside its main block, so a "full page" is the viewport: make it
+    # as tall as the page's content.
+    page.set_viewport_size({"width": 1600, "height": height})
+    page.wait_for_timeout(1000)  # let charts and grids settle
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
+def test_pages_render_in_chromium(dashboard_server: tuple[str, list[RunResult]]) -> None:
+    base, runs = dashboard_server
     if not Path(CHROMIUM).exists():
         _unavailable(f"{CHROMIUM} is not installed (apt install chromium)")
     try:
@@ -108,7 +132,7 @@ def test_leaderboard_and_pareto_render_in_chromium(dashboard_server: str) -> Non
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1600, "height": 1000})
-            page.goto(dashboard_server, wait_until="domcontentloaded")
+            page.goto(base, wait_until="domcontentloaded")
             # Streamlit draws over a websocket: wait for the page's own text, then the grid.
             page.get_by_role("heading", name="Leaderboard").wait_for(timeout=60_000)
             grid = page.locator('[data-testid="stDataFrame"]').first
@@ -117,23 +141,50 @@ def test_leaderboard_and_pareto_render_in_chromium(dashboard_server: str) -> Non
             cells = page.locator('[data-testid="stDataFrame"] [role="gridcell"]')
             cells.first.wait_for(state="attached", timeout=30_000)
             text = " ".join(cells.all_text_contents())
-            assert "Hailo-8L" in text and "measured: polled · module" in text
+            assert (
+                "Synthetic NPU card E (test data)" in text and "measured: polled · module" in text
+            )
             assert text.split()[0] == "1"  # rank 1 first
             # Only the rows in view are mirrored; the caption counts the estimates.
             assert page.get_by_text("with ≈ ESTIMATED energy").count() == 1
-            page.wait_for_timeout(1000)  # let the grid settle before the screenshot
-            page.screenshot(path=str(ARTIFACTS / "dashboard-leaderboard.png"), full_page=True)
+            _settle_and_shoot(page, "dashboard-leaderboard.png")
 
-            page.goto(f"{dashboard_server}/pareto", wait_until="domcontentloaded")
+            page.goto(f"{base}/pareto", wait_until="domcontentloaded")
             page.get_by_role("heading", name="Pareto front").wait_for(timeout=60_000)
             page.locator(".js-plotly-plot .scatterlayer .point").first.wait_for(timeout=60_000)
             assert page.locator(".js-plotly-plot .scatterlayer .point").count() >= 10
-            page.wait_for_timeout(1000)
-            page.screenshot(path=str(ARTIFACTS / "dashboard-pareto.png"), full_page=True)
+            _settle_and_shoot(page, "dashboard-pareto.png")
+
+            # A measured (external, wall) run of the made-up TPU-like board.
+            run = next(
+                r for r in runs if r.valid and r.device["name"].startswith("synthetic-coral-like")
+            )
+            page.goto(f"{base}/run?run={run.run_id}", wait_until="domcontentloaded")
+            page.get_by_role("heading", name="Run detail").wait_for(timeout=60_000)
+            page.get_by_text(run.device["name"]).first.wait_for(timeout=60_000)
+            page.locator(".js-plotly-plot").nth(1).wait_for(timeout=60_000)
+            _settle_and_shoot(page, "dashboard-run-detail.png", 2400)
+
+            page.goto(f"{base}/compare", wait_until="domcontentloaded")
+            page.get_by_role("heading", name="Compare configurations").wait_for(timeout=60_000)
+            page.get_by_text("Deltas against the first").wait_for(timeout=60_000)
+            page.locator('[data-testid="stDataFrame"]').nth(1).wait_for(timeout=60_000)
+            _settle_and_shoot(page, "dashboard-compare.png", 1300)
+
+            page.goto(f"{base}/procurement", wait_until="domcontentloaded")
+            page.get_by_role("heading", name="Procurement").wait_for(timeout=60_000)
+            page.locator('[data-testid="stDataFrame"]').nth(1).wait_for(timeout=60_000)
+            _settle_and_shoot(page, "dashboard-procurement.png", 1500)
+
+            page.goto(f"{base}/escalation", wait_until="domcontentloaded")
+            page.get_by_role("heading", name="Escalation sweep").wait_for(timeout=60_000)
+            page.locator(".js-plotly-plot").nth(1).wait_for(timeout=60_000)
+            assert page.locator(".js-plotly-plot .scatterlayer .point").count() >= 5
+            _settle_and_shoot(page, "dashboard-escalation.png", 1900)
         finally:
             browser.close()
-    for name in ("dashboard-leaderboard.png", "dashboard-pareto.png"):
+    for name in SHOTS:
         assert (ARTIFACTS / name).stat().st_size > 10_000
     if os.environ.get("WATTBENCH_UPDATE_DOC_SCREENSHOTS") == "1":
-        for name in ("dashboard-leaderboard.png", "dashboard-pareto.png"):
+        for name in SHOTS:
             shutil.copyfile(ARTIFACTS / name, REPO / "docs" / "img" / name)

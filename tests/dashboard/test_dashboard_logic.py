@@ -84,10 +84,15 @@ def test_runs_configurations_rank_and_filters(lab_sqlite: LabDb) -> None:
     url, runs = lab_sqlite
     db = data.open_readonly(url)
     runs_df = data.runs_frame(db, "mobilenet_v2", "1.0", "single-stream")
-    valid = [r for r in runs if r.valid and r.scenario == "single-stream"]
+    valid = [
+        r for r in runs if r.valid and r.suite == "mobilenet_v2" and r.scenario == "single-stream"
+    ]
     assert set(runs_df["run_id"]) == {r.run_id for r in valid}  # invalid runs excluded
-    configs = data.configurations(runs_df)
-    assert configs["runs"].sum() == len(valid)
+    edge = [r for r in valid if r.config.mode == "edge"]
+    configs = data.configurations(data.filter_runs(runs_df, data.Filters()))
+    assert configs["runs"].sum() == len(edge)  # one mode at a time, edge by default
+    hybrid = data.filter_runs(runs_df, data.Filters(mode="hybrid"))
+    assert set(hybrid["run_id"]) == {r.run_id for r in valid if r.config.mode == "hybrid"}
     # A configuration never mixes measured and estimated energy.
     assert (configs["estimated"] == configs["energy"].str.startswith("≈")).all()
     ranked = data.rank(configs, "inferences_per_joule")
@@ -101,10 +106,97 @@ def test_runs_configurations_rank_and_filters(lab_sqlite: LabDb) -> None:
     assert len(nightly) and all({"lab", "nightly"} <= set(x) for x in data.labels_of(nightly))
     oct_only = data.filter_runs(runs_df, data.Filters(until=date(2026, 10, 31)))
     assert (oct_only["started_at"].dt.month == 10).all()
-    hailo = data.filter_runs(runs_df, data.Filters(hardware=("Hailo-8L",), precisions=("int8",)))
-    assert set(hailo["hardware"]) == {"Hailo-8L"} and set(hailo["precision"]) == {"int8"}
-    assert "tokens_per_joule" not in data.rankings_for(runs_df, "mobilenet_v2")
-    assert data.rankings_for(runs_df, "slm")[0] == "tokens_per_joule"
+    npu = "Synthetic NPU card E (test data)"
+    some = data.filter_runs(runs_df, data.Filters(hardware=(npu,), precisions=("int8",)))
+    assert set(some["hardware"]) == {npu} and set(some["precision"]) == {"int8"}
+    assert "tokens_per_joule" not in data.rankings_for("mobilenet_v2")
+    assert data.rankings_for("slm")[0] == "tokens_per_joule"
+    assert data.rankings_for("mobilenet_v2", mode="hybrid")[0] == (
+        "energy_to_solution_j_per_inference"
+    )
+    db.close()
+
+
+_SQL_FILTERS = (
+    data.Filters(),
+    data.Filters(mode="hybrid"),
+    data.Filters(hide_estimated=True, labels=("nightly",)),
+    data.Filters(precisions=("int8",), runtimes=("openvino",), until=date(2026, 10, 31)),
+    data.Filters(devices=("synthetic-coral-like-02",), since=date(2026, 10, 20)),
+)
+
+
+def check_sql_grouping_matches_pandas(db: data.Database) -> None:
+    """The configurations grouped by the database equal those grouped in pandas."""
+    import pandas as pd
+
+    runs_df = data.runs_frame(db, "mobilenet_v2", "1.0", "single-stream")
+    cols = [
+        "config",
+        "energy",
+        "mode",
+        "inferences_per_joule",
+        "joules_per_inference",
+        "latency_p90_ms",
+        "throughput_ips",
+        "uncertainty_pct",
+        "energy_to_solution_j_per_inference",
+        "purchase_price",
+        "runs",
+        "devices",
+        "run_id",
+        "last_run",
+    ]
+    sizes = []
+    for f in _SQL_FILTERS:
+        sql = data.configurations_sql(db, "mobilenet_v2", "1.0", "single-stream", f)
+        pandas = data.configurations(data.filter_runs(runs_df, f))
+        sizes.append(len(sql))
+        pd.testing.assert_frame_equal(
+            sql.sort_values("config")[cols].reset_index(drop=True),
+            pandas.sort_values("config")[cols].reset_index(drop=True),
+            check_dtype=False,
+        )
+        assert [sorted(x) for x in sql.sort_values("config")["run_ids"]] == [
+            sorted(x) for x in pandas.sort_values("config")["run_ids"]
+        ]
+    assert sizes[0] > sizes[2] > 0 and sizes[1] == 1 and 0 < sizes[3] < sizes[0]
+
+
+def test_configurations_grouped_in_sql_match_pandas_sqlite(lab_sqlite: LabDb) -> None:
+    db = data.open_readonly(lab_sqlite[0])
+    check_sql_grouping_matches_pandas(db)
+    fc = data.facets(db, "mobilenet_v2", "1.0", "single-stream")
+    assert fc.modes == ("edge", "hybrid", "cloud")
+    assert fc.labels[0] == "synthetic" and "nightly" in fc.labels
+    assert len(fc.hardware) == 5 and all("Synthetic" in h for h in fc.hardware)
+    db.close()
+
+
+def test_sweep_points_come_from_the_stored_network_sections(lab_sqlite: LabDb) -> None:
+    from seed import SWEEP_ID, THRESHOLDS
+
+    url, runs = lab_sqlite
+    db = data.open_readonly(url)
+    sw = data.sweeps(db)
+    assert list(sw["sweep"]) == [SWEEP_ID]
+    assert sw["kind"][0] == "threshold" and sw["runs"][0] == len(THRESHOLDS)
+    pts = data.sweep_points(db, SWEEP_ID)
+    assert list(pts["value"]) == list(THRESHOLDS)
+    by_id = {r.run_id: r for r in runs}
+    for p in pts.itertuples():
+        n = by_id[p.run_id].network
+        assert n is not None and n.threshold == float(p.value)
+        assert p.energy_to_solution_j == pytest.approx(n.energy_to_solution_j_per_inference)
+        assert p.energy_to_solution_j == pytest.approx(p.edge_j + p.network_j + p.cloud_j)
+        assert p.agreement_with_cloud == pytest.approx(n.agreement_with_cloud)
+        assert p.network_energy == "modelled"
+        assert p.edge_energy.startswith("measured: polled")
+    # More escalation: more energy and closer agreement with the cloud.
+    assert pts["escalation_rate"].is_monotonic_increasing
+    assert pts["energy_to_solution_j"].is_monotonic_increasing
+    assert pts["agreement_with_cloud"].iloc[-1] > pts["agreement_with_cloud"].iloc[0]
+    assert data.sweep_points(db, SWEEP_ID[:-1]).empty  # a prefix is not the sweep
     db.close()
 
 

@@ -20,16 +20,29 @@ def _ok(at: Any) -> None:
     assert not at.error, [e.value for e in at.error]
 
 
-def _valid(runs: list[RunResult], scenario: str = "single-stream") -> list[RunResult]:
-    return [r for r in runs if r.valid and r.scenario == scenario]
+def _valid(
+    runs: list[RunResult], scenario: str = "single-stream", mode: str = "edge"
+) -> list[RunResult]:
+    return [
+        r
+        for r in runs
+        if r.valid
+        and r.suite == "mobilenet_v2"
+        and r.scenario == scenario
+        and r.config.mode == mode
+    ]
 
 
 def check_leaderboard(at: Any, runs: list[RunResult]) -> None:
     _ok(at)
     assert at.title[0].value == "Leaderboard"
-    # The default selection is the group with the most valid runs.
+    # The default selection is the group with the most valid runs (of every mode).
     scenario = max(
-        ("single-stream", "offline"), key=lambda s: (len(_valid(runs, s)), s == "single-stream")
+        ("single-stream", "offline"),
+        key=lambda s: (
+            sum(r.valid and r.suite == "mobilenet_v2" and r.scenario == s for r in runs),
+            s == "single-stream",
+        ),
     )
     table = at.dataframe[0].value
     ranked = table["inf/J"].tolist()
@@ -49,6 +62,49 @@ def check_leaderboard(at: Any, runs: list[RunResult]) -> None:
     }
     assert len(table) == len(configs)
     assert at.get("download_button")
+    # Only edge runs rank here: the sweep's hybrid runs and the cloud run are elsewhere.
+    assert "energy-to-solution J/inf" not in table.columns
+    assert at.sidebar.radio(key="sel_mode").value == "edge"
+
+
+def check_leaderboard_hybrid(at: Any, runs: list[RunResult]) -> None:
+    at.sidebar.radio(key="sel_mode").set_value("hybrid").run()
+    _ok(at)
+    table = at.dataframe[0].value
+    e2s = table["energy-to-solution J/inf"].tolist()
+    assert e2s == sorted(e2s)  # ranked by energy-to-solution, lowest first
+    assert len(table) == 1 and table["runs"][0] == len(_valid(runs, mode="hybrid"))
+    assert any("device's own share" in i.value for i in at.info)
+    at.radio(key="lb_per").set_value("run").run()
+    _ok(at)
+    per_run = at.dataframe[0].value
+    expected = sorted(
+        r.network.energy_to_solution_j_per_inference  # type: ignore[union-attr]
+        for r in _valid(runs, mode="hybrid")
+    )
+    assert per_run["energy-to-solution J/inf"].tolist() == pytest.approx(expected)
+
+
+def check_escalation(at: Any, runs: list[RunResult]) -> None:
+    from seed import SWEEP_ID, THRESHOLDS
+
+    _ok(at)
+    assert at.title[0].value == "Escalation sweep"
+    assert at.selectbox(key="esc_sweep").value == SWEEP_ID
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2  # the curve, the stacked parts
+    table = at.dataframe[0].value
+    assert list(table["value"]) == list(THRESHOLDS)
+    by_id = {r.run_id: r for r in runs}
+    for row in table.itertuples():
+        n = by_id[row.detail.removeprefix("run?run=")].network
+        assert n is not None
+        assert row._3 == pytest.approx(n.energy_to_solution_j_per_inference)  # e-t-s J/inf
+    assert (table["network J/inf (modelled)"].diff().dropna() >= 0).all()
+    assert set(table["cloud energy"]) == {"zero", "measured"}
+    assert at.get("download_button")
+    at.radio(key="esc_axis").set_value("escalation rate").run()
+    _ok(at)
 
 
 def check_pareto(at: Any) -> None:
@@ -118,6 +174,38 @@ def test_leaderboard_hides_estimates_and_filters(
     assert "device" in at.dataframe[0].value.columns
 
 
+def test_leaderboard_ranks_one_mode_at_a_time(
+    lab_sqlite: LabDb, run_page: Callable[..., Any]
+) -> None:
+    url, runs = lab_sqlite
+    check_leaderboard_hybrid(run_page(url, "leaderboard"), runs)
+
+
+def test_escalation_sweep(lab_sqlite: LabDb, run_page: Callable[..., Any]) -> None:
+    url, runs = lab_sqlite
+    check_escalation(run_page(url, "escalation"), runs)
+
+
+def test_slm_ranks_by_tokens_per_joule(lab_sqlite: LabDb, run_page: Callable[..., Any]) -> None:
+    import statistics
+
+    url, runs = lab_sqlite
+    at = run_page(url, "leaderboard")
+    at.sidebar.selectbox(key="sel_group").set_value("slm\x1f1.0\x1fsingle-stream").run()
+    _ok(at)
+    assert at.radio(key="lb_metric").value == "tokens_per_joule"  # first for the slm suite
+    table = at.dataframe[0].value
+    slm = [r for r in runs if r.suite == "slm" and r.valid]
+    by_hw: dict[str, list[float]] = {}
+    for r in slm:
+        assert r.generation is not None and r.generation.tokens_per_joule is not None
+        hw = r.device.get("accelerator") or r.device["cpu_model"]
+        by_hw.setdefault(hw, []).append(r.generation.tokens_per_joule)
+    expected = sorted(((statistics.median(v), k) for k, v in by_hw.items()), reverse=True)
+    assert list(table["hardware"]) == [k for _v, k in expected]
+    assert table["tokens/J"].tolist() == pytest.approx([v for v, _k in expected])
+
+
 def test_pareto(lab_sqlite: LabDb, run_page: Callable[..., Any]) -> None:
     check_pareto(run_page(lab_sqlite[0], "pareto"))
 
@@ -179,7 +267,7 @@ def test_empty_database_explains_how_to_get_a_first_result(
         from wattbench.results_db.store import Store
 
         Store.open(url).close()  # schema, no runs
-    for page in ("leaderboard", "pareto", "run", "compare", "procurement"):
+    for page in ("leaderboard", "pareto", "run", "compare", "procurement", "escalation"):
         at = run_page(url, page)
         _ok(at)
         assert "wattbench run --suite mobilenet_v2" in at.code[0].value
@@ -204,7 +292,7 @@ def test_pages_do_not_write(lab_sqlite: LabDb, run_page: Callable[..., Any]) -> 
     url, runs = lab_sqlite
     path = Path(url.removeprefix("sqlite:///"))
     before = hashlib.sha256(path.read_bytes()).hexdigest()
-    for page in ("leaderboard", "pareto", "compare", "procurement"):
+    for page in ("leaderboard", "pareto", "compare", "procurement", "escalation"):
         _ok(run_page(url, page))
     _ok(run_page(url, "run", {"run": runs[0].run_id}))
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
@@ -225,3 +313,14 @@ def test_every_page_on_postgresql(
     # One run per configuration here: 3 trials a side, still enough for a CI.
     check_compare(at)
     check_procurement(run_page(pg_url, "procurement"))
+    check_leaderboard_hybrid(run_page(pg_url, "leaderboard"), runs)
+    check_escalation(run_page(pg_url, "escalation"), runs)
+    from test_dashboard_logic import check_sql_grouping_matches_pandas
+
+    from wattbench.dashboard import data
+
+    db = data.open_readonly(pg_url)
+    try:
+        check_sql_grouping_matches_pandas(db)
+    finally:
+        db.close()
