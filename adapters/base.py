@@ -35,6 +35,11 @@ class AdapterOptions(BaseModel):
         default=None, ge=1, description="Intra-op threads; None keeps the runtime default."
     )
     precision: Precision = Field(default="fp32", description="Numeric precision of the model.")
+    extra: dict[str, str] = Field(
+        default_factory=dict,
+        description="Adapter-specific settings (--adapter-opt KEY=VALUE); each adapter rejects "
+        "keys it does not know.",
+    )
 
 
 class TensorSpec(BaseModel):

@@ -37,6 +37,7 @@ from wattbench.adapters.litert import (
     one_line,
     open_interpreter,
 )
+from wattbench.adapters.options import check_keys
 from wattbench.harness.availability import Availability
 from wattbench.harness.errors import ConfigError, ModelError, UnavailableError
 
@@ -222,6 +223,7 @@ class CoralAdapter(Adapter):
 
     # -- loading -------------------------------------------------------------------------
     def load(self, artifact: ModelArtifact, options: AdapterOptions) -> Session:
+        check_keys(self.name, options.extra, {})
         if artifact.format not in self.formats:
             raise ConfigError(
                 f"coral loads Edge TPU-compiled TFLite models, not {artifact.format}: "

@@ -38,6 +38,7 @@ from wattbench.adapters.base import (
     Session,
     TensorSpec,
 )
+from wattbench.adapters.options import check_keys, choice
 from wattbench.harness.availability import Availability
 from wattbench.harness.errors import ConfigError, ModelError, UnavailableError
 
@@ -52,6 +53,9 @@ INTERPRETER_MODULES = (
 EDGETPU_CUSTOM_OP = "edgetpu-custom-op"
 
 _INT_DTYPES = (np.dtype(np.uint8), np.dtype(np.int8))
+
+#: --adapter-opt keys this adapter understands, with their values
+KNOWN_OPTIONS = {"delegate": "xnnpack|none, default xnnpack (none: LiteRT's builtin kernels)"}
 
 
 def import_interpreter() -> tuple[ModuleType, str, str] | None:
@@ -265,7 +269,10 @@ class LiteRtSession(Session):
         return result
 
     def describe(self) -> AdapterDescription:
-        recorded: dict[str, Any] = {"num_threads": self._options.threads or "runtime default"}
+        recorded: dict[str, Any] = {
+            "num_threads": self._options.threads or "runtime default",
+            "adapter_options": dict(self._options.extra),
+        }
         if self._default_delegate:
             recorded["xnnpack"] = (
                 "not reported" if self._delegated is None else self._provider == "XNNPACK"
@@ -374,12 +381,23 @@ class LiteRtAdapter(Adapter):
                 f"unknown device {options.device!r} for litert (use cpu; for an Edge TPU use "
                 f"--adapter coral)"
             )
+        check_keys(self.name, options.extra, KNOWN_OPTIONS)
+        delegate = choice(
+            self.name, "delegate", options.extra.get("delegate", "xnnpack"), ["xnnpack", "none"]
+        )
         path = Path(artifact.path)
         if not path.is_file():
             raise ModelError(f"model file not found: {path} (check the --model path)")
-        interpreter = open_interpreter(
-            mod.Interpreter, path, self._runtime_name, num_threads=options.threads
-        )
+        kwargs: dict[str, Any] = {"num_threads": options.threads}
+        if delegate == "none":
+            resolver = getattr(mod, "OpResolverType", None)
+            if resolver is None:
+                raise ConfigError(
+                    f"{self._runtime_name} {self._version} cannot turn off its default delegate "
+                    f"(no OpResolverType): drop --adapter-opt delegate=none"
+                )
+            kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        interpreter = open_interpreter(mod.Interpreter, path, self._runtime_name, **kwargs)
         precision, kind = model_precision(interpreter)
         check_precision(options, precision, kind, path)
         return LiteRtSession(

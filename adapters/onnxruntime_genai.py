@@ -41,6 +41,7 @@ from wattbench.adapters.generative import (
     as_token_ids,
     first_line,
 )
+from wattbench.adapters.options import check_keys
 from wattbench.harness.availability import Availability
 from wattbench.harness.errors import ConfigError, ModelError, UnavailableError
 
@@ -163,6 +164,7 @@ class OnnxGenAiAdapter(GenerativeAdapter):
         return str(og.__version__) if og is not None else None
 
     def load(self, artifact: ModelArtifact, options: AdapterOptions) -> OnnxGenAiSession:
+        check_keys(self.name, options.extra, {})
         og = _import_og()
         if og is None:
             raise UnavailableError(f"onnxruntime-genai is not installed: {INSTALL_HINT}")

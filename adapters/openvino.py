@@ -12,11 +12,28 @@ with AVX512-BF16/AMX, so ``fp32`` sets ``INFERENCE_PRECISION_HINT=f32``;
 (the CPU plugin would silently run bf16 instead); ``int8`` means a quantised
 model (FakeQuantize nodes, e.g. a full-integer TFLite or an NNCF model) whose
 float remainder runs in f32.
+
+Settings (``--adapter-opt KEY=VALUE``, :data:`KNOWN_OPTIONS`): ``performance_hint``
+(LATENCY, THROUGHPUT or CUMULATIVE_THROUGHPUT), ``num_streams`` (N or AUTO) and
+``infer_requests`` (N). Unknown keys are refused.
+
+Concurrency. The session holds a pool of InferRequests (``infer_requests`` of them,
+default 1 under LATENCY and the compiled model's ``OPTIMAL_NUMBER_OF_INFER_REQUESTS``
+otherwise). Each ``run`` takes an idle request, runs it synchronously and puts it
+back; OpenVINO releases the GIL inside ``infer``, so the offline and server
+scenarios' ``--concurrency`` worker threads keep that many requests in flight at
+once, each on one of the compiled model's streams: worker thread ↔ InferRequest ↔
+stream, the same overlap as an ``AsyncInferQueue`` with ``--concurrency`` jobs. When
+more threads than requests run at once, the pool creates another request rather
+than make a thread wait (a wait would count as latency); describe() reports how many
+exist. For throughput, pass ``--scenario offline --concurrency N --adapter-opt
+performance_hint=THROUGHPUT`` with N = the reported ``OPTIMAL_NUMBER_OF_INFER_REQUESTS``.
 """
 
 from __future__ import annotations
 
 import importlib
+import queue
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -33,6 +50,7 @@ from wattbench.adapters.base import (
     Session,
     TensorSpec,
 )
+from wattbench.adapters.options import check_keys, choice, positive_int
 from wattbench.harness.availability import Availability
 from wattbench.harness.errors import ConfigError, ModelError, UnavailableError
 
@@ -47,7 +65,15 @@ PRECISION_HINTS: dict[Precision, str] = {"fp32": "f32", "fp16": "f16", "int8": "
 #: device OPTIMIZATION_CAPABILITIES entry a precision hint needs
 _CAPABILITY = {"f32": "FP32", "f16": "FP16"}
 
-PerformanceHint = Literal["LATENCY", "THROUGHPUT"]
+PerformanceHint = Literal["LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT"]
+PERFORMANCE_HINTS: tuple[PerformanceHint, ...] = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
+
+#: --adapter-opt keys this adapter understands, with their values
+KNOWN_OPTIONS = {
+    "performance_hint": "|".join(PERFORMANCE_HINTS) + ", default LATENCY",
+    "num_streams": "N >= 1 or AUTO, default: the hint's",
+    "infer_requests": "N >= 1, default 1 under LATENCY, else OPTIMAL_NUMBER_OF_INFER_REQUESTS",
+}
 
 #: compiled-model properties recorded by describe()
 RECORDED_PROPERTIES = (
@@ -55,6 +81,7 @@ RECORDED_PROPERTIES = (
     "NUM_STREAMS",
     "INFERENCE_NUM_THREADS",
     "INFERENCE_PRECISION_HINT",
+    "OPTIMAL_NUMBER_OF_INFER_REQUESTS",
 )
 
 
@@ -132,7 +159,7 @@ def is_quantized(model: Any) -> bool:
 
 
 class OpenVinoSession(Session):
-    """A compiled model with one reusable InferRequest."""
+    """A compiled model with a pool of reusable InferRequests (one per concurrent caller)."""
 
     def __init__(
         self,
@@ -141,13 +168,20 @@ class OpenVinoSession(Session):
         options: AdapterOptions,
         device: str,
         precision: Precision,
+        infer_requests: int = 1,
+        requests_source: str = "default",
     ) -> None:
         self._compiled = compiled
         self._ov = ov
         self._options = options
         self._device = device
         self._precision = precision
-        self._request = compiled.create_infer_request()
+        self._pool: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        for _ in range(infer_requests):
+            self._pool.put(compiled.create_infer_request())
+        self._created = infer_requests
+        self._requested = infer_requests
+        self._requests_source = requests_source
         self._inputs = [_spec(p) for p in compiled.inputs]
         self._outputs = [_spec(p) for p in compiled.outputs]
         self._index = {s.name: i for i, s in enumerate(self._inputs)}
@@ -186,11 +220,19 @@ class OpenVinoSession(Session):
 
     def run(self, prepared: Any) -> Sequence[np.ndarray]:
         # zero-copy inputs (prepare made them contiguous and of the right dtype);
-        # outputs copied out of the request's tensors
-        return [
-            a.copy()
-            for a in self._request.infer(prepared, share_inputs=True, share_outputs=True).values()
-        ]
+        # outputs copied out of the request's tensors before the request is reused
+        try:
+            request = self._pool.get_nowait()
+        except queue.Empty:  # more concurrent callers than requests: add one, never wait
+            request = self._compiled.create_infer_request()
+            self._created += 1
+        try:
+            return [
+                a.copy()
+                for a in request.infer(prepared, share_inputs=True, share_outputs=True).values()
+            ]
+        finally:
+            self._pool.put(request)
 
     def _properties(self) -> dict[str, Any]:
         c = self._compiled
@@ -226,11 +268,19 @@ class OpenVinoSession(Session):
             device=self._options.device,
             execution_provider=",".join(devices) if isinstance(devices, list) else str(devices),
             precision=self._precision,
-            options={"device": self._device, **props},
+            options={
+                "device": self._device,
+                **props,
+                "infer_requests": self._requested,
+                "infer_requests_source": self._requests_source,
+                "infer_requests_created": self._created,
+                "concurrency_model": "one InferRequest per concurrent run() caller (thread)",
+                "adapter_options": dict(self._options.extra),
+            },
         )
 
     def close(self) -> None:
-        self._request = None
+        self._pool = queue.SimpleQueue()
         self._compiled = None
 
 
@@ -336,12 +386,27 @@ class OpenVinoAdapter(Adapter):
                     f"OpenVINO {device} has no FP16 support (capabilities: {', '.join(caps)}): "
                     f"use --precision fp32 or a device with FP16 (e.g. --device gpu)"
                 )
-        config: dict[str, Any] = {
-            "PERFORMANCE_HINT": self.performance_hint,
-            "INFERENCE_PRECISION_HINT": hint,
-        }
+        extra = options.extra
+        check_keys(self.name, extra, KNOWN_OPTIONS)
+        perf = choice(
+            self.name,
+            "performance_hint",
+            extra.get("performance_hint", self.performance_hint),
+            PERFORMANCE_HINTS,
+        )
+        config: dict[str, Any] = {"PERFORMANCE_HINT": perf, "INFERENCE_PRECISION_HINT": hint}
         if options.threads is not None:
             config["INFERENCE_NUM_THREADS"] = options.threads
+        if "num_streams" in extra:
+            v = extra["num_streams"]
+            config["NUM_STREAMS"] = (
+                "AUTO" if v.upper() == "AUTO" else positive_int(self.name, "num_streams", v)
+            )
+        requests = (
+            positive_int(self.name, "infer_requests", extra["infer_requests"])
+            if "infer_requests" in extra
+            else None
+        )
         try:
             compiled = core.compile_model(model, device, config)
         except Exception as exc:
@@ -350,7 +415,13 @@ class OpenVinoAdapter(Adapter):
                 f"{first_message(exc)} (check the {device.split('.')[0]} driver or use "
                 f"--device cpu)"
             ) from exc
-        session = OpenVinoSession(compiled, ov, options, device, options.precision)
+        if requests is not None:
+            n, source = requests, "user"
+        elif perf == "LATENCY":
+            n, source = 1, "default (LATENCY: one query in flight)"
+        else:
+            n, source = self._optimal_requests(compiled), "OPTIMAL_NUMBER_OF_INFER_REQUESTS"
+        session = OpenVinoSession(compiled, ov, options, device, options.precision, n, source)
         used = session.describe().options.get("INFERENCE_PRECISION_HINT")
         if used not in (hint, "not reported"):
             session.close()
@@ -359,6 +430,13 @@ class OpenVinoAdapter(Adapter):
                 f"use --precision fp32 or a device that supports {options.precision}"
             )
         return session
+
+    @staticmethod
+    def _optimal_requests(compiled: Any) -> int:
+        try:
+            return max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+        except Exception:  # plugins that do not report it
+            return 1
 
     @staticmethod
     def _capabilities(core: Any, device: str) -> list[str] | None:

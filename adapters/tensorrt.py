@@ -68,6 +68,7 @@ from wattbench.adapters.base import (
     Session,
     TensorSpec,
 )
+from wattbench.adapters.options import check_keys, positive_int
 from wattbench.harness.availability import Availability
 from wattbench.harness.cache import ModelCache
 from wattbench.harness.errors import ConfigError, ModelError, UnavailableError
@@ -79,6 +80,13 @@ CUDA_HINT = "pip install 'wattbench[tensorrt]' (pulls cuda-python)"
 _DEVICES_HINT = "use cuda, cuda:N, dla:0 or dla:1"
 #: default builder workspace pool limit (bytes)
 DEFAULT_WORKSPACE = 1 << 30
+
+#: --adapter-opt keys this adapter understands, with their values
+KNOWN_OPTIONS = {
+    "calibration_cache": "PATH of an int8 calibration cache (trtexec/polygraphy)",
+    "workspace_mib": "N >= 1, builder workspace limit, default 1024",
+    "max_batch": "N >= 1, the optimisation profile's largest batch, default 1",
+}
 
 
 def _import_trt() -> ModuleType | None:
@@ -345,6 +353,7 @@ class TensorRtSession(Session):
             "d2h_copy_in_run": True,
             "stream_synchronize_in_run": True,
             **info.extra,
+            "adapter_options": dict(self._options.extra),
         }
         if self._dla_core is not None:
             opts["gpu_fallback"] = True
@@ -446,6 +455,33 @@ class TensorRtAdapter(Adapter):
         return (self._cache_root or ModelCache().root) / "tensorrt"
 
     def load(self, artifact: ModelArtifact, options: AdapterOptions) -> Session:
+        """Build or reuse the engine; ``--adapter-opt`` (:data:`KNOWN_OPTIONS`) overrides the
+        constructor's calibration cache, workspace and maximum batch."""
+        extra = options.extra
+        check_keys(self.name, extra, KNOWN_OPTIONS)
+        if not extra:
+            return self._load(artifact, options)
+        workspace = self._workspace
+        if "workspace_mib" in extra:
+            workspace = positive_int(self.name, "workspace_mib", extra["workspace_mib"]) << 20
+        calibration = self._calibration_cache
+        if "calibration_cache" in extra:
+            calibration = Path(extra["calibration_cache"]).expanduser()
+        max_batch = self._max_batch
+        if "max_batch" in extra:
+            max_batch = positive_int(self.name, "max_batch", extra["max_batch"])
+        configured = TensorRtAdapter(
+            self._trt,
+            self._cudart,
+            cache_root=self._cache_root,
+            calibration_cache=calibration,
+            workspace=workspace,
+            max_batch=max_batch,
+            input_shapes=self._input_shapes,
+        )
+        return configured._load(artifact, options)
+
+    def _load(self, artifact: ModelArtifact, options: AdapterOptions) -> Session:
         trt, cudart = self._runtimes()
         if artifact.format not in self.formats:
             raise ConfigError(
@@ -468,7 +504,7 @@ class TensorRtAdapter(Adapter):
                     "int8 needs a TensorRT calibration cache: produce one with "
                     "`trtexec --onnx=MODEL --int8 --calib=FILE` (or polygraphy convert "
                     "--int8 --calibration-cache FILE) and pass "
-                    "TensorRtAdapter(calibration_cache=FILE)"
+                    "--adapter-opt calibration_cache=FILE"
                 )
             try:
                 calib = Path(self._calibration_cache).read_bytes()

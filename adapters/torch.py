@@ -26,7 +26,18 @@ it and the float32 matmul precision, and the adapter leaves both as they are.
 
 fp16 runs on CUDA only: PyTorch's CPU half-precision kernels work but are
 roughly 16× slower than fp32 (MobileNetV2, torch 2.13, one thread: 245 ms vs
-15 ms), which would measure a fallback path rather than the hardware.
+15 ms), which would measure a fallback path rather than the hardware. A float
+model is cast at load (``module.half()``).
+
+int8 means a model quantised by PyTorch itself (``torch.ao.quantization``, e.g.
+the suite's FX post-training static model): its I/O signature says
+``"precision": "int8"`` and the ``quantized_engine`` it was built for. Quantised
+kernels run on the CPU only. Packed weights are re-packed for the engine in
+effect when the file is loaded, so ``load`` sets ``torch.backends.quantized.engine``
+(process-global, like the thread count) to the model's engine first and
+``describe()`` reports it. Inputs and outputs stay float32.
+
+No ``--adapter-opt`` keys: any is refused.
 
 TorchScript files carry no tensor shapes, so the model's I/O signature is
 stored in the archive member :data:`IO_EXTRA_FILE` as JSON::
@@ -43,6 +54,7 @@ from __future__ import annotations
 import importlib
 import json
 import warnings
+import zipfile
 from collections.abc import Mapping, Sequence
 from types import ModuleType
 from typing import Any, ClassVar
@@ -55,9 +67,11 @@ from wattbench.adapters.base import (
     AdapterDescription,
     AdapterOptions,
     ModelArtifact,
+    Precision,
     Session,
     TensorSpec,
 )
+from wattbench.adapters.options import check_keys
 from wattbench.harness.availability import Availability
 from wattbench.harness.errors import ConfigError, ModelError, UnavailableError
 
@@ -136,8 +150,24 @@ def _io_specs(raw: str | bytes, path: object) -> tuple[list[TensorSpec], list[Te
     return inputs, outputs
 
 
+def read_io_meta(path: object) -> dict[str, Any]:
+    """The archive's :data:`IO_EXTRA_FILE` as a dict, read with zipfile (no torch import).
+
+    Empty when the file is not a zip archive or has no such member.
+    """
+    try:
+        with zipfile.ZipFile(str(path)) as z:
+            name = next((n for n in z.namelist() if n.endswith("/extra/" + IO_EXTRA_FILE)), None)
+            if name is None:
+                return {}
+            meta = json.loads(z.read(name))
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
 class TorchSession(Session):
-    """A TorchScript module on one device, in fp32 or fp16."""
+    """A TorchScript module on one device, in fp32, fp16 or (CPU) int8."""
 
     def __init__(
         self,
@@ -146,7 +176,9 @@ class TorchSession(Session):
         options: AdapterOptions,
         device: str,
         specs: tuple[list[TensorSpec], list[TensorSpec]],
+        meta: Mapping[str, Any] | None = None,
     ) -> None:
+        self._meta = dict(meta or {})
         self._module = module
         self._torch = torch
         self._options = options
@@ -210,6 +242,12 @@ class TorchSession(Session):
             "inference_mode": True,
             "torch_device": self._device,
         }
+        if self._options.precision == "int8":
+            opts["quantized_engine"] = str(torch.backends.quantized.engine)
+            opts["quantized_engine_scope"] = "process-global (torch.backends.quantized.engine)"
+            opts["quantization"] = self._meta.get("quantization", "not recorded in the model")
+        elif self._options.precision == "fp16":
+            opts["fp16_cast"] = "module.half() at load; float inputs cast in prepare"
         if self._cuda:
             opts["cuda_synchronize_in_run"] = True
             opts["cudnn_benchmark"] = bool(torch.backends.cudnn.benchmark)
@@ -234,7 +272,7 @@ class TorchSession(Session):
 
 
 class TorchAdapter(Adapter):
-    """Runs TorchScript models with PyTorch on CPU (fp32) or CUDA (fp32, fp16)."""
+    """Runs TorchScript models with PyTorch on CPU (fp32, int8) or CUDA (fp32, fp16)."""
 
     name: ClassVar[str] = "torch"
     formats: ClassVar[tuple[str, ...]] = ("torchscript",)
@@ -285,16 +323,40 @@ class TorchAdapter(Adapter):
         if parsed is None:
             raise ConfigError(f"unknown device {options.device!r} for torch ({_DEVICES_HINT})")
         kind, index = parsed
-        if options.precision not in ("fp32", "fp16"):
+        check_keys(self.name, options.extra, {})
+        meta = read_io_meta(artifact.path)
+        quantized = meta.get("precision") == "int8"
+        if quantized and options.precision != "int8":
             raise ConfigError(
-                f"the torch adapter runs fp32 or fp16, not {options.precision}: "
-                f"use --precision fp32 or fp16"
+                f"{artifact.path.name} is a quantised (int8) TorchScript model: "
+                f"pass --precision int8"
+            )
+        if options.precision == "int8" and not quantized:
+            raise ConfigError(
+                f"--precision int8 but {artifact.path.name} is not a quantised TorchScript model "
+                f"(its {IO_EXTRA_FILE} does not say precision int8): pass --precision fp32, or "
+                f"leave out --model so the suite builds its int8 model"
+            )
+        if options.precision == "int8" and kind != "cpu":
+            raise ConfigError(
+                "int8 TorchScript runs on the CPU only (PyTorch's quantised kernels have no "
+                "CUDA backend): use --device cpu, or --adapter tensorrt for int8 on a GPU"
             )
         if kind == "cpu" and options.precision == "fp16":
             raise ConfigError(
                 "fp16 on cpu is not supported by the torch adapter (PyTorch's CPU half "
                 "kernels are a slow fallback): use --precision fp32 or --device cuda"
             )
+        if quantized:
+            engine = str(meta.get("quantized_engine") or torch.backends.quantized.engine)
+            engines = list(torch.backends.quantized.supported_engines)
+            if engine not in engines:
+                raise UnavailableError(
+                    f"{artifact.path.name} was quantised for the {engine} engine, which this "
+                    f"torch build lacks (it has {', '.join(engines)}): rebuild the int8 model "
+                    f"here (clear it from the model cache) or use --precision fp32"
+                )
+            torch.backends.quantized.engine = engine  # process-global; before jit.load
         if kind == "cuda":
             problem = _cuda_problem(torch, index)
             if problem is not None:
@@ -320,4 +382,8 @@ class TorchAdapter(Adapter):
         module.eval()
         if options.precision == "fp16":
             module.half()
-        return TorchSession(module, torch, options, device, specs)
+        return TorchSession(module, torch, options, device, specs, meta)
+
+    def model_precision(self, artifact: ModelArtifact) -> Precision:
+        """int8 when the file's I/O signature says so (a PyTorch-quantised model), else fp32."""
+        return "int8" if read_io_meta(artifact.path).get("precision") == "int8" else "fp32"

@@ -41,6 +41,7 @@ from wattbench.adapters.generative import (
     as_token_ids,
     first_line,
 )
+from wattbench.adapters.options import check_keys
 from wattbench.harness.availability import Availability
 from wattbench.harness.errors import ConfigError, ModelError, UnavailableError
 
@@ -208,6 +209,7 @@ class TransformersAdapter(GenerativeAdapter):
         return str(tf.__version__) if tf is not None else None
 
     def load(self, artifact: ModelArtifact, options: AdapterOptions) -> TransformersSession:
+        check_keys(self.name, options.extra, {})
         torch = _import("torch")
         tf = _import("transformers")
         if torch is None or tf is None:

@@ -52,6 +52,9 @@ class RunConfig(BaseModel):
     sysfs_root: Path | None = Field(
         default=None, description="Root under which power readers read sysfs (tests, replays)."
     )
+    adapter_options: dict[str, str] = Field(
+        default_factory=dict, description="Adapter settings KEY -> value (--adapter-opt)."
+    )
     power_options: dict[str, str] = Field(
         default_factory=dict, description="Reader settings 'reader.key' -> value."
     )
@@ -94,4 +97,21 @@ class RunConfig(BaseModel):
     )
     network_link: str = Field(
         default="wifi", description="Access link of the network energy model (wifi, ethernet, ...)."
+    )
+    payload: str | None = Field(
+        default=None,
+        description="Cloud/hybrid: wire encoding of an escalated sample: raw (the source's "
+        "bytes), png[@SIDE], jpeg[:Q][@SIDE] or npy (preprocessed inputs); None: jpeg:90 for "
+        "images, npy otherwise.",
+    )
+    network_model: Path | None = Field(
+        default=None,
+        description="Cloud/hybrid: JSON file overriding the network energy model's kWh/GB "
+        "coefficients (docs/network.md); None: the built-in model, or WATTBENCH_NETWORK_MODEL.",
+    )
+    cloud_j_per_request: float | None = Field(
+        default=None,
+        ge=0,
+        description="Cloud/hybrid: cloud compute joules per answered request when the server "
+        "meters none (labelled estimated).",
     )

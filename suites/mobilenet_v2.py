@@ -3,10 +3,13 @@
 Model
     One framework-neutral layer list (:mod:`wattbench.suites.models.mobilenet_v2`)
     with seeded random weights, exported to ONNX (fp32, and the fp16 and int8
-    variants of :mod:`wattbench.suites.models.variants`), TorchScript (fp32) and
-    TFLite (fp32/fp16/full-integer int8, :mod:`wattbench.suites.models.tflite_export`,
-    needs tensorflow). Every artifact is cached by a recipe key that names the
-    precision and, for int8, the calibration set. See docs/precision.md.
+    variants of :mod:`wattbench.suites.models.variants`), TFLite
+    (fp32/fp16/full-integer int8, :mod:`wattbench.suites.models.tflite_export`,
+    needs tensorflow) and TorchScript (fp32, and int8 by PyTorch's FX post-training
+    static quantisation, :mod:`wattbench.suites.models.torch_export`; fp16 is the
+    fp32 file, cast at load by the torch adapter on CUDA). Every artifact is cached
+    by a recipe key that names the precision and, for int8, the calibration set.
+    See docs/precision.md.
 Inputs
     ``--data-dir`` (``WATTBENCH_DATA_DIR``) when given; else the *shipped* set,
     the five Coral test images pinned by sha256 in the pretrained registry,
@@ -153,18 +156,11 @@ class MobileNetV2Suite(Suite):
     def build_model(
         self, fmt: str, cache: ModelCache, precision: Precision = "fp32"
     ) -> ModelArtifact:
-        """fp32/fp16/int8 ONNX or fp32 TorchScript, built once per cache."""
+        """fp32/fp16/int8 ONNX, TFLite or TorchScript, built once per cache."""
         if precision not in self.quality_targets:
             raise ConfigError(f"unknown precision {precision!r}: use fp32, fp16 or int8")
         if fmt == "torchscript":
-            if precision != "fp32":
-                raise ConfigError(
-                    f"mobilenet_v2 builds TorchScript at fp32 only, not {precision}: use "
-                    f"--precision fp32, or --adapter onnxruntime/openvino for {precision}"
-                )
-            from wattbench.suites.models.torch_export import build_torchscript_artifact
-
-            art = build_torchscript_artifact(self.options.seed, cache, self.version)
+            art = self._torchscript(cache, precision)
         elif fmt == "onnx":
             art = {"fp32": self._onnx_fp32, "fp16": self._onnx_fp16, "int8": self._onnx_int8}[
                 precision
@@ -251,6 +247,21 @@ class MobileNetV2Suite(Suite):
             f"-calib-{digest[:16]}-v{self.version}"
         )
         return self._artifact(*self._cached(cache, key, make), "int8")
+
+    def _torchscript(self, cache: ModelCache, precision: Precision) -> ModelArtifact:
+        from wattbench.suites.models import torch_export
+
+        seed = self.options.seed
+        if precision == "int8":
+            calib = self.calibration_inputs()
+            rows = [self.preprocess(s, REFERENCE_SPEC) for s in calib.samples]
+            return torch_export.build_torchscript_int8_artifact(
+                seed, cache, self.version, rows, _digest(calib.samples)
+            )
+        art = torch_export.build_torchscript_artifact(seed, cache, self.version)
+        # fp16: the same file, cast by the torch adapter at load (module.half(), CUDA only):
+        # PyTorch's own way to run a float model in half precision.
+        return art.model_copy(update={"precision": precision})
 
     def _tflite(self, cache: ModelCache, precision: Precision) -> ModelArtifact:
         seed = self.options.seed

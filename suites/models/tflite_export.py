@@ -23,8 +23,10 @@ Variants
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from types import ModuleType
 from typing import Any
@@ -136,4 +138,7 @@ def to_tflite_bytes(
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.uint8
         converter.inference_output_type = tf.int8
-    return bytes(converter.convert())
+    # Keras' export prints "Saved artifact at ..." on stdout, which would corrupt
+    # `wattbench run --json`; progress belongs on stderr.
+    with contextlib.redirect_stdout(sys.stderr):
+        return bytes(converter.convert())

@@ -9,6 +9,16 @@ TorchScript artifacts of one recipe compute the same function.
 TorchScript stores no tensor shapes, so the exporter writes the model's I/O
 signature as the extra file :data:`IO_EXTRA_FILE` inside the archive; the torch
 adapter reads it back for ``Session.inputs()``/``outputs()``.
+
+INT8 is PyTorch's own post-training static quantisation: ``torch.ao.quantization``
+FX graph mode (``prepare_fx``/``convert_fx``) with the default qconfig mapping of
+the quantised engine (``x86`` where the build has it, else ``qnnpack`` on ARM):
+per-channel int8 weights, uint8 activations, MinMax/histogram observers
+calibrated on the rows it is given (the suite's fixed input set, as for the ONNX
+int8 model), then ``torch.jit.trace``. The input and output stay float32 (a
+quantize at the start, a dequantize at the end). The engine is stored in the
+I/O signature (``quantized_engine``): packed weights are re-packed for the
+engine in effect when the file is loaded, so the adapter selects it first.
 """
 
 from __future__ import annotations
@@ -136,6 +146,113 @@ def to_torchscript_bytes(arch: Architecture, weights: dict[str, np.ndarray], nam
             traced = torch.jit.trace(model, example)
         torch.jit.save(traced, buf, _extra_files={IO_EXTRA_FILE: json.dumps(meta, sort_keys=True)})
     return buf.getvalue()
+
+
+def quantized_engine(torch: ModuleType | None = None) -> str:
+    """The engine int8 models are built for: ``x86`` (fbgemm+oneDNN) if present, else qnnpack."""
+    torch = torch or _torch()
+    engines = list(torch.backends.quantized.supported_engines)
+    for engine in ("x86", "fbgemm", "qnnpack"):
+        if engine in engines:
+            return engine
+    raise UnavailableError(
+        f"this torch build has no quantised engine (supported: {', '.join(engines) or 'none'}): "
+        f"install a standard torch build or use --precision fp32"
+    )
+
+
+def to_int8_torchscript_bytes(
+    arch: Architecture,
+    weights: dict[str, np.ndarray],
+    name: str,
+    calibration: list[np.ndarray],
+    engine: str,
+) -> bytes:
+    """Serialised TorchScript of the FX post-training static int8 model.
+
+    ``calibration`` holds preprocessed NCHW float32 rows (no batch dimension);
+    ``engine`` is a ``torch.backends.quantized`` engine (see :func:`quantized_engine`).
+    """
+    if not calibration:
+        raise ValueError("int8 calibration needs at least one input row")
+    torch = _torch()
+    quantization = importlib.import_module("torch.ao.quantization")
+    quantize_fx = importlib.import_module("torch.ao.quantization.quantize_fx")
+    size = arch.input_size
+    example = torch.zeros(1, 3, size, size, dtype=torch.float32)
+    meta = {
+        "name": name,
+        **io_signature(arch),
+        "precision": "int8",
+        "quantized_engine": engine,
+        "quantization": f"static int8, torch.ao.quantization FX graph mode, "
+        f"get_default_qconfig_mapping({engine!r}), {len(calibration)} calibration rows",
+    }
+    previous = torch.backends.quantized.engine
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        # torch 2.13 marks torch.ao.quantization and torch.jit.* deprecated (successors:
+        # torchao's pt2e flow, torch.export); both still work and need no extra package.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.ao\..*")
+        warnings.filterwarnings("ignore", r".*quantize_per_tensor.*", UserWarning)
+        # the tracer sees the quantisation scales as Python floats: they are constants
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        try:
+            torch.backends.quantized.engine = engine
+            model = to_torch_module(arch, weights)
+            prepared = quantize_fx.prepare_fx(
+                model, quantization.get_default_qconfig_mapping(engine), (example,)
+            )
+            with torch.no_grad():
+                for row in calibration:
+                    prepared(torch.from_numpy(np.ascontiguousarray(row[None], dtype=np.float32)))
+            quantized = quantize_fx.convert_fx(prepared)
+            with torch.no_grad():
+                traced = torch.jit.trace(quantized, example)
+            torch.jit.save(
+                traced, buf, _extra_files={IO_EXTRA_FILE: json.dumps(meta, sort_keys=True)}
+            )
+        finally:
+            torch.backends.quantized.engine = previous
+    return buf.getvalue()
+
+
+def int8_recipe_key(seed: int, version: str, engine: str, calibration_digest: str) -> str:
+    """Model-cache recipe key of the MobileNetV2 int8 TorchScript build."""
+    return (
+        f"mobilenet_v2-1.0-224-torchscript-int8-fx-{engine}-random-seed{seed}"
+        f"-calib-{calibration_digest[:16]}-v{version}"
+    )
+
+
+def build_torchscript_int8_artifact(
+    seed: int,
+    cache: ModelCache,
+    version: str,
+    calibration: list[np.ndarray],
+    calibration_digest: str,
+) -> ModelArtifact:
+    """The suite's int8 TorchScript model, calibrated on ``calibration``, built once per cache."""
+    engine = quantized_engine()
+    key = int8_recipe_key(seed, version, engine, calibration_digest)
+    sha = cache.recipe(key)
+    path = cache.lookup(sha, SUFFIX) if sha else None
+    if path is None or sha is None:
+        arch = mobilenet_v2()
+        data = to_int8_torchscript_bytes(
+            arch, random_weights(arch, seed), MODEL_NAME, calibration, engine
+        )
+        path, sha = cache.put_bytes(data, SUFFIX)
+        cache.remember_recipe(key, sha)
+    return ModelArtifact(
+        path=path,
+        sha256=sha,
+        format="torchscript",
+        precision="int8",
+        weights=f"random(seed={seed})",
+        name=MODEL_NAME,
+    )
 
 
 def recipe_key(seed: int, version: str) -> str:

@@ -279,3 +279,43 @@ def test_is_available_with_fakes(monkeypatch: pytest.MonkeyPatch, trt: ModuleTyp
     ok, reason = TensorRtAdapter.is_available("cuda")
     assert not ok and reason.startswith("no CUDA device")
     assert TensorRtAdapter.default_device == "cuda" and TensorRtAdapter.formats == ("onnx",)
+
+
+def test_adapter_options_override_workspace_batch_and_calibration(
+    trt: ModuleType, cudart: ModuleType, artifact: ModelArtifact, tmp_path: Path
+) -> None:
+    calib = tmp_path / "calib.cache"
+    calib.write_bytes(b"TRT-1003-EntropyCalibration2\n")
+    extra = {"workspace_mib": "64", "max_batch": "4", "calibration_cache": str(calib)}
+    s = _adapter(trt, cudart, tmp_path / "c").load(
+        artifact, AdapterOptions(device="cuda", precision="int8", extra=extra)
+    )
+    cfg = _config(trt)
+    assert cfg.pool_limits[fake.MemoryPoolType.WORKSPACE] == 64 << 20
+    assert cfg.profiles[0].shapes == {"x": ((1, 4), (4, 4), (4, 4))}
+    calibrator: Any = cfg.int8_calibrator
+    assert calibrator.read_calibration_cache() == calib.read_bytes()
+    opts = s.describe().options
+    assert opts["workspace_bytes"] == 64 << 20
+    assert opts["adapter_options"] == extra
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        ({"workspace": "64"}, "unknown --adapter-opt workspace for tensorrt (known: calibration"),
+        ({"max_batch": "0"}, "integer >= 1"),
+    ],
+)
+def test_bad_adapter_options_fail_before_building(
+    trt: ModuleType,
+    cudart: ModuleType,
+    artifact: ModelArtifact,
+    tmp_path: Path,
+    extra: dict[str, str],
+    fragment: str,
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        _adapter(trt, cudart, tmp_path).load(artifact, AdapterOptions(device="cuda", extra=extra))
+    assert fragment in str(err.value) and "\n" not in str(err.value)
+    assert not trt.Builder.instances

@@ -303,9 +303,15 @@ def test_build_model_uses_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert d.weights == "random(seed=1)"
 
 
-def test_build_model_rejects_fp16_torchscript_and_unknown_precision(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="TorchScript at fp32 only"):
-        MobileNetV2Suite().build_model("torchscript", ModelCache(tmp_path), "fp16")
+def test_build_model_fp16_torchscript_is_the_fp32_file_and_unknown_precision_fails(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("torch")
+    cache = ModelCache(tmp_path)
+    fp16 = MobileNetV2Suite().build_model("torchscript", cache, "fp16")
+    fp32 = MobileNetV2Suite().build_model("torchscript", cache, "fp32")
+    # the torch adapter casts at load (module.half(), CUDA only): one file, two precisions
+    assert (fp16.sha256, fp16.precision, fp32.precision) == (fp32.sha256, "fp16", "fp32")
     with pytest.raises(ConfigError, match="unknown precision"):
         MobileNetV2Suite().build_model("onnx", ModelCache(tmp_path), "bf16")  # type: ignore[arg-type]
 
