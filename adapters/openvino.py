@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import importlib
 import queue
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -180,6 +181,7 @@ class OpenVinoSession(Session):
         for _ in range(infer_requests):
             self._pool.put(compiled.create_infer_request())
         self._created = infer_requests
+        self._grow_lock = threading.Lock()
         self._requested = infer_requests
         self._requests_source = requests_source
         self._inputs = [_spec(p) for p in compiled.inputs]
@@ -225,7 +227,8 @@ class OpenVinoSession(Session):
             request = self._pool.get_nowait()
         except queue.Empty:  # more concurrent callers than requests: add one, never wait
             request = self._compiled.create_infer_request()
-            self._created += 1
+            with self._grow_lock:
+                self._created += 1
         try:
             return [
                 a.copy()

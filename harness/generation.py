@@ -164,6 +164,7 @@ class GenerationRunner(Runner):
                 device=cfg.device,
                 threads=cfg.threads,
                 precision=cfg.precision or artifact.precision,
+                extra=cfg.adapter_options,
             )
             t0 = self.clock_ns()
             session = self.generator.load(artifact, opts)

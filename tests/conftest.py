@@ -12,6 +12,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,6 +42,14 @@ def _shared_cache(factory: pytest.TempPathFactory) -> Path:
     if _CACHE is None:
         _CACHE = factory.mktemp("model-cache")
     return _CACHE
+
+
+@pytest.fixture(scope="session")
+def shared_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The session's model cache (the one WATTBENCH_CACHE points at), for in-process builds."""
+    from wattbench.harness.cache import ModelCache
+
+    return ModelCache(_shared_cache(tmp_path_factory))
 
 
 def _pg_admin_url() -> str | None:

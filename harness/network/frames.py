@@ -115,7 +115,10 @@ def run_frame_stream(
     frames, scene_of = synthetic_stream(cfg.seed, scenes, frames_per_scene)
     artifact = runner._artifact()
     opts = AdapterOptions(
-        device=cfg.device, threads=cfg.threads, precision=cfg.precision or artifact.precision
+        device=cfg.device,
+        threads=cfg.threads,
+        precision=cfg.precision or artifact.precision,
+        extra=cfg.adapter_options,
     )
     session = runner.adapter.load(artifact, opts)
     suite = runner.suite

@@ -58,8 +58,9 @@ class OtherSeedSuite(MobileNetV2Suite):
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> ModelCache:
-    return ModelCache(tmp_path_factory.mktemp("variant-cache"))
+def cache(shared_model_cache: ModelCache) -> ModelCache:
+    # the session's cache: the CLI tests build the same variants into it
+    return shared_model_cache
 
 
 @pytest.fixture(scope="module")

@@ -26,8 +26,9 @@ pytest.importorskip("onnxruntime", reason="the FP32 reference runs on onnxruntim
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> ModelCache:
-    return ModelCache(tmp_path_factory.mktemp("tflite-cache"))
+def cache(shared_model_cache: ModelCache) -> ModelCache:
+    # the session's cache: the CLI tests build the same variants into it
+    return shared_model_cache
 
 
 @pytest.fixture(scope="module")
