@@ -107,6 +107,8 @@ class Adapter(ABC):
     name: ClassVar[str]
     #: artifact formats this adapter loads, in order of preference
     formats: ClassVar[tuple[str, ...]]
+    #: ``--adapter-opt`` keys this adapter understands (key → values), checked before a run
+    option_keys: ClassVar[Mapping[str, str]] = {}
     #: the device used when the user names none (and probed by `wattbench adapters`)
     default_device: ClassVar[str] = "cpu"
     #: False when a suite's own build can never run here (e.g. the Edge TPU needs a model

@@ -23,6 +23,7 @@ the others) and import their runtime lazily.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -86,6 +87,8 @@ class GenerativeAdapter(ABC):
     name: ClassVar[str]
     #: artifact formats this adapter loads, in order of preference
     formats: ClassVar[tuple[str, ...]]
+    #: ``--adapter-opt`` keys this adapter understands (key → values), checked before a run
+    option_keys: ClassVar[Mapping[str, str]] = {}
     #: the device used when the user names none (and probed by `wattbench adapters`)
     default_device: ClassVar[str] = "cpu"
     #: see Adapter.runs_suite_builds: generative runtimes load the suite's own builds

@@ -330,6 +330,7 @@ class LiteRtAdapter(Adapter):
 
     name: ClassVar[str] = "litert"
     formats: ClassVar[tuple[str, ...]] = ("tflite",)
+    option_keys: ClassVar[Mapping[str, str]] = KNOWN_OPTIONS
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
 
     def __init__(self, interpreter_module: ModuleType | None = None, version: str = "") -> None:

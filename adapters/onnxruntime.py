@@ -176,6 +176,7 @@ class OnnxRuntimeAdapter(Adapter):
 
     name: ClassVar[str] = "onnxruntime"
     formats: ClassVar[tuple[str, ...]] = ("onnx",)
+    option_keys: ClassVar[Mapping[str, str]] = KNOWN_OPTIONS
 
     def __init__(self, runtime: ModuleType | None = None) -> None:
         # The runtime module is injectable so tests can hand in a double.

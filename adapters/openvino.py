@@ -292,6 +292,7 @@ class OpenVinoAdapter(Adapter):
 
     name: ClassVar[str] = "openvino"
     formats: ClassVar[tuple[str, ...]] = ("openvino-ir", "onnx", "tflite")
+    option_keys: ClassVar[Mapping[str, str]] = KNOWN_OPTIONS
 
     def __init__(
         self, runtime: ModuleType | None = None, performance_hint: PerformanceHint = "LATENCY"

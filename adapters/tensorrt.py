@@ -385,6 +385,7 @@ class TensorRtAdapter(Adapter):
 
     name: ClassVar[str] = "tensorrt"
     formats: ClassVar[tuple[str, ...]] = ("onnx",)
+    option_keys: ClassVar[Mapping[str, str]] = KNOWN_OPTIONS
     default_device: ClassVar[str] = "cuda"
 
     def __init__(

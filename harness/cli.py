@@ -354,6 +354,10 @@ def run(
     # Fail fast on everything the user can get wrong, before minutes of measuring.
     store = Store.open(db)
     suite_cls = plugins.load(plugins.SUITES, cfg.suite)
+    from wattbench.adapters.options import check_keys
+
+    # before minutes of model building: a typo in --adapter-opt is one line now
+    check_keys(cfg.adapter, cfg.adapter_options, adapter_cls.option_keys)
     ok, reason = adapter_cls.is_available(cfg.device)
     if not ok:
         raise UnavailableError(f"adapter {cfg.adapter!r} is not available: {reason}")

@@ -219,3 +219,32 @@ def test_adapters_without_options_refuse_every_key(onnx_model: ModelArtifact) ->
     with pytest.raises(ConfigError) as ei:
         TorchAdapter().load(art, AdapterOptions(extra={"jit": "off"}))
     assert "unknown --adapter-opt jit for torch (known: none)" in _one_line(ei)
+
+
+def test_every_adapter_declares_the_keys_its_load_accepts() -> None:
+    from wattbench.harness import plugins
+
+    for name in plugins.names(plugins.ADAPTERS):
+        keys = plugins.load(plugins.ADAPTERS, name).option_keys
+        assert all(isinstance(k, str) and isinstance(v, str) for k, v in keys.items()), name
+
+
+def test_cli_refuses_an_unknown_key_before_building_anything(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    cache = tmp_path / "cache"
+    env = os.environ | {"WATTBENCH_CACHE": str(cache), "WATTBENCH_DB": f"sqlite:///{tmp_path}/x.db"}
+    wattbench = Path(sys.executable).parent / "wattbench"
+    p = subprocess.run(
+        [str(wattbench), "run", "--suite", "mobilenet_v2", "--adapter", "litert",
+         "--adapter-opt", "delegat=none", "--power", "estimate"],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert p.returncode == 2
+    assert p.stderr.strip().splitlines() == [
+        "error: unknown --adapter-opt delegat for litert (known: delegate (xnnpack|none, "
+        "default xnnpack (none: LiteRT's builtin kernels)))"
+    ]
+    assert not cache.exists() or not any(cache.rglob("*.tflite"))  # no 15 s TFLite build first
