@@ -26,7 +26,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, ClassVar
 
-from wattbench.adapters.base import Adapter, AdapterOptions, ModelArtifact, Session
 from wattbench.adapters.litert import (
     EDGETPU_CUSTOM_OP,
     LiteRtSession,
@@ -38,8 +37,9 @@ from wattbench.adapters.litert import (
     open_interpreter,
 )
 from wattbench.adapters.options import check_keys
-from wattbench.harness.availability import Availability
-from wattbench.harness.errors import ConfigError, ModelError, UnavailableError
+from wattbench.core.adapter import Adapter, AdapterOptions, ModelArtifact, Session
+from wattbench.core.availability import Availability
+from wattbench.core.errors import ConfigError, ModelError, UnavailableError
 
 #: Edge TPU runtime library by ``platform.system()``
 EDGETPU_LIBRARIES = {

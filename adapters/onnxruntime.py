@@ -19,7 +19,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from wattbench.adapters.base import (
+from wattbench.adapters.options import boolean, check_keys, choice, positive_int
+from wattbench.core.adapter import (
     Adapter,
     AdapterDescription,
     AdapterOptions,
@@ -27,9 +28,8 @@ from wattbench.adapters.base import (
     Session,
     TensorSpec,
 )
-from wattbench.adapters.options import boolean, check_keys, choice, positive_int
-from wattbench.harness.availability import Availability
-from wattbench.harness.errors import ConfigError, ModelError, UnavailableError
+from wattbench.core.availability import Availability
+from wattbench.core.errors import ConfigError, ModelError, UnavailableError
 
 INSTALL_HINT = "pip install 'wattbench[onnxruntime]'"
 

@@ -33,17 +33,17 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from wattbench.adapters.base import AdapterDescription, AdapterOptions, ModelArtifact
-from wattbench.adapters.generative import (
+from wattbench.adapters.options import check_keys
+from wattbench.core.adapter import AdapterDescription, AdapterOptions, ModelArtifact
+from wattbench.core.availability import Availability
+from wattbench.core.errors import ConfigError, ModelError, UnavailableError
+from wattbench.core.generative import (
     GenerationState,
     GenerativeAdapter,
     GenerativeSession,
     as_token_ids,
     first_line,
 )
-from wattbench.adapters.options import check_keys
-from wattbench.harness.availability import Availability
-from wattbench.harness.errors import ConfigError, ModelError, UnavailableError
 
 INSTALL_HINT = "pip install 'wattbench[genai]'"
 

@@ -42,7 +42,8 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from wattbench.adapters.base import (
+from wattbench.adapters.options import check_keys, choice, positive_int
+from wattbench.core.adapter import (
     Adapter,
     AdapterDescription,
     AdapterOptions,
@@ -51,9 +52,8 @@ from wattbench.adapters.base import (
     Session,
     TensorSpec,
 )
-from wattbench.adapters.options import check_keys, choice, positive_int
-from wattbench.harness.availability import Availability
-from wattbench.harness.errors import ConfigError, ModelError, UnavailableError
+from wattbench.core.availability import Availability
+from wattbench.core.errors import ConfigError, ModelError, UnavailableError
 
 INSTALL_HINT = "pip install 'wattbench[openvino]'"
 

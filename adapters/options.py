@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from wattbench.harness.errors import ConfigError
+from wattbench.core.errors import ConfigError
 
 
 def check_keys(adapter: str, extra: Mapping[str, str], known: Mapping[str, str]) -> None:

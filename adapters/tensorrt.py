@@ -60,7 +60,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from wattbench.adapters.base import (
+from wattbench.adapters.options import check_keys, positive_int
+from wattbench.core.adapter import (
     Adapter,
     AdapterDescription,
     AdapterOptions,
@@ -68,10 +69,9 @@ from wattbench.adapters.base import (
     Session,
     TensorSpec,
 )
-from wattbench.adapters.options import check_keys, positive_int
-from wattbench.harness.availability import Availability
-from wattbench.harness.cache import ModelCache
-from wattbench.harness.errors import ConfigError, ModelError, UnavailableError
+from wattbench.core.availability import Availability
+from wattbench.core.cache import ModelCache
+from wattbench.core.errors import ConfigError, ModelError, UnavailableError
 
 INSTALL_HINT = (
     "pip install 'wattbench[tensorrt]' (NVIDIA's wheels; on Jetson it comes with JetPack)"

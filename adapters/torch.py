@@ -62,7 +62,9 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import ValidationError
 
-from wattbench.adapters.base import (
+from wattbench.adapters.options import check_keys
+from wattbench.core.adapter import (
+    TORCHSCRIPT_IO_FILE,
     Adapter,
     AdapterDescription,
     AdapterOptions,
@@ -71,14 +73,13 @@ from wattbench.adapters.base import (
     Session,
     TensorSpec,
 )
-from wattbench.adapters.options import check_keys
-from wattbench.harness.availability import Availability
-from wattbench.harness.errors import ConfigError, ModelError, UnavailableError
+from wattbench.core.availability import Availability
+from wattbench.core.errors import ConfigError, ModelError, UnavailableError
 
 INSTALL_HINT = "pip install 'wattbench[torch]'"
 
 #: Archive member (``torch.jit.save`` extra file) holding the model's I/O signature.
-IO_EXTRA_FILE = "wattbench/io.json"
+IO_EXTRA_FILE = TORCHSCRIPT_IO_FILE
 
 NO_CUDA_REASON = "no CUDA device (torch.cuda.is_available() is False)"
 

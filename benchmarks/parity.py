@@ -51,7 +51,7 @@ from typing import Any
 
 from PIL import Image
 
-from wattbench.adapters.base import Adapter, AdapterOptions, Session, TensorSpec
+from wattbench.core.adapter import Adapter, AdapterOptions, Session, TensorSpec
 from wattbench.harness.protocol import timed_loop
 from wattbench.suites.mobilenet_v2 import MobileNetV2Suite
 

@@ -9,7 +9,7 @@ step, ramp, sine, and two 1 Hz pulse trains, one phase-locked to the sampler)
 sampled at 10/100/1000 Hz with ±10 % timing jitter, over a window whose edges
 fall between samples, with three integrators:
 
-* ``wattbench``: :func:`wattbench.harness.power.accounting.integrate_power`
+* ``wattbench``: :func:`wattbench.power.accounting.integrate_power`
   (trapezoid, edges interpolated, unchanged samples kept);
 * ``zeus-style``: a sampler that records a sample only when the value changed,
   then the trapezoid over the samples inside the window (fewer than two: 0 J),
@@ -50,9 +50,9 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-from wattbench.harness.power.accounting import integrate_power  # noqa: E402
-from wattbench.harness.power.base import ReaderOptions  # noqa: E402
-from wattbench.harness.power.hwmon import HwmonReader  # noqa: E402
+from wattbench.core.power import ReaderOptions  # noqa: E402
+from wattbench.power.accounting import integrate_power  # noqa: E402
+from wattbench.power.hwmon import HwmonReader  # noqa: E402
 
 RATES_HZ = (10, 100, 1000)
 CODECARBON_INTERVAL_S = 15.0

@@ -30,14 +30,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from wattbench.adapters.base import AdapterOptions, Session
-from wattbench.harness import plugins
-from wattbench.harness.cache import ModelCache
-from wattbench.harness.config import RunConfig
+from wattbench.core import plugins
+from wattbench.core.adapter import AdapterOptions, Session
+from wattbench.core.cache import ModelCache
+from wattbench.core.config import RunConfig
+from wattbench.core.stats import latency_stats
+from wattbench.core.suite import SuiteOptions
 from wattbench.harness.loadgen import LoadGenDriver
 from wattbench.harness.scenarios import SingleStreamDriver, timed_loop
-from wattbench.harness.stats import latency_stats
-from wattbench.suites.base import SuiteOptions
 
 
 def _prepare(suite_name: str, adapter_name: str, threads: int) -> tuple[Session, list[Any], str]:

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import streamlit as st
 
+from wattbench.core.errors import WattbenchError
 from wattbench.dashboard import data
-from wattbench.harness.errors import WattbenchError
 
 if TYPE_CHECKING:
-    from wattbench.harness.results import RunResult
+    from wattbench.core.results import RunResult
 
 #: Seconds a cached query result is reused (new runs appear after at most this long).
 CACHE_TTL_S = 30

@@ -17,10 +17,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from wattbench.harness import cli_dashboard, cli_network, cli_store, plugins
+from wattbench.core import plugins
+from wattbench.core.errors import ConfigError, UnavailableError, WattbenchError
+from wattbench.harness import cli_dashboard, cli_network, cli_store
 from wattbench.harness.cli_gate import gate
 from wattbench.harness.cli_models import models_app
-from wattbench.harness.errors import ConfigError, UnavailableError, WattbenchError
 
 app = typer.Typer(
     name="wattbench",
@@ -112,7 +113,7 @@ def _sysfs_root(option: Path | None) -> Path:
 def _reader_options(
     tdp_w: float | None, sysfs_root: Path | None, power_opt: list[str] | None
 ) -> Any:
-    from wattbench.harness.power.base import ReaderOptions
+    from wattbench.core.power import ReaderOptions
 
     try:
         return ReaderOptions(
@@ -124,7 +125,7 @@ def _reader_options(
 
 def _labels(given: list[str], git: bool) -> tuple[str, ...]:
     """User labels, plus the git sha/branch unless the user gave their own."""
-    from wattbench.harness.fingerprint import git_labels
+    from wattbench.core.fingerprint import git_labels
 
     labels = list(given)
     if git:
@@ -294,12 +295,12 @@ def run(
     ] = None,
 ) -> None:
     """Benchmark SUITE on ADAPTER, store the result and print a summary."""
-    from wattbench.harness.cache import ModelCache
-    from wattbench.harness.config import RunConfig
-    from wattbench.harness.power.select import select_readers
+    from wattbench.core.cache import ModelCache
+    from wattbench.core.config import RunConfig
+    from wattbench.core.suite import SuiteOptions
     from wattbench.harness.protocol import create_runner
+    from wattbench.power.select import select_readers
     from wattbench.results_db.store import Store
-    from wattbench.suites.base import SuiteOptions
 
     env_data = os.environ.get("WATTBENCH_DATA_DIR")
     adapter_cls = plugins.load(plugins.ADAPTERS, adapter)
@@ -364,7 +365,7 @@ def run(
     if cfg.model is not None and not cfg.model.exists():
         raise ConfigError(f"model file not found: {cfg.model} (check the --model path)")
     if cfg.country:
-        from wattbench.harness.carbon import intensity_for_country
+        from wattbench.core.carbon import intensity_for_country
 
         intensity_for_country(cfg.country)  # fail now, not after the run
     readers, warnings = select_readers(
@@ -651,7 +652,7 @@ def power_list(
     power_opt: PowerOptOpt = None,
 ) -> None:
     """Power readers found here: method, scope, availability and why not."""
-    from wattbench.harness.power.select import reader_classes
+    from wattbench.power.select import reader_classes
 
     options = _reader_options(tdp_w, sysfs_root, power_opt)
     rows = []
@@ -695,7 +696,7 @@ def power_measure(
     """Measure the machine as it is for SECONDS with one reader."""
     import time
 
-    from wattbench.harness.power.select import select_readers
+    from wattbench.power.select import select_readers
 
     if seconds <= 0:
         raise ConfigError("--seconds must be > 0")

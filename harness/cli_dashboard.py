@@ -17,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from wattbench.harness.errors import ConfigError, UnavailableError
+from wattbench.core.errors import ConfigError, UnavailableError
 
 DASHBOARD_HINT = "the dashboard needs the dashboard extra: pip install 'wattbench[dashboard]'"
 
@@ -30,9 +30,12 @@ def _require_extra() -> None:
 
 def streamlit_command(port: int, host: str, headless: bool) -> list[str]:
     """The ``streamlit run`` command line for the app."""
-    from wattbench.dashboard import __file__ as pkg_init
-
-    app = os.path.join(os.path.dirname(pkg_init), "app.py")
+    # Located, not imported: the runner never imports the dashboard (docs/architecture.md);
+    # Streamlit runs the app in its own process.
+    spec = importlib.util.find_spec("wattbench.dashboard")
+    if spec is None or not spec.submodule_search_locations:
+        raise UnavailableError("wattbench.dashboard is not installed: reinstall wattbench")
+    app = os.path.join(next(iter(spec.submodule_search_locations)), "app.py")
     return [
         sys.executable,
         "-m",
@@ -72,7 +75,7 @@ def dashboard(
     if not 1 <= port <= 65535:
         raise ConfigError(f"invalid --port {port}: use 1-65535")
     _require_extra()
-    from wattbench.dashboard.data import DB_ENV, open_readonly
+    from wattbench.results_db.readonly import DB_ENV, open_readonly
     from wattbench.results_db.store import default_db_url
 
     url = db or default_db_url()

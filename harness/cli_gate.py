@@ -4,7 +4,7 @@ Registered in ``cli.py`` with ``app.command("gate")(gate)``. It compares the
 per-trial values of a candidate (the change under test) with a baseline (e.g.
 the main branch's recent runs) and exits 0 (pass), 1 (regression) or 2
 (inconclusive or unusable: too few trials, an unstable baseline, invalid runs,
-configurations that differ). The statistics live in :mod:`wattbench.harness.gate`
+configurations that differ). The statistics live in :mod:`wattbench.analysis.gate`
 and are explained in docs/gate.md.
 
 Runs are referenced as ``run.json`` (``wattbench run --json`` output, one run or a
@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from wattbench.harness.errors import ConfigError, WattbenchError
+from wattbench.core.errors import ConfigError, WattbenchError
 
 if TYPE_CHECKING:
-    from wattbench.harness.gate import ConfigKey, GateReport, RunRecord, RunRef
+    from wattbench.analysis.gate import ConfigKey, GateReport, RunRecord, RunRef
     from wattbench.results_db.store import Store
 
 # Defaults of harness.gate, repeated so that registering this command imports neither
@@ -76,11 +76,11 @@ def _load(
     key: ConfigKey | None = None,
     exclude: frozenset[str] = frozenset(),
 ) -> tuple[list[RunRecord], list[str]]:
-    from wattbench.harness.gate import load_json_runs
+    from wattbench.analysis.gate import load_json_runs
 
     if ref.kind == "file":
         return load_json_runs(Path(ref.value)), []
-    from wattbench.results_db import queries
+    from wattbench.analysis import gate_queries as queries
 
     db = store()
     if ref.kind == "run":
@@ -98,7 +98,7 @@ def _load(
 
 def resolve_runs(baseline: str, candidate: str, db: str | None = None) -> Resolved:
     """Load both sides; the candidate first, so a baseline selector can match its config."""
-    from wattbench.harness.gate import parse_ref
+    from wattbench.analysis.gate import parse_ref
 
     b_ref, c_ref = parse_ref(baseline), parse_ref(candidate)
     store = _LazyStore(db)
@@ -139,7 +139,7 @@ def _write(path: Path, text: str, option: str) -> None:
 
 
 def _emit(report: GateReport, markdown: Path | None, junit: Path | None) -> None:
-    from wattbench.harness.gate import to_junit, to_markdown
+    from wattbench.analysis.gate import to_junit, to_markdown
 
     if markdown is not None:
         _write(markdown, to_markdown(report), "--markdown")
@@ -202,7 +202,7 @@ def gate(
 
     Prints one verdict line per metric; see docs/gate.md for the statistics.
     """
-    from wattbench.harness.gate import (
+    from wattbench.analysis.gate import (
         GateSettings,
         evaluate,
         parse_metrics,

@@ -22,7 +22,7 @@ def _console(stderr: bool = False) -> Console:
 @models_app.command("list")
 def list_models(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Known pretrained artifacts, their sha256 and whether they are cached here."""
-    from wattbench.harness.cache import ModelCache
+    from wattbench.core.cache import ModelCache
     from wattbench.suites.models.registry import REGISTRY
 
     cache = ModelCache()
@@ -58,7 +58,7 @@ def fetch(
     """Download one artifact into the cache, verifying its sha256; prints its path."""
     from rich.progress import DownloadColumn, Progress
 
-    from wattbench.harness.cache import ModelCache
+    from wattbench.core.cache import ModelCache
     from wattbench.suites.models.registry import fetch_pretrained
 
     with Progress(
@@ -78,8 +78,8 @@ def import_(
     directory: Annotated[Path, typer.Argument(help="Folder holding downloaded artifact files.")],
 ) -> None:
     """Copy registry artifacts found in DIRECTORY into the cache (for offline machines)."""
-    from wattbench.harness.cache import ModelCache
-    from wattbench.harness.errors import ConfigError
+    from wattbench.core.cache import ModelCache
+    from wattbench.core.errors import ConfigError
     from wattbench.suites.models.registry import import_dir
 
     imported = import_dir(directory, ModelCache())

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from wattbench.harness.errors import ConfigError
+from wattbench.core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from wattbench.harness.config import RunConfig
-    from wattbench.harness.results import RunResult
+    from wattbench.core.config import RunConfig
+    from wattbench.core.results import RunResult
 
 cloud_app = typer.Typer(help="The cloud side of hybrid runs.", no_args_is_help=True)
 sweep_app = typer.Typer(help="Sweeps of the edge/cloud trade-off.", no_args_is_help=True)
@@ -35,8 +35,8 @@ def _say(text: str) -> None:
 
 
 def _readers(power: str, tdp_w: float | None) -> tuple[list[Any], list[str]]:
-    from wattbench.harness.power.base import ReaderOptions
-    from wattbench.harness.power.select import select_readers
+    from wattbench.core.power import ReaderOptions
+    from wattbench.power.select import select_readers
 
     root = Path(os.environ.get("WATTBENCH_SYSFS_ROOT") or "/")
     specs = tuple(p.strip() for p in power.split(",") if p.strip())
@@ -69,10 +69,10 @@ def serve(
     verbose: Annotated[bool, typer.Option(help="Log every request.")] = False,
 ) -> None:
     """Serve SUITE's model over HTTP: POST /v1/infer, GET /v1/health (docs/network.md)."""
-    from wattbench.harness import plugins
-    from wattbench.harness.cache import ModelCache
+    from wattbench.core import plugins
+    from wattbench.core.cache import ModelCache
+    from wattbench.core.suite import SuiteOptions
     from wattbench.harness.network.server import CloudModel, CloudServer
-    from wattbench.suites.base import SuiteOptions
 
     if not 0 <= port <= 65535:
         raise ConfigError(f"invalid --port {port}: use 0-65535")
@@ -82,7 +82,7 @@ def serve(
     adapter_cls = plugins.load(plugins.ADAPTERS, adapter)
     ok, reason = adapter_cls.is_available(adapter_cls.default_device)
     if not ok:
-        from wattbench.harness.errors import UnavailableError
+        from wattbench.core.errors import UnavailableError
 
         raise UnavailableError(f"adapter {adapter!r} is not available: {reason}")
     readers: list[Any] = []
@@ -132,7 +132,7 @@ CloudUrlOpt = Annotated[str, typer.Option(help="Cloud endpoint (`wattbench cloud
 def _base_config(**kw: Any) -> RunConfig:
     from pydantic import ValidationError
 
-    from wattbench.harness.config import RunConfig
+    from wattbench.core.config import RunConfig
 
     try:
         return RunConfig(**kw)
@@ -148,11 +148,11 @@ def _executor(
     cloud_j_per_request: float | None,
     tdp_w: float | None,
 ) -> Any:
-    from wattbench.harness import plugins
-    from wattbench.harness.cache import ModelCache
+    from wattbench.core import plugins
+    from wattbench.core.cache import ModelCache
+    from wattbench.core.suite import SuiteOptions
     from wattbench.harness.network.energy_model import load_model
     from wattbench.harness.network.hybrid import HybridRunner
-    from wattbench.suites.base import SuiteOptions
 
     model = load_model(network_model)
 
@@ -425,11 +425,11 @@ def sweep_frames(
     out: Annotated[Path | None, typer.Option(help="Also write the report to this .json.")] = None,
 ) -> None:
     """Smart sampling: infer only when a cheap change detector fires; energy saved vs quality."""
-    from wattbench.harness import plugins
-    from wattbench.harness.cache import ModelCache
+    from wattbench.core import plugins
+    from wattbench.core.cache import ModelCache
+    from wattbench.core.suite import SuiteOptions
     from wattbench.harness.network.frames import run_frame_stream
     from wattbench.harness.protocol import Runner
-    from wattbench.suites.base import SuiteOptions
 
     try:
         ths = [float(t) for t in detector_thresholds.split(",") if t.strip()]

@@ -23,7 +23,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from wattbench.harness.errors import ConfigError
+from wattbench.core.errors import ConfigError
 
 DbOpt = Annotated[
     str | None,

@@ -37,21 +37,21 @@ from typing import Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 
-from wattbench.adapters.base import Adapter, AdapterOptions, ModelArtifact, Precision, Session
-from wattbench.adapters.generative import GenerationState, GenerativeAdapter, GenerativeSession
-from wattbench.harness.cache import ModelCache
-from wattbench.harness.config import RunConfig
-from wattbench.harness.errors import ConfigError
-from wattbench.harness.power.base import EnergyReading, PowerReader
+from wattbench.core.adapter import Adapter, AdapterOptions, ModelArtifact, Precision, Session
+from wattbench.core.cache import ModelCache
+from wattbench.core.config import RunConfig
+from wattbench.core.errors import ConfigError
+from wattbench.core.generative import GenerationState, GenerativeAdapter, GenerativeSession
+from wattbench.core.power import EnergyReading, PowerReader
+from wattbench.core.results import EnergySummary, GenerationMetrics, RunResult, TrialResult
+from wattbench.core.stats import latency_stats, stability_warnings
+from wattbench.core.suite import InputSet, QualityResult, Suite
 from wattbench.harness.protocol import (
     Progress,
     Runner,
     summarize_energy,
 )
-from wattbench.harness.results import EnergySummary, GenerationMetrics, RunResult, TrialResult
 from wattbench.harness.scenarios import WindowResult
-from wattbench.harness.stats import latency_stats, stability_warnings
-from wattbench.suites.base import InputSet, QualityResult, Suite
 
 __all__ = ["MAX_DECODE_STATES", "GenerationRunner", "GenerationSuite"]
 
@@ -83,8 +83,14 @@ class GenerationSuite(Protocol):
 
     def encode(self, tokenizer: Any, text: str) -> np.ndarray: ...
 
+    reference_adapter: str
+
     def reference_tokens(
-        self, artifact: ModelArtifact, prompts: Sequence[np.ndarray], cache: ModelCache
+        self,
+        artifact: ModelArtifact,
+        prompts: Sequence[np.ndarray],
+        cache: ModelCache,
+        open_reference: Callable[[ModelArtifact], GenerativeSession],
     ) -> list[np.ndarray] | None: ...
 
     def check_quality(
@@ -95,6 +101,17 @@ class GenerationSuite(Protocol):
         *,
         precision: Precision | None = None,
     ) -> QualityResult: ...
+
+
+def open_reference(adapter_name: str, artifact: ModelArtifact) -> GenerativeSession:
+    """A session of the generative adapter ``adapter_name`` on ``artifact``, fp32 on the CPU:
+    how a generative suite's reference outputs are computed."""
+    from wattbench.core import plugins
+
+    adapter = plugins.load(plugins.ADAPTERS, adapter_name)()
+    if not isinstance(adapter, GenerativeAdapter):
+        raise ConfigError(f"reference adapter {adapter_name!r} is not a generative adapter")
+    return adapter.load(artifact, AdapterOptions(device="cpu", precision="fp32"))
 
 
 class GenerationRunner(Runner):
@@ -210,7 +227,12 @@ class GenerationRunner(Runner):
         self.progress.phase("quality check")
         outputs = [session.generate(p, suite.quality_tokens) for p in prompts]
         self.progress.phase("reference outputs")
-        reference = suite.reference_tokens(artifact, prompts, self.cache)
+        reference = suite.reference_tokens(
+            artifact,
+            prompts,
+            self.cache,
+            functools.partial(open_reference, suite.reference_adapter),
+        )
         quality = suite.check_quality(outputs, inputs, reference, precision=opts.precision)
 
         idle, idle_w, min_s = self._idle_baseline()

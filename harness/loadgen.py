@@ -34,9 +34,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from wattbench.adapters.base import Session
-from wattbench.harness.config import RunConfig
-from wattbench.harness.errors import UnavailableError
+from wattbench.core.adapter import Session
+from wattbench.core.config import RunConfig
+from wattbench.core.errors import UnavailableError
 from wattbench.harness.scenario_drivers import (
     OfflineDriver,
     ServerDriver,

@@ -19,22 +19,22 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from wattbench.adapters.base import Adapter, AdapterOptions, ModelArtifact, Session
-from wattbench.harness import fingerprint
-from wattbench.harness.cache import ModelCache
-from wattbench.harness.carbon import CarbonIntensity, footprint, intensity_for_country
-from wattbench.harness.config import RunConfig
-from wattbench.harness.errors import ConfigError, ModelError
-from wattbench.harness.power.base import EnergyMethod, EnergyReading, PowerReader
-from wattbench.harness.results import (
+from wattbench.core import fingerprint
+from wattbench.core.adapter import Adapter, AdapterOptions, ModelArtifact, Session
+from wattbench.core.cache import ModelCache
+from wattbench.core.carbon import CarbonIntensity, footprint, intensity_for_country
+from wattbench.core.config import RunConfig
+from wattbench.core.errors import ConfigError, ModelError
+from wattbench.core.power import EnergyMethod, EnergyReading, PowerReader
+from wattbench.core.results import (
     EnergySummary,
     RunResult,
     TrialEnergy,
     TrialResult,
 )
+from wattbench.core.stats import latency_histogram, latency_stats, stability_warnings
+from wattbench.core.suite import InputSet, Suite
 from wattbench.harness.scenarios import WindowResult, make_driver, timed_loop
-from wattbench.harness.stats import latency_histogram, latency_stats, stability_warnings
-from wattbench.suites.base import InputSet, Suite
 
 __all__ = ["Runner", "create_runner", "summarize_energy", "timed_loop"]
 
@@ -506,7 +506,7 @@ def create_runner(
     warnings: Sequence[str] = (),
 ) -> Runner:
     """The runner for this configuration: generation suites and cloud/hybrid modes differ."""
-    from wattbench.adapters.generative import GenerativeAdapter
+    from wattbench.core.generative import GenerativeAdapter
 
     if isinstance(adapter, GenerativeAdapter) and suite.task != "text-generation":
         raise ConfigError(

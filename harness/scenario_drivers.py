@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from wattbench.adapters.base import Session
-from wattbench.harness.config import RunConfig
-from wattbench.harness.errors import ConfigError
+from wattbench.core.adapter import Session
+from wattbench.core.config import RunConfig
+from wattbench.core.errors import ConfigError
 from wattbench.harness.scenarios import (
     ClockNs,
     OnTick,

@@ -15,9 +15,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from wattbench.adapters.base import Session
-from wattbench.harness.config import RunConfig
-from wattbench.harness.errors import ConfigError
+from wattbench.core.adapter import Session
+from wattbench.core.config import RunConfig
+from wattbench.core.errors import ConfigError
 
 ClockNs = Callable[[], int]
 OnTick = Callable[[float], None]

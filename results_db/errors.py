@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wattbench.harness.errors import StoreError
+from wattbench.core.errors import StoreError
 
 
 class UploadError(StoreError):

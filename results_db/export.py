@@ -25,7 +25,7 @@ from typing import Any, TextIO
 from sqlalchemy import String, cast, select
 from sqlalchemy.orm import Session
 
-from wattbench.harness.errors import ConfigError
+from wattbench.core.errors import ConfigError
 from wattbench.results_db.schema import Device, ModelArtifactRow, Run, SuiteRow
 from wattbench.results_db.store import Store
 

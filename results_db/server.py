@@ -2,7 +2,7 @@
 
 Endpoints (JSON in and out):
 
-* ``POST /api/v1/runs`` — body: a :class:`~wattbench.harness.results.RunResult` as JSON
+* ``POST /api/v1/runs`` — body: a :class:`~wattbench.core.results.RunResult` as JSON
   (``wattbench run --json``), header ``Authorization: Bearer <token>``. 201
   ``{"status": "created"}``; 200 ``{"status": "duplicate"}`` when the run's uuid is
   already stored (a re-upload is acknowledged, never stored twice). Errors are
@@ -35,8 +35,8 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from wattbench.harness.errors import StoreError
-from wattbench.harness.results import RunResult
+from wattbench.core.errors import StoreError
+from wattbench.core.results import RunResult
 from wattbench.results_db.schema import UPLOAD_RECEIVED
 from wattbench.results_db.store import Store, device_name, head_revision
 from wattbench.results_db.tokens import check_token

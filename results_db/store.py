@@ -53,10 +53,10 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
-from wattbench.harness import fingerprint
-from wattbench.harness.errors import SchemaVersionError, StoreError
-from wattbench.harness.results import EnergySummary, RunResult, TrialEnergy, TrialResult
-from wattbench.harness.stats import LatencyStats
+from wattbench.core import fingerprint
+from wattbench.core.errors import SchemaVersionError, StoreError
+from wattbench.core.results import EnergySummary, RunResult, TrialEnergy, TrialResult
+from wattbench.core.stats import LatencyStats
 from wattbench.results_db.schema import (
     UPLOAD_DONE,
     UPLOAD_PENDING,

@@ -39,8 +39,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from wattbench.harness.errors import ConfigError, StoreError
-from wattbench.harness.results import RunResult
+from wattbench.core.errors import ConfigError, StoreError
+from wattbench.core.results import RunResult
 from wattbench.results_db.schema import UPLOAD_RECEIVED, Run, RunPayload
 from wattbench.results_db.store import Store
 

@@ -82,9 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         fail("torch is not installed: pip install torch (a CUDA build)")
     try:
-        from wattbench.adapters.base import AdapterOptions
         from wattbench.adapters.torch import TorchAdapter
-        from wattbench.harness.cache import ModelCache
+        from wattbench.core.adapter import AdapterOptions
+        from wattbench.core.cache import ModelCache
         from wattbench.harness.protocol import timed_loop
         from wattbench.suites.mobilenet_v2 import MobileNetV2Suite
         from wattbench.suites.models.torch_export import build_torchscript_artifact

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Check the NVML power reader on a real NVIDIA GPU (a manual check, not a test).
 
-Runs two :class:`~wattbench.harness.power.nvml.NvmlReader` instances over the
+Runs two :class:`~wattbench.power.nvml.NvmlReader` instances over the
 same windows, one in ``counter`` mode (total-energy counter) and one in
 ``polled`` mode (power sampled and integrated), for
 
@@ -77,8 +77,8 @@ def main() -> int:
     except ImportError:
         fail("torch is not installed: pip install torch (a CUDA build)")
     try:
-        from wattbench.harness.power.base import ReaderOptions
-        from wattbench.harness.power.nvml import NvmlReader
+        from wattbench.core.power import ReaderOptions
+        from wattbench.power.nvml import NvmlReader
     except ImportError as exc:
         fail(f"wattbench is not importable ({exc}): pip install -e . from the checkout")
 

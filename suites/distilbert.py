@@ -38,10 +38,10 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from wattbench.adapters.base import ModelArtifact, Precision, TensorSpec
-from wattbench.harness.cache import ModelCache
-from wattbench.harness.errors import ConfigError, ModelError, UnavailableError, WattbenchError
-from wattbench.suites.base import InputSet, ModelRecipe, QualityResult, Suite, SuiteOptions
+from wattbench.core.adapter import ModelArtifact, Precision, TensorSpec
+from wattbench.core.cache import ModelCache
+from wattbench.core.errors import ConfigError, ModelError, UnavailableError, WattbenchError
+from wattbench.core.suite import InputSet, ModelRecipe, QualityResult, Suite, SuiteOptions
 
 #: tokens per sequence (padded or truncated)
 SEQ_LEN = 128

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from wattbench.adapters.base import TensorSpec
-from wattbench.harness.errors import ConfigError, ModelError
+from wattbench.core.adapter import TensorSpec
+from wattbench.core.errors import ConfigError, ModelError
 
 IMAGE_SUFFIXES = (".bmp", ".jpg", ".jpeg", ".png", ".ppm")
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)

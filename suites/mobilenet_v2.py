@@ -37,10 +37,10 @@ from typing import Any, ClassVar
 import numpy as np
 from PIL import Image
 
-from wattbench.adapters.base import ModelArtifact, Precision, TensorSpec
-from wattbench.harness.cache import ModelCache
-from wattbench.harness.errors import ConfigError, UnavailableError
-from wattbench.suites.base import InputSet, ModelRecipe, QualityResult, Suite, SuiteOptions
+from wattbench.core.adapter import ModelArtifact, Precision, TensorSpec
+from wattbench.core.cache import ModelCache
+from wattbench.core.errors import ConfigError, UnavailableError
+from wattbench.core.suite import InputSet, ModelRecipe, QualityResult, Suite, SuiteOptions
 from wattbench.suites.images import (
     decode_image,
     encode_png,
@@ -171,6 +171,22 @@ class MobileNetV2Suite(Suite):
             raise ConfigError(f"mobilenet_v2 cannot build a {fmt} model yet: pass one with --model")
         self._model = art
         return art
+
+    def pretrained_artifact(self, path: Path, sha256: str) -> ModelArtifact | None:
+        """A file whose bytes are a registry model is that pretrained model."""
+        from wattbench.suites.models.registry import REGISTRY
+
+        known = next((e for e in REGISTRY.values() if e.sha256 == sha256), None)
+        if known is None or known.kind != "model":
+            return None
+        return ModelArtifact(
+            path=path.resolve(),
+            sha256=sha256,
+            format=known.format,
+            precision=known.precision or "fp32",
+            weights=f"pretrained(sha256={sha256[:12]})",
+            name=known.name,
+        )
 
     def user_model(self, path: Path) -> ModelArtifact:
         art = super().user_model(path)

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from wattbench.suites.base import QualityResult
+from wattbench.core.suite import QualityResult
 
 
 class QualityTarget(BaseModel):

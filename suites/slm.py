@@ -20,16 +20,17 @@ reference beside it, so only a sanity check runs and the result says so.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from wattbench.adapters.base import AdapterOptions, ModelArtifact, Precision, TensorSpec
-from wattbench.harness.cache import ModelCache
-from wattbench.harness.errors import ConfigError, ModelError
-from wattbench.suites.base import InputSet, ModelRecipe, QualityResult, Suite, SuiteOptions
+from wattbench.core.adapter import ModelArtifact, Precision, TensorSpec
+from wattbench.core.cache import ModelCache
+from wattbench.core.errors import ConfigError, ModelError
+from wattbench.core.generative import GenerativeSession
+from wattbench.core.suite import InputSet, ModelRecipe, QualityResult, Suite, SuiteOptions
 
 #: The fixed prompts: varied topics and punctuation, plain English.
 PROMPTS: tuple[str, ...] = (
@@ -64,7 +65,7 @@ def _tokenizers() -> Any:
     try:
         return importlib.import_module("tokenizers")
     except ImportError as exc:
-        from wattbench.harness.errors import UnavailableError
+        from wattbench.core.errors import UnavailableError
 
         raise UnavailableError(
             "the slm suite tokenizes with `tokenizers`: pip install 'wattbench[nlp]'"
@@ -77,6 +78,8 @@ class SlmSuite(Suite):
     name: ClassVar[str] = "slm"
     # Bump when the prompts, lengths, decoding rule, model recipe or quality check change.
     version: ClassVar[str] = "1.0"
+    #: the generative adapter (entry-point name) whose fp32 CPU output is the reference
+    reference_adapter: ClassVar[str] = "transformers"
     task: ClassVar[str] = "text-generation"
 
     #: tokens per prompt (prefill length)
@@ -272,16 +275,23 @@ class SlmSuite(Suite):
         return None
 
     def reference_tokens(
-        self, artifact: ModelArtifact, prompts: Sequence[np.ndarray], cache: ModelCache
+        self,
+        artifact: ModelArtifact,
+        prompts: Sequence[np.ndarray],
+        cache: ModelCache,
+        open_reference: Callable[[ModelArtifact], GenerativeSession],
     ) -> list[np.ndarray] | None:
-        """Greedy ``quality_tokens`` of transformers at fp32 on CPU, per prompt; None if no
-        reference model exists for ``artifact``."""
+        """Greedy ``quality_tokens`` of the reference (``reference_adapter`` at fp32 on CPU),
+        per prompt; None if no reference model exists for ``artifact``.
+
+        ``open_reference`` loads a session of :attr:`reference_adapter` on the reference
+        model: the runner resolves the adapter through the plug-in registry, so the suite
+        never imports a runtime adapter itself.
+        """
         ref = self.reference_artifact(artifact, cache)
         if ref is None:
             return None
-        from wattbench.adapters.transformers_lm import TransformersAdapter
-
-        session = TransformersAdapter().load(ref, AdapterOptions(device="cpu", precision="fp32"))
+        session = open_reference(ref)
         try:
             return [session.generate(p, self.quality_tokens) for p in prompts]
         finally:

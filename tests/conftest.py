@@ -47,7 +47,7 @@ def _shared_cache(factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def shared_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The session's model cache (the one WATTBENCH_CACHE points at), for in-process builds."""
-    from wattbench.harness.cache import ModelCache
+    from wattbench.core.cache import ModelCache
 
     return ModelCache(_shared_cache(tmp_path_factory))
 

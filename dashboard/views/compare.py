@@ -8,8 +8,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from wattbench.core.errors import UnavailableError
 from wattbench.dashboard import data, ui
-from wattbench.harness.errors import UnavailableError
 
 #: (per-trial sample key, label, higher is better)
 METRICS = (
@@ -37,7 +37,7 @@ def delta(
     if len(b) < 2 or len(o) < 2:
         return change, None, None, "too few trials for a CI"
     try:
-        from wattbench.harness.gate import median_ratio_ci
+        from wattbench.analysis.gate import median_ratio_ci
 
         lo, hi = median_ratio_ci(b, o)
     except UnavailableError:

@@ -8,8 +8,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from wattbench.analysis.pareto import pareto_mask
 from wattbench.dashboard import ui
-from wattbench.dashboard.pareto import pareto_mask
 
 FRONT_HEADERS = {
     "config": "configuration",

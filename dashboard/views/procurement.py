@@ -6,9 +6,9 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from wattbench.analysis.procurement import BuyerInputs, Candidate, plan_all, plans_frame
+from wattbench.core.errors import WattbenchError
 from wattbench.dashboard import ui
-from wattbench.dashboard.procurement import BuyerInputs, Candidate, plan_all, plans_frame
-from wattbench.harness.errors import WattbenchError
 
 
 def _intensity() -> tuple[float | None, str]:
@@ -23,7 +23,7 @@ def _intensity() -> tuple[float | None, str]:
         return float(g), "your figure"
     country = st.text_input("Country (ISO 3166 alpha-3)", value="DEU", key="pr_country")
     try:
-        from wattbench.harness.carbon import intensity_for_country
+        from wattbench.core.carbon import intensity_for_country
 
         ci = intensity_for_country(country.strip())
     except WattbenchError as exc:

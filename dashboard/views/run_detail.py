@@ -13,7 +13,7 @@ from plotly.subplots import make_subplots
 from wattbench.dashboard import data, ui
 
 if TYPE_CHECKING:
-    from wattbench.harness.results import RunResult
+    from wattbench.core.results import RunResult
 
 
 def trace_figure(traces: pd.DataFrame, reader: str) -> go.Figure:

@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from wattbench.harness.errors import ConfigError
+from wattbench.core.errors import ConfigError
 
 #: Bump whenever a default coefficient or the formula changes.
 MODEL_VERSION = "1.0"

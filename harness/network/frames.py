@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, Field
 
-from wattbench.adapters.base import AdapterOptions, Session
+from wattbench.core.adapter import AdapterOptions, Session
 from wattbench.harness.network.payload import top1
 from wattbench.harness.protocol import Runner
 

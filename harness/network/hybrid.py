@@ -36,10 +36,15 @@ from typing import Any
 
 import numpy as np
 
-from wattbench.adapters.base import Adapter, ModelArtifact, Session
-from wattbench.harness.cache import ModelCache
-from wattbench.harness.config import RunConfig
-from wattbench.harness.errors import ConfigError
+from wattbench.core.adapter import Adapter, ModelArtifact, Session
+from wattbench.core.cache import ModelCache
+from wattbench.core.config import RunConfig
+from wattbench.core.errors import ConfigError
+from wattbench.core.network import NetworkResult
+from wattbench.core.power import EnergyMethod, PowerReader
+from wattbench.core.results import RunResult, TrialResult
+from wattbench.core.stats import latency_stats
+from wattbench.core.suite import InputSet, Suite
 from wattbench.harness.network.energy_model import NetworkEnergyModel, load_model
 from wattbench.harness.network.meter import (
     Exchange,
@@ -53,13 +58,8 @@ from wattbench.harness.network.payload import (
     default_payload,
     encode,
 )
-from wattbench.harness.network.result import NetworkResult
-from wattbench.harness.power.base import EnergyMethod, PowerReader
 from wattbench.harness.protocol import Progress, Runner
-from wattbench.harness.results import RunResult, TrialResult
 from wattbench.harness.scenarios import WindowResult, timed_loop
-from wattbench.harness.stats import latency_stats
-from wattbench.suites.base import InputSet, Suite
 
 #: Floor of the round trip charged per escalation when pacing a window.
 MIN_PACING_NS = 1_000_000

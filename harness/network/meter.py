@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import psutil
 
-from wattbench.harness.errors import ConfigError
+from wattbench.core.errors import ConfigError
 
 #: Offsets in Linux ``struct tcp_info`` (stable ABI since 4.2): bytes_acked,
 #: bytes_received (u64) and segs_out, segs_in (u32).

@@ -30,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image
 
-from wattbench.harness.errors import ConfigError
+from wattbench.core.errors import ConfigError
 
 CONTENT_TYPES = {
     "png": "image/png",

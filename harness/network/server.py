@@ -22,12 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from wattbench.adapters.base import Adapter, AdapterOptions, ModelArtifact, Session
-from wattbench.harness.cache import ModelCache
-from wattbench.harness.errors import ConfigError, WattbenchError
+from wattbench.core.adapter import Adapter, AdapterOptions, ModelArtifact, Session
+from wattbench.core.cache import ModelCache
+from wattbench.core.errors import ConfigError, WattbenchError
+from wattbench.core.power import PowerReader
+from wattbench.core.suite import Suite
 from wattbench.harness.network.payload import confidence_reader, decode
-from wattbench.harness.power.base import PowerReader
-from wattbench.suites.base import Suite
 
 #: Largest request body accepted (a 4K PNG is ~25 MB).
 MAX_BODY_BYTES = 64 * 1024 * 1024

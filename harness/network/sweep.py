@@ -18,9 +18,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from wattbench.harness.config import RunConfig
-from wattbench.harness.errors import ConfigError
-from wattbench.harness.results import RunResult
+from wattbench.core.config import RunConfig
+from wattbench.core.errors import ConfigError
+from wattbench.core.results import RunResult
 
 
 @dataclass

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from wattbench.harness.errors import UnavailableError
+from wattbench.core.errors import UnavailableError
 from wattbench.suites.models.mobilenet_v2 import Architecture, Conv, all_convs
 
 OPSET = 13

@@ -18,9 +18,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from wattbench.adapters.base import ModelArtifact, Precision
-from wattbench.harness.cache import ModelCache, sha256_file
-from wattbench.harness.errors import ConfigError
+from wattbench.core.adapter import ModelArtifact, Precision
+from wattbench.core.cache import ModelCache, sha256_file
+from wattbench.core.errors import ConfigError
 
 CORAL_TEST_DATA_COMMIT = "104342d2d3480b3e66203073dac24f4e2dbb4c41"
 CORAL_TEST_DATA_URL = f"https://github.com/google-coral/test_data/raw/{CORAL_TEST_DATA_COMMIT}/"

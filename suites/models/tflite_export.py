@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from wattbench.adapters.base import Precision
-from wattbench.harness.errors import UnavailableError
+from wattbench.core.adapter import Precision
+from wattbench.core.errors import UnavailableError
 from wattbench.suites.images import IMAGENET_MEAN, IMAGENET_STD
 from wattbench.suites.models.mobilenet_v2 import Architecture, Conv, all_convs
 

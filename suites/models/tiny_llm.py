@@ -35,8 +35,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from wattbench.harness.cache import ModelCache
-from wattbench.harness.errors import ModelError, UnavailableError
+from wattbench.core.cache import ModelCache
+from wattbench.core.errors import ModelError, UnavailableError
 
 TRANSFORMERS_HINT = "pip install 'wattbench[transformers]'"
 GENAI_HINT = "pip install 'wattbench[genai]' onnx-ir"

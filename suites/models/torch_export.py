@@ -7,7 +7,7 @@ layer for layer (same conv order, same weights dict, ReLU6 as a clamp to
 TorchScript artifacts of one recipe compute the same function.
 
 TorchScript stores no tensor shapes, so the exporter writes the model's I/O
-signature as the extra file :data:`IO_EXTRA_FILE` inside the archive; the torch
+signature as the extra file :data:`TORCHSCRIPT_IO_FILE` inside the archive; the torch
 adapter reads it back for ``Session.inputs()``/``outputs()``.
 
 INT8 is PyTorch's own post-training static quantisation: ``torch.ao.quantization``
@@ -32,10 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from wattbench.adapters.base import ModelArtifact
-from wattbench.adapters.torch import IO_EXTRA_FILE
-from wattbench.harness.cache import ModelCache
-from wattbench.harness.errors import UnavailableError
+from wattbench.core.adapter import TORCHSCRIPT_IO_FILE, ModelArtifact
+from wattbench.core.cache import ModelCache
+from wattbench.core.errors import UnavailableError
 from wattbench.suites.models.mobilenet_v2 import (
     Architecture,
     Conv,
@@ -64,7 +63,7 @@ def _torch() -> ModuleType:
 
 
 def io_signature(arch: Architecture) -> dict[str, list[dict[str, Any]]]:
-    """The model's inputs and outputs as :class:`~wattbench.adapters.base.TensorSpec` dicts."""
+    """The model's inputs and outputs as :class:`~wattbench.core.adapter.TensorSpec` dicts."""
     size = arch.input_size
     return {
         "inputs": [{"name": "input", "shape": ["N", 3, size, size], "dtype": "float32"}],
@@ -131,7 +130,7 @@ def to_torchscript_bytes(arch: Architecture, weights: dict[str, np.ndarray], nam
     """Serialised TorchScript (``torch.jit.trace`` in eval mode on a 1×3×H×W example).
 
     The traced graph has no fixed batch size. ``name`` and the I/O signature are
-    stored in the archive's :data:`IO_EXTRA_FILE`.
+    stored in the archive's :data:`TORCHSCRIPT_IO_FILE`.
     """
     torch = _torch()
     model = to_torch_module(arch, weights)
@@ -144,7 +143,9 @@ def to_torchscript_bytes(arch: Architecture, weights: dict[str, np.ndarray], nam
         warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", DeprecationWarning)
         with torch.no_grad():
             traced = torch.jit.trace(model, example)
-        torch.jit.save(traced, buf, _extra_files={IO_EXTRA_FILE: json.dumps(meta, sort_keys=True)})
+        torch.jit.save(
+            traced, buf, _extra_files={TORCHSCRIPT_IO_FILE: json.dumps(meta, sort_keys=True)}
+        )
     return buf.getvalue()
 
 
@@ -211,7 +212,7 @@ def to_int8_torchscript_bytes(
             with torch.no_grad():
                 traced = torch.jit.trace(quantized, example)
             torch.jit.save(
-                traced, buf, _extra_files={IO_EXTRA_FILE: json.dumps(meta, sort_keys=True)}
+                traced, buf, _extra_files={TORCHSCRIPT_IO_FILE: json.dumps(meta, sort_keys=True)}
             )
         finally:
             torch.backends.quantized.engine = previous

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from wattbench.harness.errors import UnavailableError
+from wattbench.core.errors import UnavailableError
 
 INSTALL_HINT = "pip install 'wattbench[models,onnxruntime]'"
 

@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from wattbench.adapters.base import Adapter, AdapterOptions, ModelArtifact, Precision, Session
-from wattbench.harness.cache import ModelCache
-from wattbench.harness.errors import ConfigError, ModelError, UnavailableError
+from wattbench.core.adapter import Adapter, AdapterOptions, ModelArtifact, Precision, Session
+from wattbench.core.cache import ModelCache
+from wattbench.core.errors import ConfigError, ModelError, UnavailableError
+from wattbench.core.suite import SuiteOptions
 from wattbench.harness.protocol import timed_loop
-from wattbench.suites.base import SuiteOptions
 from wattbench.suites.mobilenet_v2 import MobileNetV2Suite
 
 CORAL_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "coral-test-data"

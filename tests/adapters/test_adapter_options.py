@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from wattbench.adapters.base import AdapterOptions, ModelArtifact, Session
 from wattbench.adapters.options import boolean, check_keys, choice, positive_int
-from wattbench.harness.cache import ModelCache
-from wattbench.harness.errors import ConfigError
-from wattbench.suites.base import SuiteOptions
+from wattbench.core.adapter import AdapterOptions, ModelArtifact, Session
+from wattbench.core.cache import ModelCache
+from wattbench.core.errors import ConfigError
+from wattbench.core.suite import SuiteOptions
 from wattbench.suites.mobilenet_v2 import MobileNetV2Suite
 
 
@@ -222,7 +222,7 @@ def test_adapters_without_options_refuse_every_key(onnx_model: ModelArtifact) ->
 
 
 def test_every_adapter_declares_the_keys_its_load_accepts() -> None:
-    from wattbench.harness import plugins
+    from wattbench.core import plugins
 
     for name in plugins.names(plugins.ADAPTERS):
         keys = plugins.load(plugins.ADAPTERS, name).option_keys

@@ -16,9 +16,9 @@ from unittest import mock
 import numpy as np
 import pytest
 
-from wattbench.adapters.base import AdapterOptions, ModelArtifact
 from wattbench.adapters.coral import CoralAdapter, delegate_device
-from wattbench.harness.errors import ConfigError, UnavailableError
+from wattbench.core.adapter import AdapterOptions, ModelArtifact
+from wattbench.core.errors import ConfigError, UnavailableError
 
 litert = pytest.importorskip(
     "ai_edge_litert.interpreter", reason="ai-edge-litert (wattbench[coral]) missing"

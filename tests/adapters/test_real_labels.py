@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from wattbench.adapters.base import Adapter, AdapterOptions, ModelArtifact, Session
-from wattbench.harness.cache import ModelCache
-from wattbench.harness.errors import ChecksumError, ConfigError, ModelError
-from wattbench.suites.base import SuiteOptions
+from wattbench.core.adapter import Adapter, AdapterOptions, ModelArtifact, Session
+from wattbench.core.cache import ModelCache
+from wattbench.core.errors import ChecksumError, ConfigError, ModelError
+from wattbench.core.suite import SuiteOptions
 from wattbench.suites.mobilenet_v2 import MobileNetV2Suite
 from wattbench.suites.models import registry
 
@@ -182,7 +182,7 @@ def test_onnxruntime_and_openvino_agree_on_the_same_onnx(
 
 @needs_data
 def test_registry_pins_the_shipped_coral_files() -> None:
-    from wattbench.harness.cache import sha256_file
+    from wattbench.core.cache import sha256_file
 
     for e in registry.REGISTRY.values():
         assert e.url == registry.CORAL_TEST_DATA_URL + e.filename

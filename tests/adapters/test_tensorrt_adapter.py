@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from wattbench.adapters import tensorrt as trt_adapter
-from wattbench.adapters.base import AdapterOptions, ModelArtifact
 from wattbench.adapters.tensorrt import TensorRtAdapter
-from wattbench.harness.errors import ConfigError, ModelError, UnavailableError
+from wattbench.core.adapter import AdapterOptions, ModelArtifact
+from wattbench.core.errors import ConfigError, ModelError, UnavailableError
 
 MODEL = {
     "inputs": [{"name": "x", "shape": [-1, 4], "dtype": "float32"}],

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from wattbench.adapters import torch as torch_adapter
-from wattbench.adapters.base import AdapterOptions, ModelArtifact, Session
 from wattbench.adapters.torch import IO_EXTRA_FILE, NO_CUDA_REASON, TorchAdapter
-from wattbench.harness.cache import ModelCache, sha256_file
-from wattbench.harness.errors import ConfigError, ModelError, UnavailableError
+from wattbench.core.adapter import AdapterOptions, ModelArtifact, Session
+from wattbench.core.cache import ModelCache, sha256_file
+from wattbench.core.errors import ConfigError, ModelError, UnavailableError
 from wattbench.suites.models import torch_export
 from wattbench.suites.models.mobilenet_v2 import mobilenet_v2, random_weights
 from wattbench.suites.models.torch_export import build_torchscript_artifact, recipe_key
@@ -92,7 +92,7 @@ def test_exported_module_matches_onnx_runtime(mobilenet: ModelArtifact, tmp_path
     """The TorchScript and ONNX exports of one recipe compute the same function."""
     ort = pytest.importorskip("onnxruntime", reason="onnxruntime (wattbench[onnxruntime]) missing")
     pytest.importorskip("onnx", reason="the ONNX export needs onnx (wattbench[models])")
-    from wattbench.suites.base import SuiteOptions
+    from wattbench.core.suite import SuiteOptions
     from wattbench.suites.mobilenet_v2 import MobileNetV2Suite
 
     onnx_art = MobileNetV2Suite(SuiteOptions(seed=0)).build_model("onnx", ModelCache(tmp_path))

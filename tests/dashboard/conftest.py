@@ -11,7 +11,7 @@ pytest.importorskip("streamlit", reason="dashboard tests need the dashboard extr
 
 from seed import seed_url
 
-from wattbench.harness.results import RunResult
+from wattbench.core.results import RunResult
 
 
 @pytest.fixture(scope="session")

@@ -19,15 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from wattbench.harness.cache import ModelCache
-from wattbench.harness.config import RunConfig
+from wattbench.core.cache import ModelCache
+from wattbench.core.config import RunConfig
+from wattbench.core.network import NetworkResult
+from wattbench.core.power import EnergyMethod, EnergyScope
+from wattbench.core.results import GenerationMetrics, RunResult
+from wattbench.core.stats import latency_histogram, latency_stats
+from wattbench.core.testing import FakeAdapter, FakeClock, FakePowerReader, FakeSuite
 from wattbench.harness.network.energy_model import default_model
-from wattbench.harness.network.result import NetworkResult
-from wattbench.harness.power.base import EnergyMethod, EnergyScope
 from wattbench.harness.protocol import Runner
-from wattbench.harness.results import GenerationMetrics, RunResult
-from wattbench.harness.stats import latency_histogram, latency_stats
-from wattbench.harness.testing import FakeAdapter, FakeClock, FakePowerReader, FakeSuite
 from wattbench.results_db.store import Store
 
 

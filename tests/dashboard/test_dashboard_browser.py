@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from seed import seed_url
 
-from wattbench.harness.results import RunResult
+from wattbench.core.results import RunResult
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "build" / "test-artifacts"

@@ -13,17 +13,17 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
 
-from wattbench.dashboard import data
-from wattbench.dashboard.pareto import pareto_mask
-from wattbench.dashboard.procurement import (
+from wattbench.analysis.pareto import pareto_mask
+from wattbench.analysis.procurement import (
     SECONDS_PER_YEAR,
     BuyerInputs,
     Candidate,
     plan_all,
     plan_one,
 )
-from wattbench.harness.errors import SchemaVersionError, StoreError
-from wattbench.harness.results import RunResult
+from wattbench.core.errors import SchemaVersionError, StoreError
+from wattbench.core.results import RunResult
+from wattbench.dashboard import data
 from wattbench.results_db.store import Store
 
 LabDb = tuple[str, list[RunResult]]
@@ -308,7 +308,7 @@ def test_cli_refuses_bad_database_before_launching(
 def test_cli_without_the_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib.util
 
-    from wattbench.harness.errors import UnavailableError
+    from wattbench.core.errors import UnavailableError
 
     real = importlib.util.find_spec
     monkeypatch.setattr(

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from seed import APP_PATH
 
-from wattbench.harness.results import RunResult
+from wattbench.core.results import RunResult
 
 LabDb = tuple[str, list[RunResult]]
 

@@ -108,7 +108,7 @@ def expected_refusal(adapter: str, precision: str) -> str | None:
 
 def _prebuild_shared(cache_dir: Path) -> None:
     """ONNX fp32 (the reference of every run), fp16 and int8 (onnxruntime and openvino)."""
-    from wattbench.harness.cache import ModelCache
+    from wattbench.core.cache import ModelCache
     from wattbench.suites.mobilenet_v2 import MobileNetV2Suite
 
     suite, cache = MobileNetV2Suite(), ModelCache(cache_dir)

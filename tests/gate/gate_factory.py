@@ -20,12 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from wattbench.harness.cache import ModelCache
-from wattbench.harness.config import RunConfig
-from wattbench.harness.power.base import EnergyMethod
+from wattbench.core.cache import ModelCache
+from wattbench.core.config import RunConfig
+from wattbench.core.power import EnergyMethod
+from wattbench.core.results import RunResult, TrialResult
+from wattbench.core.testing import FakeAdapter, FakeClock, FakePowerReader, FakeSuite
 from wattbench.harness.protocol import Runner, summarize_energy
-from wattbench.harness.results import RunResult, TrialResult
-from wattbench.harness.testing import FakeAdapter, FakeClock, FakePowerReader, FakeSuite
 
 
 @functools.lru_cache(maxsize=4)

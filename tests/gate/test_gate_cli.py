@@ -16,9 +16,9 @@ import pytest
 import typer
 from gate_factory import dump, make_run
 
+from wattbench.core.power import EnergyMethod
 from wattbench.harness import cli
 from wattbench.harness.cli_gate import gate
-from wattbench.harness.power.base import EnergyMethod
 from wattbench.results_db.store import Store
 
 BASE = [4.00, 4.04, 3.97, 4.02, 3.99]
@@ -187,15 +187,16 @@ def test_cli_defaults_agree_with_the_gate_and_registering_stays_light() -> None:
     import subprocess
     import sys
 
+    from wattbench.analysis import gate as gate_mod
     from wattbench.harness import cli_gate
-    from wattbench.harness import gate as gate_mod
 
     assert cli_gate.DEFAULT_ALPHA == gate_mod.DEFAULT_ALPHA
     assert cli_gate._percent(cli_gate.DEFAULT_MAX_CV, "--max-cv") == gate_mod.DEFAULT_MAX_CV
     # Registering the command must not import numpy or the statistics (every CLI call pays).
     code = (
         "import sys, wattbench.harness.cli_gate; "
-        "print(sorted(m for m in ('numpy', 'scipy', 'wattbench.harness.gate') if m in sys.modules))"
+        "print(sorted(m for m in ('numpy', 'scipy', 'wattbench.analysis.gate') "
+        "if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -8,8 +8,7 @@ from xml.etree import ElementTree as ET
 import pytest
 from gate_factory import dump, make_run, with_tokens
 
-from wattbench.harness.errors import ConfigError
-from wattbench.harness.gate import (
+from wattbench.analysis.gate import (
     GateReport,
     GateSettings,
     RunRecord,
@@ -21,7 +20,8 @@ from wattbench.harness.gate import (
     to_markdown,
     verdict_lines,
 )
-from wattbench.harness.power.base import EnergyMethod
+from wattbench.core.errors import ConfigError
+from wattbench.core.power import EnergyMethod
 
 BASE = [4.00, 4.04, 3.97, 4.02, 3.99]
 

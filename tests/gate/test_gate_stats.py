@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 from gate_factory import noisy
 
-from wattbench.harness.errors import ConfigError, UnavailableError
-from wattbench.harness.gate import (
+from wattbench.analysis.gate import (
     METRICS,
     GateSettings,
     Verdict,
@@ -21,6 +20,7 @@ from wattbench.harness.gate import (
     parse_thresholds,
     verdict_line,
 )
+from wattbench.core.errors import ConfigError, UnavailableError
 
 REPS = 200
 N = 5  # trials per side: `wattbench run --repeats 5`

@@ -16,16 +16,16 @@ from PIL import Image
 pytest.importorskip("ai_edge_litert", reason="needs the litert extra")
 
 from wattbench.adapters.litert import LiteRtAdapter
-from wattbench.harness.cache import ModelCache
-from wattbench.harness.config import RunConfig
+from wattbench.core.cache import ModelCache
+from wattbench.core.config import RunConfig
+from wattbench.core.power import ReaderOptions
+from wattbench.core.results import RunResult
+from wattbench.core.suite import SuiteOptions
 from wattbench.harness.network.energy_model import default_model
 from wattbench.harness.network.hybrid import HybridRunner
 from wattbench.harness.network.server import CloudModel, CloudServer
-from wattbench.harness.power.base import ReaderOptions
-from wattbench.harness.power.select import select_readers
 from wattbench.harness.protocol import create_runner
-from wattbench.harness.results import RunResult
-from wattbench.suites.base import SuiteOptions
+from wattbench.power.select import select_readers
 from wattbench.suites.mobilenet_v2 import MobileNetV2Suite
 
 EDGE = "mobilenet_v1_0.25_128_quant.tflite"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from wattbench.harness.errors import ConfigError
+from wattbench.core.errors import ConfigError
 from wattbench.harness.network.energy_model import (
     J_PER_BYTE_PER_KWH_PER_GB,
     MODEL_VERSION,

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wattbench.harness.cache import ModelCache
-from wattbench.harness.config import RunConfig
+from wattbench.core.cache import ModelCache
+from wattbench.core.config import RunConfig
+from wattbench.core.power import ReaderOptions
 from wattbench.harness.network.frames import ChangeDetector, run_frame_stream, synthetic_stream
-from wattbench.harness.power.base import ReaderOptions
-from wattbench.harness.power.estimated import EstimatedCpuReader
 from wattbench.harness.protocol import Runner
+from wattbench.power.estimated import EstimatedCpuReader
 
 
 def test_stream_is_deterministic_and_scenes_differ() -> None:

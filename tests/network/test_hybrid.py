@@ -10,14 +10,14 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pytest
 
-from wattbench.adapters.base import AdapterOptions
-from wattbench.harness.cache import ModelCache
-from wattbench.harness.config import RunConfig
-from wattbench.harness.errors import ConfigError
+from wattbench.core.adapter import AdapterOptions
+from wattbench.core.cache import ModelCache
+from wattbench.core.config import RunConfig
+from wattbench.core.errors import ConfigError
+from wattbench.core.testing import FakeAdapter, FakeClock, FakePowerReader, FakeSuite
 from wattbench.harness.network.hybrid import HybridRunner
 from wattbench.harness.network.server import CloudModel, CloudServer
 from wattbench.harness.protocol import create_runner
-from wattbench.harness.testing import FakeAdapter, FakeClock, FakePowerReader, FakeSuite
 
 # Sample i is [i, i, i, i]; the edge's logits put 2i on class 0, so its top-1
 # probabilities are e^{2i} / (e^{2i} + 3): 0.25, 0.71, 0.95, 0.99.

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from wattbench.harness.errors import ConfigError
+from wattbench.core.errors import ConfigError
 from wattbench.harness.network.meter import (
     MeteredClient,
     interface_counters,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from wattbench.harness.errors import ConfigError
+from wattbench.core.errors import ConfigError
 from wattbench.harness.network.payload import (
     PayloadSpec,
     confidence_reader,

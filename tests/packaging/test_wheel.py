@@ -49,7 +49,7 @@ def test_wheel_maps_top_level_folders_into_wattbench(wheel: zipfile.ZipFile) -> 
     assert "wattbench/results_db/migrations/env.py" in names
     assert "wattbench/results_db/migrations/script.py.mako" in names
     assert any(n.startswith("wattbench/results_db/migrations/versions/0001_") for n in names)
-    assert "wattbench/harness/power/estimated.py" in names
+    assert "wattbench/power/estimated.py" in names
     # tests/, scripts/ and docs/ stay out of the package
     assert not any(n.startswith(("wattbench/tests", "tests/", "scripts/")) for n in names)
 

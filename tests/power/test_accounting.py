@@ -9,9 +9,15 @@ from typing import ClassVar
 
 import pytest
 
-from wattbench.harness.availability import Availability
-from wattbench.harness.errors import ConfigError, MeasurementError
-from wattbench.harness.power.accounting import (
+from wattbench.core.availability import Availability
+from wattbench.core.errors import ConfigError, MeasurementError
+from wattbench.core.power import (
+    EnergyMethod,
+    EnergyScope,
+    ReaderInfo,
+    ReaderOptions,
+)
+from wattbench.power.accounting import (
     Sample,
     counter_energy,
     downsample,
@@ -19,13 +25,7 @@ from wattbench.harness.power.accounting import (
     longest_constant_run_s,
     uncertainty_j,
 )
-from wattbench.harness.power.base import (
-    EnergyMethod,
-    EnergyScope,
-    ReaderInfo,
-    ReaderOptions,
-)
-from wattbench.harness.power.polled import PolledReader
+from wattbench.power.polled import PolledReader
 
 REL = 1e-9  # float rounding only: these integrals are exact by construction
 

@@ -34,9 +34,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from wattbench.harness.availability import Availability
-from wattbench.harness.errors import MeasurementError, WattbenchError
-from wattbench.harness.power.base import (
+from wattbench.core.availability import Availability
+from wattbench.core.errors import MeasurementError, WattbenchError
+from wattbench.core.power import (
     EnergyMethod,
     EnergyReading,
     EnergyScope,
@@ -153,7 +153,7 @@ RAPL_W = 20.0
 
 
 def rapl_fake(env: Env) -> Fake:
-    from wattbench.harness.power.rapl import RaplReader
+    from wattbench.power.rapl import RaplReader
 
     zone = env.tmp / "sys/class/powercap/intel-rapl:0"
     zone.mkdir(parents=True)
@@ -184,7 +184,7 @@ def rapl_fake(env: Env) -> Fake:
 
 
 def rapl_unavailable(env: Env) -> Unavailable:
-    from wattbench.harness.power.rapl import RaplReader
+    from wattbench.power.rapl import RaplReader
 
     return Unavailable(_opts(env.tmp), RaplReader, RaplReader.is_available)
 
@@ -202,7 +202,7 @@ def _hwmon_device(root: Path, files: dict[str, str]) -> Path:
 
 def hwmon_fake(env: Env) -> Fake:
     """An INA226 power channel (µW), sampled: method ``polled``."""
-    from wattbench.harness.power.hwmon import HwmonReader
+    from wattbench.power.hwmon import HwmonReader
 
     d = _hwmon_device(
         env.tmp,
@@ -220,7 +220,7 @@ def hwmon_fake(env: Env) -> Fake:
 
 def hwmon_energy_fake(env: Env) -> Fake:
     """An ``energy1_input`` counter (µJ): the same class reads it as method ``counter``."""
-    from wattbench.harness.power.hwmon import HwmonReader
+    from wattbench.power.hwmon import HwmonReader
 
     d = _hwmon_device(
         env.tmp,
@@ -246,7 +246,7 @@ def hwmon_energy_fake(env: Env) -> Fake:
 
 
 def hwmon_unavailable(env: Env) -> Unavailable:
-    from wattbench.harness.power.hwmon import HwmonReader
+    from wattbench.power.hwmon import HwmonReader
 
     return Unavailable(_opts(env.tmp), HwmonReader, HwmonReader.is_available)
 
@@ -260,7 +260,7 @@ def jetson_fake(env: Env) -> Fake:
     VDD_IN (the module total) ramps up with time, so per-rail figures integrated
     from other samples than the total's would not add up to it.
     """
-    from wattbench.harness.power.jetson import JetsonReader
+    from wattbench.power.jetson import JetsonReader
 
     d = env.tmp / "sys/bus/i2c/drivers/ina3221/1-0040/hwmon/hwmon3"
     d.mkdir(parents=True)
@@ -305,7 +305,7 @@ def jetson_fake(env: Env) -> Fake:
 
 
 def jetson_unavailable(env: Env) -> Unavailable:
-    from wattbench.harness.power.jetson import JetsonReader
+    from wattbench.power.jetson import JetsonReader
 
     return Unavailable(_opts(env.tmp), JetsonReader, JetsonReader.is_available)
 
@@ -384,7 +384,7 @@ class SimGpu:
 
 def _nvml_fake(env: Env, *, counter: bool) -> Fake:
     pynvml = pytest.importorskip("pynvml", reason="the nvml contract needs nvidia-ml-py")
-    from wattbench.harness.power.nvml import NvmlReader
+    from wattbench.power.nvml import NvmlReader
 
     gpu = SimGpu(pynvml, power_w=70.0, counter=counter)
 
@@ -421,7 +421,7 @@ def nvml_polled_fake(env: Env) -> Fake:
 
 
 def nvml_unavailable(env: Env) -> Unavailable:
-    from wattbench.harness.power.nvml import NvmlReader
+    from wattbench.power.nvml import NvmlReader
 
     # pynvml not installed: importing it fails.
     patcher = mock.patch.dict(sys.modules, {"pynvml": None})
@@ -510,7 +510,7 @@ def plug_server(env: Env) -> tuple[str, PlugState]:
 
 
 def _plug_fake(env: Env, name: str) -> Fake:
-    from wattbench.harness.power.smartplug import ShellyReader, TasmotaReader
+    from wattbench.power.smartplug import ShellyReader, TasmotaReader
 
     cls = {"shelly": ShellyReader, "tasmota": TasmotaReader}[name]
     url, state = plug_server(env)
@@ -551,13 +551,13 @@ def tasmota_fake(env: Env) -> Fake:
 
 
 def shelly_unavailable(env: Env) -> Unavailable:
-    from wattbench.harness.power.smartplug import ShellyReader
+    from wattbench.power.smartplug import ShellyReader
 
     return Unavailable(_opts(), ShellyReader, ShellyReader.is_available)
 
 
 def tasmota_unavailable(env: Env) -> Unavailable:
-    from wattbench.harness.power.smartplug import TasmotaReader
+    from wattbench.power.smartplug import TasmotaReader
 
     return Unavailable(_opts(), TasmotaReader, TasmotaReader.is_available)
 
@@ -567,7 +567,7 @@ def tasmota_unavailable(env: Env) -> Unavailable:
 
 def trace_fake(env: Env) -> Fake:
     """A bench meter's CSV at 20 Hz, 30 W, covering a minute around now."""
-    from wattbench.harness.power.trace import TraceReplayReader
+    from wattbench.power.trace import TraceReplayReader
 
     path = env.tmp / "meter.csv"
     now = time.time()
@@ -591,7 +591,7 @@ def trace_fake(env: Env) -> Fake:
 
 
 def trace_unavailable(env: Env) -> Unavailable:
-    from wattbench.harness.power.trace import TraceReplayReader
+    from wattbench.power.trace import TraceReplayReader
 
     return Unavailable(_opts(), TraceReplayReader, TraceReplayReader.is_available)
 
@@ -606,7 +606,7 @@ CpuTimes = namedtuple(
 
 def estimate_fake(env: Env) -> Fake:
     """Two logical CPUs half busy, TDP 40 W: 20 W."""
-    from wattbench.harness.power.estimated import EstimatedCpuReader
+    from wattbench.power.estimated import EstimatedCpuReader
 
     t0 = time.monotonic()
     frozen: list[CpuTimes] = []
@@ -969,7 +969,7 @@ def test_rapl_burst_after_idle_is_never_a_valid_undercount(tmp_path: Path) -> No
     Driven through RaplReader's test seams (manual clock, no background thread),
     polling exactly when the background thread would.
     """
-    from wattbench.harness.power.rapl import RaplReader
+    from wattbench.power.rapl import RaplReader
 
     zone = tmp_path / "sys/class/powercap/intel-rapl:0"
     zone.mkdir(parents=True)

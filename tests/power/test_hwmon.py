@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from wattbench.harness.errors import ConfigError, MeasurementError, UnavailableError
-from wattbench.harness.power.base import EnergyMethod, EnergyScope, ReaderOptions
-from wattbench.harness.power.hwmon import HwmonReader, find_channel, scan_hwmon
+from wattbench.core.errors import ConfigError, MeasurementError, UnavailableError
+from wattbench.core.power import EnergyMethod, EnergyScope, ReaderOptions
+from wattbench.power.hwmon import HwmonReader, find_channel, scan_hwmon
 
 NO_BACKGROUND = 3600.0  # the sampler thread never fires during a test
 

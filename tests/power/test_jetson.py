@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from wattbench.harness.errors import UnavailableError
-from wattbench.harness.power.base import (
+from wattbench.core.errors import UnavailableError
+from wattbench.core.power import (
     EnergyMethod,
     EnergyReading,
     EnergyScope,
     ReaderOptions,
 )
-from wattbench.harness.power.jetson import BOARDS, JetsonReader, board_for_model
+from wattbench.power.jetson import BOARDS, JetsonReader, board_for_model
 
 # A sampling interval far longer than any test: the background thread never
 # samples, so a window is exactly the start() and stop() samples.

@@ -12,9 +12,9 @@ import pytest
 
 pynvml = pytest.importorskip("pynvml")
 
-from wattbench.harness.errors import ConfigError, MeasurementError, UnavailableError  # noqa: E402
-from wattbench.harness.power.base import EnergyMethod, EnergyScope, ReaderOptions  # noqa: E402
-from wattbench.harness.power.nvml import (  # noqa: E402
+from wattbench.core.errors import ConfigError, MeasurementError, UnavailableError  # noqa: E402
+from wattbench.core.power import EnergyMethod, EnergyScope, ReaderOptions  # noqa: E402
+from wattbench.power.nvml import (  # noqa: E402
     COUNTER_RESOLUTION_J,
     DEFAULT_REL_UNCERTAINTY,
     INSTALL_HINT,

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from wattbench.harness.errors import ConfigError, MeasurementError, UnavailableError
-from wattbench.harness.power.base import EnergyMethod, EnergyScope, ReaderOptions
-from wattbench.harness.power.rapl import (
+from wattbench.core.errors import ConfigError, MeasurementError, UnavailableError
+from wattbench.core.power import EnergyMethod, EnergyScope, ReaderOptions
+from wattbench.power.rapl import (
     ASSUMED_POWER_W,
     DEFAULT_ENERGY_UNIT_UJ,
     DEFAULT_REL_UNCERTAINTY,

@@ -20,9 +20,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from wattbench.harness.errors import MeasurementError, UnavailableError
-from wattbench.harness.power.base import EnergyMethod, EnergyScope, ReaderOptions
-from wattbench.harness.power.smartplug import (
+from wattbench.core.errors import MeasurementError, UnavailableError
+from wattbench.core.power import EnergyMethod, EnergyScope, ReaderOptions
+from wattbench.power.smartplug import (
     PLUG_UPDATE_PERIOD_S,
     ShellyReader,
     SmartPlugReader,

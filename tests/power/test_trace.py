@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from wattbench.harness.errors import ConfigError, MeasurementError
-from wattbench.harness.power.base import EnergyMethod, EnergyReading, EnergyScope, ReaderOptions
-from wattbench.harness.power.trace import TraceReplayReader, load_trace
+from wattbench.core.errors import ConfigError, MeasurementError
+from wattbench.core.power import EnergyMethod, EnergyReading, EnergyScope, ReaderOptions
+from wattbench.power.trace import TraceReplayReader, load_trace
 
 EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 

@@ -21,14 +21,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from wattbench.adapters.base import Adapter, AdapterOptions, ModelArtifact, Precision
-from wattbench.harness.cache import ModelCache
-from wattbench.harness.config import RunConfig
-from wattbench.harness.power.estimated import EstimatedCpuReader
+from wattbench.core.adapter import Adapter, AdapterOptions, ModelArtifact, Precision
+from wattbench.core.cache import ModelCache
+from wattbench.core.config import RunConfig
+from wattbench.core.results import RunResult
+from wattbench.core.suite import InputSet, SuiteOptions
 from wattbench.harness.protocol import Runner
-from wattbench.harness.results import RunResult
+from wattbench.power.estimated import EstimatedCpuReader
 from wattbench.results_db.store import Store
-from wattbench.suites.base import InputSet, SuiteOptions
 from wattbench.suites.images import encode_png
 from wattbench.suites.mobilenet_v2 import REFERENCE_SPEC, MobileNetV2Suite
 

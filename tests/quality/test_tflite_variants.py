@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from wattbench.adapters.base import AdapterOptions, ModelArtifact, Precision
-from wattbench.harness.cache import ModelCache
-from wattbench.harness.errors import UnavailableError
+from wattbench.core.adapter import AdapterOptions, ModelArtifact, Precision
+from wattbench.core.cache import ModelCache
+from wattbench.core.errors import UnavailableError
 from wattbench.suites.mobilenet_v2 import MobileNetV2Suite
 
 HAS_TF = importlib.util.find_spec("tensorflow") is not None

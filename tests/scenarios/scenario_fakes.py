@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from wattbench.adapters.base import AdapterOptions
-from wattbench.harness.config import RunConfig
-from wattbench.harness.testing import FakeClock, FakeSession
+from wattbench.core.adapter import AdapterOptions
+from wattbench.core.config import RunConfig
+from wattbench.core.testing import FakeClock, FakeSession
 
 
 def config(**overrides: Any) -> RunConfig:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scenario_fakes import PREPARED, SleepSession, config
 
-from wattbench.harness.errors import UnavailableError
+from wattbench.core.errors import UnavailableError
 from wattbench.harness.loadgen import (
     DETAIL_FILE,
     INSTALL_HINT,

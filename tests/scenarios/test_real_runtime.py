@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from scenario_fakes import config
 
-from wattbench.adapters.base import AdapterDescription, AdapterOptions, Session, TensorSpec
-from wattbench.harness.cache import ModelCache
+from wattbench.core.adapter import AdapterDescription, AdapterOptions, Session, TensorSpec
+from wattbench.core.cache import ModelCache
+from wattbench.core.suite import SuiteOptions
 from wattbench.harness.scenario_drivers import OfflineDriver, ServerDriver
-from wattbench.suites.base import SuiteOptions
 from wattbench.suites.mobilenet_v2 import MobileNetV2Suite
 
 pytest.importorskip("onnxruntime", reason="needs the onnxruntime extra")

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from scenario_fakes import PREPARED, SleepSession, config, fake_session
 
-from wattbench.harness.cache import ModelCache
-from wattbench.harness.errors import ConfigError
+from wattbench.core.cache import ModelCache
+from wattbench.core.errors import ConfigError
+from wattbench.core.testing import FakeAdapter, FakeClock, FakePowerReader, FakeSuite
 from wattbench.harness.protocol import Runner
 from wattbench.harness.scenario_drivers import (
     DEFAULT_LATENCY_BOUND_MS,
@@ -24,7 +25,6 @@ from wattbench.harness.scenario_drivers import (
     poisson_schedule_ns,
 )
 from wattbench.harness.scenarios import SingleStreamDriver, make_driver
-from wattbench.harness.testing import FakeAdapter, FakeClock, FakePowerReader, FakeSuite
 
 MS = 1_000_000
 

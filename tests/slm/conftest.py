@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from wattbench.adapters.base import ModelArtifact
-from wattbench.harness.cache import ModelCache
+from wattbench.core.adapter import ModelArtifact
+from wattbench.core.cache import ModelCache
 from wattbench.suites.slm import GENAI_DIR, HF_DIR, SlmSuite
 
 pytest.importorskip("transformers", reason="needs the transformers extra")

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from wattbench.adapters.base import AdapterOptions, ModelArtifact
-from wattbench.adapters.generative import GenerativeSession
 from wattbench.adapters.onnxruntime_genai import OnnxGenAiAdapter
 from wattbench.adapters.transformers_lm import TransformersAdapter
-from wattbench.harness.errors import ConfigError, ModelError
+from wattbench.core.adapter import AdapterOptions, ModelArtifact
+from wattbench.core.errors import ConfigError, ModelError
+from wattbench.core.generative import GenerativeSession
 from wattbench.suites.slm import SlmSuite
 
 OPTS = AdapterOptions(threads=1)

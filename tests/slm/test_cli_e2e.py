@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from wattbench.adapters.base import ModelArtifact
-from wattbench.harness.cache import ModelCache
+from wattbench.core.adapter import ModelArtifact
+from wattbench.core.cache import ModelCache
 
 pytestmark = [
     pytest.mark.e2e,

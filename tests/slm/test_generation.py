@@ -8,20 +8,20 @@ from typing import Any
 import numpy as np
 import pytest
 
-from wattbench.adapters.base import AdapterOptions, ModelArtifact, Precision
-from wattbench.adapters.generative import GenerationState, GenerativeSession
 from wattbench.adapters.onnxruntime_genai import OnnxGenAiAdapter
 from wattbench.adapters.transformers_lm import TransformersAdapter
+from wattbench.core.adapter import AdapterOptions, ModelArtifact, Precision
+from wattbench.core.cache import ModelCache
+from wattbench.core.config import RunConfig
+from wattbench.core.errors import ConfigError
+from wattbench.core.generative import GenerationState, GenerativeSession
+from wattbench.core.power import EnergyReading, ReaderOptions
+from wattbench.core.results import RunResult
+from wattbench.core.testing import FakeAdapter, FakeClock, FakePowerReader
 from wattbench.harness import generation
-from wattbench.harness.cache import ModelCache
-from wattbench.harness.config import RunConfig
-from wattbench.harness.errors import ConfigError
 from wattbench.harness.generation import GenerationRunner
-from wattbench.harness.power.base import EnergyReading, ReaderOptions
-from wattbench.harness.power.estimated import EstimatedCpuReader
 from wattbench.harness.protocol import create_runner
-from wattbench.harness.results import RunResult
-from wattbench.harness.testing import FakeAdapter, FakeClock, FakePowerReader
+from wattbench.power.estimated import EstimatedCpuReader
 from wattbench.suites.slm import GENAI_DIR, SlmSuite
 
 P_IN, P_OUT = 16, 8

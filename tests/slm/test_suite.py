@@ -8,12 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from wattbench.adapters.base import AdapterOptions, ModelArtifact
 from wattbench.adapters.onnxruntime_genai import OnnxGenAiAdapter
-from wattbench.harness.cache import ModelCache
-from wattbench.harness.errors import ConfigError, ModelError
-from wattbench.suites.base import SuiteOptions
+from wattbench.core.adapter import AdapterOptions, ModelArtifact
+from wattbench.core.cache import ModelCache
+from wattbench.core.errors import ConfigError, ModelError
+from wattbench.core.suite import SuiteOptions
+from wattbench.harness.generation import open_reference
 from wattbench.suites.slm import PROMPTS, SlmSuite
+
+
+def _open_ref(artifact: ModelArtifact):  # type: ignore[no-untyped-def]
+    return open_reference("transformers", artifact)
 
 
 def test_prompts_are_exactly_prompt_tokens_and_deterministic(hf_model: ModelArtifact) -> None:
@@ -90,7 +95,7 @@ def test_a_corrupted_model_fails_the_check(
     suite = SlmSuite()
     inputs = suite.load_inputs()
     prompts = suite.encode_prompts(genai_model, inputs)
-    reference = suite.reference_tokens(genai_model, prompts, slm_cache)
+    reference = suite.reference_tokens(genai_model, prompts, slm_cache, _open_ref)
     assert reference is not None
     opts = AdapterOptions(threads=1)
     for path, passes in ((Path(genai_model.path), True), (broken_genai_model, False)):
@@ -106,6 +111,6 @@ def test_user_genai_folder_has_no_reference(
 ) -> None:
     suite = SlmSuite()
     user = suite.user_model(Path(genai_model.path))
-    assert suite.reference_tokens(user, [], slm_cache) is None
+    assert suite.reference_tokens(user, [], slm_cache, _open_ref) is None
     hf_user = user.model_copy(update={"format": "hf-dir"})
     assert suite.reference_artifact(hf_user, slm_cache) is not None

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from wattbench.adapters.base import ModelArtifact
-from wattbench.harness.cache import ModelCache
-from wattbench.harness.errors import ModelError
+from wattbench.core.adapter import ModelArtifact
+from wattbench.core.cache import ModelCache
+from wattbench.core.errors import ModelError
 from wattbench.suites.models import tiny_llm
 from wattbench.suites.slm import PROMPTS
 

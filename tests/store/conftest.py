@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from test_store import make_result
 
-from wattbench.harness.results import RunResult
+from wattbench.core.results import RunResult
 from wattbench.results_db.store import Store
 
 DEVICE = "bench-01"  # the device name make_result() runs carry

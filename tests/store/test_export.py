@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from wattbench.harness.errors import ConfigError
+from wattbench.core.errors import ConfigError
 from wattbench.results_db import export as exp
 from wattbench.results_db.store import Store
 

@@ -11,9 +11,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, MetaData, Table, create_engine, func, select, text
 
-from wattbench.harness import fingerprint
-from wattbench.harness.errors import SchemaVersionError
-from wattbench.harness.results import RunResult
+from wattbench.core import fingerprint
+from wattbench.core.errors import SchemaVersionError
+from wattbench.core.results import RunResult
 from wattbench.results_db.schema import UPLOAD_PENDING, Base, PowerTrace, Run
 from wattbench.results_db.store import Store, _alembic_config, head_revision
 

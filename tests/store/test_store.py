@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text
 
-from wattbench.harness.cache import ModelCache
-from wattbench.harness.config import RunConfig
-from wattbench.harness.errors import SchemaVersionError, StoreError
-from wattbench.harness.power.base import EnergyMethod
+from wattbench.core.cache import ModelCache
+from wattbench.core.config import RunConfig
+from wattbench.core.errors import SchemaVersionError, StoreError
+from wattbench.core.power import EnergyMethod
+from wattbench.core.results import RunResult
+from wattbench.core.testing import FakeAdapter, FakeClock, FakePowerReader, FakeSuite
 from wattbench.harness.protocol import Runner
-from wattbench.harness.results import RunResult
-from wattbench.harness.testing import FakeAdapter, FakeClock, FakePowerReader, FakeSuite
 from wattbench.results_db.schema import EnergyMeasurement, Run, Trial
 from wattbench.results_db.store import Store, head_revision
 

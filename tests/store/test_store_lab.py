@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import func, select
 
 import wattbench.results_db.store as store_mod
-from wattbench.harness.power.base import EnergyMethod
-from wattbench.harness.results import RunResult
+from wattbench.core.power import EnergyMethod
+from wattbench.core.results import RunResult
 from wattbench.results_db.schema import (
     UPLOAD_DONE,
     UPLOAD_PENDING,

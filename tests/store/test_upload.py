@@ -18,7 +18,7 @@ pytest.importorskip("uvicorn", reason="needs the server extra")
 from conftest import DEVICE, ServerProcess, free_port, local_store, serve_in_thread
 from sqlalchemy import select
 
-from wattbench.harness.errors import ConfigError
+from wattbench.core.errors import ConfigError
 from wattbench.results_db.schema import UPLOAD_DONE, UPLOAD_RECEIVED, Run
 from wattbench.results_db.store import Store
 from wattbench.results_db.tokens import create_token, revoke_tokens

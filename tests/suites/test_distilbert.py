@@ -17,16 +17,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from wattbench.adapters.base import ModelArtifact, TensorSpec
-from wattbench.harness.cache import ModelCache
-from wattbench.harness.config import RunConfig
-from wattbench.harness.errors import ConfigError, ModelError, UnavailableError
-from wattbench.harness.power.base import ReaderOptions
-from wattbench.harness.power.estimated import EstimatedCpuReader
+from wattbench.core.adapter import ModelArtifact, TensorSpec
+from wattbench.core.cache import ModelCache
+from wattbench.core.config import RunConfig
+from wattbench.core.errors import ConfigError, ModelError, UnavailableError
+from wattbench.core.power import ReaderOptions
+from wattbench.core.results import RunResult
+from wattbench.core.suite import SuiteOptions
 from wattbench.harness.protocol import Runner
-from wattbench.harness.results import RunResult
+from wattbench.power.estimated import EstimatedCpuReader
 from wattbench.suites import distilbert as db
-from wattbench.suites.base import SuiteOptions
 from wattbench.suites.distilbert import DistilBertSuite, Sentence
 
 ort = pytest.importorskip("onnxruntime", reason="needs the onnxruntime extra")
@@ -295,7 +295,7 @@ def test_quality_without_reference_says_why() -> None:
 def _run(
     adapter_name: str, cache: ModelCache, data_dir: Path, model_path: Path | None = None
 ) -> RunResult:
-    from wattbench.harness import plugins
+    from wattbench.core import plugins
 
     cfg = RunConfig(
         suite="distilbert",

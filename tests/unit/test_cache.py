@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from wattbench.harness.cache import ModelCache, sha256_file
-from wattbench.harness.errors import ChecksumError, ModelError
+from wattbench.core.cache import ModelCache, sha256_file
+from wattbench.core.errors import ChecksumError, ModelError
 
 PAYLOAD = b"wattbench model bytes " * 5000  # ~110 kB
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from wattbench.harness.carbon import CarbonIntensity, footprint, intensity_for_country
-from wattbench.harness.errors import ConfigError
+from wattbench.core.carbon import CarbonIntensity, footprint, intensity_for_country
+from wattbench.core.errors import ConfigError
 
 
 def test_footprint_converts_joules_to_grams_per_1000_inferences() -> None:

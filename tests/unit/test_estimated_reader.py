@@ -7,9 +7,9 @@ from collections import namedtuple
 
 import pytest
 
-from wattbench.harness.errors import MeasurementError
-from wattbench.harness.power.base import EnergyMethod, EnergyScope, ReaderOptions
-from wattbench.harness.power.estimated import (
+from wattbench.core.errors import MeasurementError
+from wattbench.core.power import EnergyMethod, EnergyScope, ReaderOptions
+from wattbench.power.estimated import (
     FALLBACK_REL_UNCERTAINTY,
     FALLBACK_W_PER_LOGICAL_CPU,
     MODEL_REL_UNCERTAINTY,

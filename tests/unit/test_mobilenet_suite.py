@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from wattbench.adapters.base import TensorSpec
-from wattbench.harness.cache import ModelCache, sha256_file
-from wattbench.harness.errors import ConfigError, ModelError
+from wattbench.core.adapter import TensorSpec
+from wattbench.core.cache import ModelCache, sha256_file
+from wattbench.core.errors import ConfigError, ModelError
+from wattbench.core.suite import InputSet, SuiteOptions
 from wattbench.suites import mobilenet_v2 as mobilenet_module
-from wattbench.suites.base import InputSet, SuiteOptions
 from wattbench.suites.images import IMAGENET_MEAN, IMAGENET_STD, decode_image
 from wattbench.suites.mobilenet_v2 import MobileNetV2Suite
 

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from wattbench.adapters import onnxruntime as ort_adapter
-from wattbench.adapters.base import AdapterOptions, ModelArtifact, Session
 from wattbench.adapters.onnxruntime import OnnxRuntimeAdapter
-from wattbench.harness.cache import ModelCache
-from wattbench.harness.errors import ConfigError, ModelError, UnavailableError
-from wattbench.suites.base import SuiteOptions
+from wattbench.core.adapter import AdapterOptions, ModelArtifact, Session
+from wattbench.core.cache import ModelCache
+from wattbench.core.errors import ConfigError, ModelError, UnavailableError
+from wattbench.core.suite import SuiteOptions
 from wattbench.suites.mobilenet_v2 import MobileNetV2Suite
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime (wattbench[onnxruntime]) missing")

@@ -9,14 +9,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from wattbench.harness.cache import ModelCache
-from wattbench.harness.config import RunConfig
-from wattbench.harness.errors import ConfigError, ModelError, UnavailableError
-from wattbench.harness.power.base import EnergyReading
+from wattbench.core.cache import ModelCache
+from wattbench.core.config import RunConfig
+from wattbench.core.errors import ConfigError, ModelError, UnavailableError
+from wattbench.core.power import EnergyReading
+from wattbench.core.results import RunResult
+from wattbench.core.stats import STABILITY_REMEDY
+from wattbench.core.testing import FakeAdapter, FakeClock, FakePowerReader, FakeSuite
 from wattbench.harness.protocol import MIN_UPDATE_PERIODS_PER_WINDOW, Runner, timed_loop
-from wattbench.harness.results import RunResult
-from wattbench.harness.stats import STABILITY_REMEDY
-from wattbench.harness.testing import FakeAdapter, FakeClock, FakePowerReader, FakeSuite
 
 # Energy figures come from integrating sampled power; allow float round-off only.
 EXACT = 1e-9

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wattbench.harness.stats import (
+from wattbench.core.stats import (
     PERCENTILES,
     STABILITY_REMEDY,
     coefficient_of_variation,
@@ -103,7 +103,7 @@ def test_single_trial_never_warns() -> None:
 
 
 def test_latency_histogram_counts_every_query_in_fixed_log_bins() -> None:
-    from wattbench.harness.stats import latency_histogram
+    from wattbench.core.stats import latency_histogram
 
     lat_ns = [1_000_000] * 5 + [1_100_000] * 3 + [10_000_000] * 2  # 1 ms, 1.1 ms, 10 ms
     hist = latency_histogram(lat_ns)

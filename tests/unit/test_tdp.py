@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from wattbench.harness.power.tdp import (
+from wattbench.power.tdp import (
     codecarbon_table_path,
     load_table,
     lookup_tdp,
@@ -124,5 +124,5 @@ def test_generic_epyc_as_vms_report_is_not_matched() -> None:
 
 
 def test_no_table_gives_none(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("wattbench.harness.power.tdp.codecarbon_table_path", lambda: None)
+    monkeypatch.setattr("wattbench.power.tdp.codecarbon_table_path", lambda: None)
     assert lookup_tdp("Intel(R) Core(TM) i7-8650U CPU @ 1.90GHz") is None

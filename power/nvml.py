@@ -9,7 +9,7 @@ Two ways to measure, chosen with ``--power-opt nvml.mode=auto|counter|polled``:
   counter ``nvmlDeviceGetTotalEnergyConsumption`` (mJ since the driver was
   loaded; Volta and newer), differenced across the window.
 * ``polled``: power sampled every ``sample_interval_s`` by a background thread
-  and integrated with :func:`~wattbench.harness.power.accounting.integrate_power`.
+  and integrated with :func:`~wattbench.power.accounting.integrate_power`.
   The power field is chosen with ``nvml.power_field=auto|instant|average|usage``;
   ``auto`` takes the first that works of
 
@@ -61,21 +61,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from wattbench.harness.availability import Availability
-from wattbench.harness.errors import ConfigError, MeasurementError, UnavailableError
-from wattbench.harness.power.accounting import (
-    counter_energy,
-    downsample,
-    integrate_power,
-    uncertainty_j,
-)
-from wattbench.harness.power.base import (
+from wattbench.core.availability import Availability
+from wattbench.core.errors import ConfigError, MeasurementError, UnavailableError
+from wattbench.core.power import (
     EnergyMethod,
     EnergyReading,
     EnergyScope,
     PowerReader,
     ReaderInfo,
     ReaderOptions,
+)
+from wattbench.power.accounting import (
+    counter_energy,
+    downsample,
+    integrate_power,
+    uncertainty_j,
 )
 
 INSTALL_HINT = "nvidia-ml-py not installed: pip install 'wattbench[nvml]'"

@@ -1,7 +1,7 @@
 """The energy regression gate: compare a candidate's trials with a baseline's.
 
 Pure functions on per-trial samples and run records; the CLI (``cli_gate.py``) and
-the store queries (``results_db/queries.py``) feed them. Nothing here touches a
+the store queries (``analysis/gate_queries.py``) feed them. Nothing here touches a
 database or the terminal.
 
 For each metric the per-trial values of all baseline runs are pooled, and so are
@@ -41,9 +41,9 @@ from xml.etree import ElementTree as ET
 import numpy as np
 from pydantic import ValidationError
 
-from wattbench.harness.errors import ConfigError, UnavailableError
-from wattbench.harness.results import RunResult
-from wattbench.harness.stats import STABILITY_REMEDY, coefficient_of_variation
+from wattbench.core.errors import ConfigError, UnavailableError
+from wattbench.core.results import RunResult
+from wattbench.core.stats import STABILITY_REMEDY, coefficient_of_variation
 
 SCIPY_HINT = "pip install 'wattbench[gate]'"
 DOCS = "docs/gate.md"

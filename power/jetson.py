@@ -71,17 +71,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from wattbench.harness.availability import Availability
-from wattbench.harness.errors import UnavailableError
-from wattbench.harness.power.accounting import Sample, integrate_power
-from wattbench.harness.power.base import (
+from wattbench.core.availability import Availability
+from wattbench.core.errors import UnavailableError
+from wattbench.core.power import (
     EnergyMethod,
     EnergyReading,
     EnergyScope,
     ReaderInfo,
     ReaderOptions,
 )
-from wattbench.harness.power.polled import PolledReader
+from wattbench.power.accounting import Sample, integrate_power
+from wattbench.power.polled import PolledReader
 
 HWMON_DRIVER_DIR = "sys/bus/i2c/drivers/ina3221"
 IIO_DRIVER_DIR = "sys/bus/i2c/drivers/ina3221x"

@@ -19,9 +19,9 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from wattbench.adapters.base import ModelArtifact, Precision, TensorSpec
-from wattbench.harness.cache import ModelCache, sha256_file
-from wattbench.harness.errors import ModelError
+from wattbench.core.adapter import ModelArtifact, Precision, TensorSpec
+from wattbench.core.cache import ModelCache, sha256_file
+from wattbench.core.errors import ModelError
 
 
 class SuiteOptions(BaseModel):
@@ -152,6 +152,14 @@ class Suite(ABC):
         :meth:`reference_outputs` gives them.
         """
 
+    def pretrained_artifact(self, path: Path, sha256: str) -> ModelArtifact | None:
+        """The pretrained model whose bytes ``path`` holds (``sha256``), if the suite knows it.
+
+        Lets a user's copy of a published model be labelled pretrained rather than "user";
+        suites with a model registry override it. Default: None.
+        """
+        return None
+
     def user_model(self, path: Path) -> ModelArtifact:
         """Wrap a user-supplied model file; errors name the remedy."""
         if not path.is_file():
@@ -167,19 +175,9 @@ class Suite(ABC):
                 f"unknown model format {path.suffix!r} for {path}: use .onnx, .tflite, .xml or .pt"
             )
         sha = sha256_file(path)
-        from wattbench.suites.models.registry import REGISTRY
-
-        known = next((e for e in REGISTRY.values() if e.sha256 == sha), None)
-        if known is not None and known.kind == "model":
-            # a file whose bytes are a registry artifact is that pretrained model
-            return ModelArtifact(
-                path=path.resolve(),
-                sha256=sha,
-                format=known.format,
-                precision=known.precision or "fp32",
-                weights=f"pretrained(sha256={sha[:12]})",
-                name=known.name,
-            )
+        known = self.pretrained_artifact(path, sha)
+        if known is not None:
+            return known
         return ModelArtifact(
             path=path.resolve(),
             sha256=sha,

@@ -4,7 +4,7 @@ A bench meter (SPEC PTDaemon log converted to CSV, a Joulescope export, a
 logging wall-plug meter) records ``(Unix time, watts)`` on its own. This
 reader notes the wall-clock time (``time.time``) at :meth:`start` and
 :meth:`stop` and integrates the trace over that window with
-:func:`~wattbench.harness.power.accounting.integrate_power`.
+:func:`~wattbench.power.accounting.integrate_power`.
 
 File formats (``--power-opt trace.path=…``):
 
@@ -46,10 +46,9 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any, ClassVar
 
-from wattbench.harness.availability import Availability
-from wattbench.harness.errors import ConfigError, MeasurementError
-from wattbench.harness.power.accounting import Sample, integrate_power
-from wattbench.harness.power.base import (
+from wattbench.core.availability import Availability
+from wattbench.core.errors import ConfigError, MeasurementError
+from wattbench.core.power import (
     EnergyMethod,
     EnergyReading,
     EnergyScope,
@@ -57,7 +56,8 @@ from wattbench.harness.power.base import (
     ReaderInfo,
     ReaderOptions,
 )
-from wattbench.harness.power.polled import accuracy_uncertainty_j, float_param
+from wattbench.power.accounting import Sample, integrate_power
+from wattbench.power.polled import accuracy_uncertainty_j, float_param
 
 TIME_KEYS = ("timestamp", "time_s", "t")
 POWER_KEYS = ("watts", "power_w", "w")

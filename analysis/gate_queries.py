@@ -1,7 +1,7 @@
 """Read runs for the regression gate from a results store.
 
 Runs are found by uuid (or a unique prefix) or by label, and returned as
-:class:`~wattbench.harness.gate.RunRecord`: configuration key, validity and
+:class:`~wattbench.analysis.gate.RunRecord`: configuration key, validity and
 per-trial metric values. Only columns of schema v1 are selected, by name, so
 these queries keep working as the schema gains columns.
 
@@ -23,8 +23,7 @@ from sqlalchemy import String, cast, select
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from wattbench.harness.errors import ConfigError, StoreError
-from wattbench.harness.gate import (
+from wattbench.analysis.gate import (
     ConfigKey,
     RunRecord,
     describe_differences,
@@ -32,6 +31,7 @@ from wattbench.harness.gate import (
     power_mode,
     trial_samples,
 )
+from wattbench.core.errors import ConfigError, StoreError
 from wattbench.results_db.schema import (
     Device,
     EnergyMeasurement,

@@ -59,17 +59,17 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 from urllib.parse import quote, urlencode
 
-from wattbench.harness.availability import Availability
-from wattbench.harness.errors import ConfigError, UnavailableError
-from wattbench.harness.power.accounting import Sample, counter_energy
-from wattbench.harness.power.base import (
+from wattbench.core.availability import Availability
+from wattbench.core.errors import ConfigError, UnavailableError
+from wattbench.core.power import (
     EnergyMethod,
     EnergyReading,
     EnergyScope,
     ReaderInfo,
     ReaderOptions,
 )
-from wattbench.harness.power.polled import PolledReader, float_param
+from wattbench.power.accounting import Sample, counter_energy
+from wattbench.power.polled import PolledReader, float_param
 
 #: The plugs refresh their power reading about once a second.
 PLUG_UPDATE_PERIOD_S = 1.0

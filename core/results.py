@@ -7,13 +7,13 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from wattbench.adapters.base import AdapterDescription, ModelArtifact
-from wattbench.harness.carbon import CarbonFootprint
-from wattbench.harness.config import RunConfig
-from wattbench.harness.network.result import NetworkResult
-from wattbench.harness.power.base import EnergyMethod, EnergyScope
-from wattbench.harness.stats import LatencyStats
-from wattbench.suites.base import QualityResult
+from wattbench.core.adapter import AdapterDescription, ModelArtifact
+from wattbench.core.carbon import CarbonFootprint
+from wattbench.core.config import RunConfig
+from wattbench.core.network import NetworkResult
+from wattbench.core.power import EnergyMethod, EnergyScope
+from wattbench.core.stats import LatencyStats
+from wattbench.core.suite import QualityResult
 
 
 class TrialEnergy(BaseModel):

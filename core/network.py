@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from wattbench.harness.stats import LatencyStats
+from wattbench.core.stats import LatencyStats
 
 
 class NetworkResult(BaseModel):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import platformdirs
 
-from wattbench.harness.errors import ChecksumError, ModelError
+from wattbench.core.errors import ChecksumError, ModelError
 
 _CHUNK = 1 << 20
 

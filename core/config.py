@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from wattbench.adapters.base import Precision
+from wattbench.core.adapter import Precision
 
 
 class RunConfig(BaseModel):

@@ -15,7 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from pydantic import BaseModel, Field
 
-from wattbench.harness.errors import ConfigError
+from wattbench.core.errors import ConfigError
 
 J_PER_KWH = 3.6e6
 

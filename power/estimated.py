@@ -22,10 +22,10 @@ from typing import Any, ClassVar
 
 import psutil
 
-from wattbench.harness.availability import Availability
-from wattbench.harness.errors import MeasurementError
-from wattbench.harness.fingerprint import cpu_model_name
-from wattbench.harness.power.base import (
+from wattbench.core.availability import Availability
+from wattbench.core.errors import MeasurementError
+from wattbench.core.fingerprint import cpu_model_name
+from wattbench.core.power import (
     EnergyMethod,
     EnergyReading,
     EnergyScope,
@@ -33,7 +33,7 @@ from wattbench.harness.power.base import (
     ReaderInfo,
     ReaderOptions,
 )
-from wattbench.harness.power.tdp import lookup_tdp
+from wattbench.power.tdp import lookup_tdp
 
 #: Used only when neither ``--tdp-w`` nor the TDP table knows the CPU; said aloud.
 FALLBACK_W_PER_LOGICAL_CPU = 5.0

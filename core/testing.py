@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from wattbench.adapters.base import (
+from wattbench.core.adapter import (
     Adapter,
     AdapterDescription,
     AdapterOptions,
@@ -22,9 +22,9 @@ from wattbench.adapters.base import (
     Session,
     TensorSpec,
 )
-from wattbench.harness.availability import Availability
-from wattbench.harness.cache import ModelCache
-from wattbench.harness.power.base import (
+from wattbench.core.availability import Availability
+from wattbench.core.cache import ModelCache
+from wattbench.core.power import (
     EnergyMethod,
     EnergyReading,
     EnergyScope,
@@ -32,7 +32,7 @@ from wattbench.harness.power.base import (
     ReaderInfo,
     ReaderOptions,
 )
-from wattbench.suites.base import InputSet, ModelRecipe, QualityResult, Suite
+from wattbench.core.suite import InputSet, ModelRecipe, QualityResult, Suite
 
 
 class FakeClock:

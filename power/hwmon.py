@@ -34,22 +34,22 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any, ClassVar
 
-from wattbench.harness.availability import Availability
-from wattbench.harness.errors import ConfigError, MeasurementError, UnavailableError
-from wattbench.harness.power.accounting import (
-    Sample,
-    counter_energy,
-    downsample,
-    longest_constant_run_s,
-)
-from wattbench.harness.power.base import (
+from wattbench.core.availability import Availability
+from wattbench.core.errors import ConfigError, MeasurementError, UnavailableError
+from wattbench.core.power import (
     EnergyMethod,
     EnergyReading,
     EnergyScope,
     ReaderInfo,
     ReaderOptions,
 )
-from wattbench.harness.power.polled import PolledReader, accuracy_uncertainty_j, float_param
+from wattbench.power.accounting import (
+    Sample,
+    counter_energy,
+    downsample,
+    longest_constant_run_s,
+)
+from wattbench.power.polled import PolledReader, accuracy_uncertainty_j, float_param
 
 HWMON_CLASS_DIR = Path("sys/class/hwmon")
 _CHANNEL_FILE = re.compile(r"^(power|energy)(\d+)_(input|average)$")

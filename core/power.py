@@ -3,7 +3,7 @@
 A reader measures the energy one component drew over a window. Every reading
 says *how* it was obtained (:class:`EnergyMethod`), *what* it covers
 (:class:`EnergyScope`) and how uncertain it is. A reader that cannot measure
-raises :class:`~wattbench.harness.errors.MeasurementError` or returns an
+raises :class:`~wattbench.core.errors.MeasurementError` or returns an
 invalid reading with reasons; it never reports 0 J for "unknown".
 
 Adding a reader is one module with a :class:`PowerReader` subclass plus an
@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from wattbench.harness.availability import Availability
+from wattbench.core.availability import Availability
 
 
 class EnergyMethod(str, Enum):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-from wattbench.harness.errors import UnknownPluginError
+from wattbench.core.errors import UnknownPluginError
 
 ADAPTERS = "wattbench.adapters"
 POWER_READERS = "wattbench.power"

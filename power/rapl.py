@@ -30,7 +30,7 @@ Domains are kept apart and chosen with ``--power-opt rapl.domain=…``:
 Method ``counter``: the counters are read at the window edges, and a
 background thread reads them every ``min(1 s, wrap period / 4)``, so every wrap
 is seen as a decrease and undone by
-:func:`~wattbench.harness.power.accounting.counter_energy`. The wrap period is
+:func:`~wattbench.power.accounting.counter_energy`. The wrap period is
 ``max_energy_range_uj`` over the highest power the window must allow for: the
 window starts at :data:`ASSUMED_POWER_W`, and the interval only ever shortens
 within a window (when a higher power is measured), never lengthens after a
@@ -79,10 +79,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from wattbench.harness.availability import Availability
-from wattbench.harness.errors import ConfigError, MeasurementError, UnavailableError
-from wattbench.harness.power.accounting import counter_energy, downsample, uncertainty_j
-from wattbench.harness.power.base import (
+from wattbench.core.availability import Availability
+from wattbench.core.errors import ConfigError, MeasurementError, UnavailableError
+from wattbench.core.power import (
     EnergyMethod,
     EnergyReading,
     EnergyScope,
@@ -90,6 +89,7 @@ from wattbench.harness.power.base import (
     ReaderInfo,
     ReaderOptions,
 )
+from wattbench.power.accounting import counter_energy, downsample, uncertainty_j
 
 #: Where powercap lives below ``ReaderOptions.sysfs_root``.
 POWERCAP_DIR = Path("sys/class/powercap")

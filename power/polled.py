@@ -2,7 +2,7 @@
 
 A subclass implements :meth:`PolledReader.read_power_w` (plus ``info`` and
 ``is_available``); sampling, time stamps, gaps and integration live here and in
-:mod:`~wattbench.harness.power.accounting`.
+:mod:`~wattbench.power.accounting`.
 
 Settings every polled reader takes through ``--power-opt <name>.<key>=…``:
 
@@ -24,9 +24,9 @@ from abc import abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from wattbench.harness.errors import ConfigError, MeasurementError
-from wattbench.harness.power.accounting import Sample, integrate_power, uncertainty_j
-from wattbench.harness.power.base import EnergyReading, PowerReader, ReaderOptions
+from wattbench.core.errors import ConfigError, MeasurementError
+from wattbench.core.power import EnergyReading, PowerReader, ReaderOptions
+from wattbench.power.accounting import Sample, integrate_power, uncertainty_j
 
 
 def float_param(
@@ -63,7 +63,7 @@ def accuracy_uncertainty_j(
     """Uncertainty from the ``reader.accuracy_pct|accuracy_w|resolution_w`` options.
 
     None when none of them is given: an unknown sensor accuracy is not zero.
-    The formula is :func:`~wattbench.harness.power.accounting.uncertainty_j`.
+    The formula is :func:`~wattbench.power.accounting.uncertainty_j`.
     """
     pct = float_param(options, reader, "accuracy_pct", minimum=0)
     abs_w = float_param(options, reader, "accuracy_w", minimum=0)
@@ -136,7 +136,7 @@ class PolledReader(PowerReader):
         The base class adds the integration error bound of the window to it.
         The default reads the ``accuracy_pct``/``accuracy_w``/``resolution_w``
         options; a reader that knows its sensor's datasheet overrides this,
-        e.g. with :func:`~wattbench.harness.power.accounting.uncertainty_j`.
+        e.g. with :func:`~wattbench.power.accounting.uncertainty_j`.
         """
         mean_w = energy_j / duration_s if duration_s > 0 else 0.0
         return accuracy_uncertainty_j(self.options, self.name, duration_s, mean_w)

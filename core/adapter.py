@@ -20,9 +20,13 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from wattbench.harness.availability import Availability
+from wattbench.core.availability import Availability
 
 Precision = Literal["fp32", "fp16", "int8"]
+
+#: Archive member of a TorchScript model that holds its I/O signature as JSON: written by the
+#: suites' model builders, read by the torch adapter (TorchScript stores no input shapes).
+TORCHSCRIPT_IO_FILE = "wattbench/io.json"
 
 
 class AdapterOptions(BaseModel):

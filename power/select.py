@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from wattbench.harness import plugins
-from wattbench.harness.errors import ConfigError, UnavailableError
-from wattbench.harness.power.base import EnergyMethod, PowerReader, ReaderOptions
-from wattbench.harness.power.estimated import EstimatedCpuReader
+from wattbench.core import plugins
+from wattbench.core.errors import ConfigError, UnavailableError
+from wattbench.core.power import EnergyMethod, PowerReader, ReaderOptions
+from wattbench.power.estimated import EstimatedCpuReader
 
 #: ``auto`` prefers the most direct method available.
 METHOD_PREFERENCE = (EnergyMethod.COUNTER, EnergyMethod.POLLED, EnergyMethod.EXTERNAL)

@@ -15,7 +15,7 @@ work whatever the weights say (for real models, a fixed-length continuation of t
 prompt). :meth:`GenerativeSession.generate` runs the same greedy search for the
 quality check.
 
-Like :class:`wattbench.adapters.base.Adapter`, generative adapters are registered in
+Like :class:`wattbench.core.adapter.Adapter`, generative adapters are registered in
 the ``wattbench.adapters`` entry-point group (``wattbench adapters`` lists them with
 the others) and import their runtime lazily.
 """
@@ -28,8 +28,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from wattbench.adapters.base import AdapterDescription, AdapterOptions, ModelArtifact, Precision
-from wattbench.harness.availability import Availability
+from wattbench.core.adapter import AdapterDescription, AdapterOptions, ModelArtifact, Precision
+from wattbench.core.availability import Availability
 
 
 class GenerationState:
