@@ -23,14 +23,16 @@ from wattbench.analysis.procurement import (
 )
 from wattbench.core.errors import SchemaVersionError, StoreError
 from wattbench.core.results import RunResult
-from wattbench.dashboard import data
+from wattbench.dashboard.queries import aggregated, compare, escalation, leaderboard
+from wattbench.dashboard.queries.common import Filters, energy_badge
+from wattbench.results_db.readonly import DB_ENV, Database, open_readonly
 from wattbench.results_db.store import Store
 
 LabDb = tuple[str, list[RunResult]]
 
 
 # -- read-only -------------------------------------------------------------------------------
-def _assert_write_refused(db: data.Database) -> None:
+def _assert_write_refused(db: Database) -> None:
     with pytest.raises(DBAPIError, match=r"(?i)read-?only"), db.engine.begin() as conn:
         conn.execute(text("UPDATE runs SET valid = false"))
     with pytest.raises(DBAPIError, match=r"(?i)read-?only"), db.engine.begin() as conn:
@@ -38,7 +40,7 @@ def _assert_write_refused(db: data.Database) -> None:
 
 
 def test_sqlite_is_opened_read_only(lab_sqlite: LabDb) -> None:
-    db = data.open_readonly(lab_sqlite[0])
+    db = open_readonly(lab_sqlite[0])
     assert db.state == "ok"
     _assert_write_refused(db)
     db.close()
@@ -50,87 +52,89 @@ def test_postgresql_is_opened_read_only(pg_url: str, tmp_path: Path) -> None:
     store = Store.open(pg_url)
     store.save_run(base_run(tmp_path))
     store.close()
-    db = data.open_readonly(pg_url)
+    db = open_readonly(pg_url)
     assert db.state == "ok"
     _assert_write_refused(db)
-    assert len(data.groups(db)) == 1
+    assert len(leaderboard.groups(db)) == 1
     db.close()
 
 
 def test_missing_and_empty_databases_are_states_and_nothing_is_created(tmp_path: Path) -> None:
     path = tmp_path / "new.db"
-    assert data.open_readonly(f"sqlite:///{path}").state == "missing"
+    assert open_readonly(f"sqlite:///{path}").state == "missing"
     assert not path.exists()
     Store.open(f"sqlite:///{path}").close()
-    assert data.open_readonly(f"sqlite:///{path}").state == "empty"
+    assert open_readonly(f"sqlite:///{path}").state == "empty"
 
 
 def test_bad_urls_and_stale_schemas_are_one_line_errors(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="invalid database URL"):
-        data.open_readonly("not a url")
+        open_readonly("not a url")
     with pytest.raises(StoreError, match="cannot read database"):
-        data.open_readonly("postgresql+psycopg://nobody@127.0.0.1:1/none")
+        open_readonly("postgresql+psycopg://nobody@127.0.0.1:1/none")
     url = f"sqlite:///{tmp_path / 'old.db'}"
     store = Store.open(url)
     with store.engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = '0001_schema_v1'"))
     store.close()
     with pytest.raises(SchemaVersionError, match="wattbench db upgrade"):
-        data.open_readonly(url)
+        open_readonly(url)
 
 
 # -- leaderboard data ------------------------------------------------------------------------
 def test_runs_configurations_rank_and_filters(lab_sqlite: LabDb) -> None:
     url, runs = lab_sqlite
-    db = data.open_readonly(url)
-    runs_df = data.runs_frame(db, "mobilenet_v2", "1.0", "single-stream")
+    db = open_readonly(url)
+    runs_df = leaderboard.runs_frame(db, "mobilenet_v2", "1.0", "single-stream")
     valid = [
         r for r in runs if r.valid and r.suite == "mobilenet_v2" and r.scenario == "single-stream"
     ]
     assert set(runs_df["run_id"]) == {r.run_id for r in valid}  # invalid runs excluded
     edge = [r for r in valid if r.config.mode == "edge"]
-    configs = data.configurations(data.filter_runs(runs_df, data.Filters()))
+    configs = leaderboard.configurations(leaderboard.filter_runs(runs_df, Filters()))
     assert configs["runs"].sum() == len(edge)  # one mode at a time, edge by default
-    hybrid = data.filter_runs(runs_df, data.Filters(mode="hybrid"))
+    hybrid = leaderboard.filter_runs(runs_df, Filters(mode="hybrid"))
     assert set(hybrid["run_id"]) == {r.run_id for r in valid if r.config.mode == "hybrid"}
     # A configuration never mixes measured and estimated energy.
     assert (configs["estimated"] == configs["energy"].str.startswith("≈")).all()
-    ranked = data.rank(configs, "inferences_per_joule")
+    ranked = leaderboard.rank(configs, "inferences_per_joule")
     assert ranked["inferences_per_joule"].is_monotonic_decreasing
-    by_p90 = data.rank(configs, "latency_p90_ms")
+    by_p90 = leaderboard.rank(configs, "latency_p90_ms")
     assert by_p90["latency_p90_ms"].is_monotonic_increasing
 
-    measured = data.filter_runs(runs_df, data.Filters(hide_estimated=True))
+    measured = leaderboard.filter_runs(runs_df, Filters(hide_estimated=True))
     assert len(measured) and not measured["estimated"].any()
-    nightly = data.filter_runs(runs_df, data.Filters(labels=("lab", "nightly")))
-    assert len(nightly) and all({"lab", "nightly"} <= set(x) for x in data.labels_of(nightly))
-    oct_only = data.filter_runs(runs_df, data.Filters(until=date(2026, 10, 31)))
+    nightly = leaderboard.filter_runs(runs_df, Filters(labels=("lab", "nightly")))
+    assert len(nightly) and all(
+        {"lab", "nightly"} <= set(x) for x in leaderboard.labels_of(nightly)
+    )
+    oct_only = leaderboard.filter_runs(runs_df, Filters(until=date(2026, 10, 31)))
     assert (oct_only["started_at"].dt.month == 10).all()
     npu = "Synthetic NPU card E (test data)"
-    some = data.filter_runs(runs_df, data.Filters(hardware=(npu,), precisions=("int8",)))
+    some = leaderboard.filter_runs(runs_df, Filters(hardware=(npu,), precisions=("int8",)))
     assert set(some["hardware"]) == {npu} and set(some["precision"]) == {"int8"}
-    assert "tokens_per_joule" not in data.rankings_for("mobilenet_v2")
-    assert data.rankings_for("slm")[0] == "tokens_per_joule"
-    assert data.rankings_for("mobilenet_v2", mode="hybrid")[0] == (
+    assert "tokens_per_joule" not in leaderboard.rankings_for("mobilenet_v2")
+    assert leaderboard.rankings_for("slm")[0] == "tokens_per_joule"
+    assert leaderboard.rankings_for("mobilenet_v2", mode="hybrid")[0] == (
         "energy_to_solution_j_per_inference"
     )
     db.close()
 
 
 _SQL_FILTERS = (
-    data.Filters(),
-    data.Filters(mode="hybrid"),
-    data.Filters(hide_estimated=True, labels=("nightly",)),
-    data.Filters(precisions=("int8",), runtimes=("openvino",), until=date(2026, 10, 31)),
-    data.Filters(devices=("synthetic-coral-like-02",), since=date(2026, 10, 20)),
+    Filters(),
+    Filters(mode="hybrid"),
+    Filters(hide_estimated=True, labels=("nightly",)),
+    Filters(precisions=("int8",), runtimes=("openvino",), until=date(2026, 10, 31)),
+    Filters(devices=("synthetic-coral-like-02",), since=date(2026, 10, 20)),
 )
 
 
-def check_sql_grouping_matches_pandas(db: data.Database) -> None:
+def check_sql_grouping_matches_pandas(db: Database) -> None:
     """The configurations grouped by the database equal those grouped in pandas."""
     import pandas as pd
 
-    runs_df = data.runs_frame(db, "mobilenet_v2", "1.0", "single-stream")
+    runs_df = leaderboard.runs_frame(db, "mobilenet_v2", "1.0", "single-stream")
     cols = [
         "config",
         "energy",
@@ -149,8 +153,8 @@ def check_sql_grouping_matches_pandas(db: data.Database) -> None:
     ]
     sizes = []
     for f in _SQL_FILTERS:
-        sql = data.configurations_sql(db, "mobilenet_v2", "1.0", "single-stream", f)
-        pandas = data.configurations(data.filter_runs(runs_df, f))
+        sql = aggregated.configurations_sql(db, "mobilenet_v2", "1.0", "single-stream", f)
+        pandas = leaderboard.configurations(leaderboard.filter_runs(runs_df, f))
         sizes.append(len(sql))
         pd.testing.assert_frame_equal(
             sql.sort_values("config")[cols].reset_index(drop=True),
@@ -164,9 +168,9 @@ def check_sql_grouping_matches_pandas(db: data.Database) -> None:
 
 
 def test_configurations_grouped_in_sql_match_pandas_sqlite(lab_sqlite: LabDb) -> None:
-    db = data.open_readonly(lab_sqlite[0])
+    db = open_readonly(lab_sqlite[0])
     check_sql_grouping_matches_pandas(db)
-    fc = data.facets(db, "mobilenet_v2", "1.0", "single-stream")
+    fc = aggregated.facets(db, "mobilenet_v2", "1.0", "single-stream")
     assert fc.modes == ("edge", "hybrid", "cloud")
     assert fc.labels[0] == "synthetic" and "nightly" in fc.labels
     assert len(fc.hardware) == 5 and all("Synthetic" in h for h in fc.hardware)
@@ -177,11 +181,11 @@ def test_sweep_points_come_from_the_stored_network_sections(lab_sqlite: LabDb) -
     from seed import SWEEP_ID, THRESHOLDS
 
     url, runs = lab_sqlite
-    db = data.open_readonly(url)
-    sw = data.sweeps(db)
+    db = open_readonly(url)
+    sw = escalation.sweeps(db)
     assert list(sw["sweep"]) == [SWEEP_ID]
     assert sw["kind"][0] == "threshold" and sw["runs"][0] == len(THRESHOLDS)
-    pts = data.sweep_points(db, SWEEP_ID)
+    pts = escalation.sweep_points(db, SWEEP_ID)
     assert list(pts["value"]) == list(THRESHOLDS)
     by_id = {r.run_id: r for r in runs}
     for p in pts.itertuples():
@@ -196,15 +200,15 @@ def test_sweep_points_come_from_the_stored_network_sections(lab_sqlite: LabDb) -
     assert pts["escalation_rate"].is_monotonic_increasing
     assert pts["energy_to_solution_j"].is_monotonic_increasing
     assert pts["agreement_with_cloud"].iloc[-1] > pts["agreement_with_cloud"].iloc[0]
-    assert data.sweep_points(db, SWEEP_ID[:-1]).empty  # a prefix is not the sweep
+    assert escalation.sweep_points(db, SWEEP_ID[:-1]).empty  # a prefix is not the sweep
     db.close()
 
 
 def test_trial_samples_pool_per_trial_values(lab_sqlite: LabDb) -> None:
     url, runs = lab_sqlite
-    db = data.open_readonly(url)
+    db = open_readonly(url)
     run = runs[0]
-    s = data.trial_samples(db, [run.run_id])
+    s = compare.trial_samples(db, [run.run_id])
     assert len(s["throughput_ips"]) == len(run.trials)
     expected = [t.energy[0].gross_j / t.inferences for t in run.trials]
     assert s["joules_per_inference"] == pytest.approx(expected)
@@ -212,9 +216,9 @@ def test_trial_samples_pool_per_trial_values(lab_sqlite: LabDb) -> None:
 
 
 def test_energy_badge_is_honest() -> None:
-    assert data.energy_badge("estimated", "chip") == "≈ ESTIMATED · chip"
-    assert data.energy_badge("counter", "board") == "measured: counter · board"
-    assert data.energy_badge(None, None) == "no energy figure"
+    assert energy_badge("estimated", "chip") == "≈ ESTIMATED · chip"
+    assert energy_badge("counter", "board") == "measured: counter · board"
+    assert energy_badge(None, None) == "no energy figure"
 
 
 # -- Pareto ----------------------------------------------------------------------------------
@@ -275,7 +279,7 @@ def test_buyer_inputs_are_validated() -> None:
 
 # -- CLI -------------------------------------------------------------------------------------
 def _cli() -> typer.Typer:
-    from wattbench.harness import cli_dashboard
+    from wattbench.harness.cli import dashboard as cli_dashboard
 
     app = typer.Typer()
 
@@ -290,7 +294,7 @@ def _cli() -> typer.Typer:
 def test_cli_refuses_bad_database_before_launching(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from wattbench.harness import cli_dashboard
+    from wattbench.harness.cli import dashboard as cli_dashboard
 
     launched: list[list[str]] = []
     monkeypatch.setattr(cli_dashboard, "launch", lambda cmd, env: launched.append(cmd) or 0)
@@ -322,7 +326,7 @@ def test_cli_without_the_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None
 def test_cli_launches_streamlit_on_the_app_with_the_url(
     lab_sqlite: LabDb, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from wattbench.harness import cli_dashboard
+    from wattbench.harness.cli import dashboard as cli_dashboard
 
     launched: list[tuple[list[str], dict[str, str]]] = []
     monkeypatch.setattr(cli_dashboard, "launch", lambda cmd, env: launched.append((cmd, env)) or 0)
@@ -330,7 +334,7 @@ def test_cli_launches_streamlit_on_the_app_with_the_url(
     assert res.exit_code == 0, res.output
     ((args, env),) = launched
     assert args[1:4] == ["-m", "streamlit", "run"] and args[4].endswith("app.py")
-    assert "8765" in args and env[data.DB_ENV] == lab_sqlite[0]
+    assert "8765" in args and env[DB_ENV] == lab_sqlite[0]
 
 
 def test_importing_the_cli_module_does_not_import_streamlit() -> None:
@@ -338,7 +342,7 @@ def test_importing_the_cli_module_does_not_import_streamlit() -> None:
     import sys
 
     code = (
-        "import sys; import wattbench.harness.cli_dashboard; "
+        "import sys; import wattbench.harness.cli.dashboard; "
         "assert not {'streamlit', 'pandas', 'plotly'} & set(sys.modules), sys.modules.keys()"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -18,7 +18,7 @@ from gate_factory import dump, make_run
 
 from wattbench.core.power import EnergyMethod
 from wattbench.harness import cli
-from wattbench.harness.cli_gate import gate
+from wattbench.harness.cli.gate import gate
 from wattbench.results_db.store import Store
 
 BASE = [4.00, 4.04, 3.97, 4.02, 3.99]
@@ -188,13 +188,13 @@ def test_cli_defaults_agree_with_the_gate_and_registering_stays_light() -> None:
     import sys
 
     from wattbench.analysis import gate as gate_mod
-    from wattbench.harness import cli_gate
+    from wattbench.harness.cli import gate as cli_gate
 
     assert cli_gate.DEFAULT_ALPHA == gate_mod.DEFAULT_ALPHA
     assert cli_gate._percent(cli_gate.DEFAULT_MAX_CV, "--max-cv") == gate_mod.DEFAULT_MAX_CV
     # Registering the command must not import numpy or the statistics (every CLI call pays).
     code = (
-        "import sys, wattbench.harness.cli_gate; "
+        "import sys, wattbench.harness.cli.gate; "
         "print(sorted(m for m in ('numpy', 'scipy', 'wattbench.analysis.gate') "
         "if m in sys.modules))"
     )

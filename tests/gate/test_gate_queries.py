@@ -13,7 +13,7 @@ from wattbench.analysis.gate import record_from_result
 from wattbench.analysis.gate_queries import find_run, select_labelled
 from wattbench.core.errors import ConfigError
 from wattbench.core.results import RunResult
-from wattbench.harness.cli_gate import resolve_runs
+from wattbench.harness.cli.gate import resolve_runs
 from wattbench.results_db.store import Store
 
 BASE = [4.00, 4.04, 3.97, 4.02, 3.99]

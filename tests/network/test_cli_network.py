@@ -34,7 +34,7 @@ def _cli() -> list[str]:
     probe = subprocess.run([WATTBENCH, "cloud", "--help"], capture_output=True, text=True)
     if probe.returncode == 0:
         return [WATTBENCH]
-    return [sys.executable, "-m", "wattbench.harness.cli_network"]
+    return [sys.executable, "-m", "wattbench.harness.cli.network"]
 
 
 CLI = _cli()

@@ -12,7 +12,7 @@ import typer
 from typer.testing import CliRunner
 
 from wattbench.core.errors import ConfigError, WattbenchError
-from wattbench.harness import cli_store
+from wattbench.harness.cli import store as cli_store
 from wattbench.results_db.errors import TokenError, UploadError
 from wattbench.results_db.store import Store
 from wattbench.results_db.tokens import check_token

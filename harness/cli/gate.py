@@ -1,6 +1,6 @@
 """``wattbench gate``: fail CI when energy per inference, latency or throughput regress.
 
-Registered in ``cli.py`` with ``app.command("gate")(gate)``. It compares the
+Registered in ``harness/cli/__init__.py`` with ``app.command("gate")(gate)``. It compares the
 per-trial values of a candidate (the change under test) with a baseline (e.g.
 the main branch's recent runs) and exits 0 (pass), 1 (regression) or 2
 (inconclusive or unusable: too few trials, an unstable baseline, invalid runs,

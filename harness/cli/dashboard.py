@@ -1,6 +1,6 @@
 """``wattbench dashboard``: the Streamlit leaderboard, read-only against the database.
 
-Registered in :mod:`wattbench.harness.cli` with ``cli_dashboard.register(app)``. Importing
+Registered in :mod:`wattbench.harness.cli` with ``dashboard.register(app)``. Importing
 this module imports neither Streamlit nor pandas: the command checks that the
 ``dashboard`` extra is installed and that the database can be read at the current
 schema (one ``error:`` line otherwise), then runs ``python -m streamlit run`` on

@@ -1,12 +1,6 @@
 """CLI commands of the lab store: ``serve``, ``upload``, ``export`` and ``token …``.
 
-Registered in :mod:`wattbench.harness.cli`::
-
-    from wattbench.harness import cli_store
-    app.command()(cli_store.serve)
-    app.command()(cli_store.upload)
-    app.command()(cli_store.export)
-    app.add_typer(cli_store.token_app, name="token")
+Registered in :mod:`wattbench.harness.cli` (``app.command()(store.serve)``, ...).
 
 Importing this module is cheap: FastAPI, uvicorn, pandas and pyarrow are imported
 only by the command that needs them.

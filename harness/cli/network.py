@@ -1,6 +1,6 @@
 """CLI of the edge/cloud work: ``cloud serve`` and ``sweep escalation|payload|frames``.
 
-Registered in :mod:`wattbench.harness.cli` with ``cli_network.register(app)``.
+Registered in :mod:`wattbench.harness.cli` with ``network.register(app)``.
 Heavy imports (runtimes, numpy, the store) stay inside the command bodies.
 """
 
@@ -463,7 +463,7 @@ def sweep_frames(
 
 
 def main() -> None:
-    """``python -m wattbench.harness.cli_network``: the wattbench CLI with these commands."""
+    """``python -m wattbench.harness.cli.network``: the wattbench CLI with these commands."""
     from wattbench.harness import cli
 
     if not any(g.name == "cloud" for g in cli.app.registered_groups):

@@ -1,0 +1,5 @@
+"""``python -m wattbench.harness.cli``."""
+
+from wattbench.harness.cli import main
+
+main()

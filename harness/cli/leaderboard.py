@@ -1,0 +1,125 @@
+"""``wattbench leaderboard``: stored runs ranked by inferences per joule."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from wattbench.core.errors import ConfigError
+from wattbench.harness.cli.common import DbOpt, energy_label, fmt_num, out
+
+
+def leaderboard(
+    db: DbOpt = None,
+    suite: Annotated[str | None, typer.Option(help="Only this suite.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    include_invalid: Annotated[bool, typer.Option(help="Show invalid runs too.")] = False,
+    hide_estimated: Annotated[bool, typer.Option(help="Hide estimated energy.")] = False,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            help="Top N per suite version and scenario (table default 50; csv/json: all)."
+        ),
+    ] = None,
+    mode: Annotated[
+        str, typer.Option(help="Rank runs of this mode: edge, cloud or hybrid.")
+    ] = "edge",
+) -> None:
+    """Rank stored runs by inferences per joule within each suite version."""
+    from wattbench.results_db.store import Store
+
+    if fmt not in ("table", "csv", "json"):
+        raise ConfigError(f"unknown --format {fmt!r}: use table, csv or json")
+    if limit is not None and limit < 1:
+        raise ConfigError("--limit must be at least 1")
+    if limit is None and fmt == "table":
+        limit = 50  # a terminal table of every run of a big database helps nobody
+    store = Store.open(db)
+    if mode not in ("edge", "cloud", "hybrid"):
+        raise ConfigError(f"unknown --mode {mode!r}: use edge, cloud or hybrid")
+    rows = store.leaderboard(
+        suite,
+        include_invalid=include_invalid,
+        hide_estimated=hide_estimated,
+        limit=limit,
+        mode=mode,
+    )
+    data = [r.model_dump(mode="json") for r in rows]
+    if fmt == "json":
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return
+    if fmt == "csv":
+        buf = io.StringIO()
+        fields = list(rows[0].model_fields) if rows else []
+        w = csv.DictWriter(buf, fieldnames=fields)
+        w.writeheader()
+        for d in data:
+            d["labels"] = ";".join(d["labels"])
+            w.writerow(d)
+        sys.stdout.write(buf.getvalue())
+        return
+    if not rows:
+        out.print(
+            "no results yet: run `wattbench run --suite mobilenet_v2 --adapter onnxruntime` "
+            f"(database: {store.display_url})"
+        )
+        return
+    groups: dict[tuple[str, str, str], list[Any]] = {}
+    for r in rows:
+        groups.setdefault((r.suite, r.suite_version, r.scenario), []).append(r)
+    for (s, v, sc), items in groups.items():
+        where = "" if mode == "edge" else f" · {mode} mode (device energy only; see --format json)"
+        t = Table(title=f"{s} {v} · {sc}{where} · ranked by inferences per joule")
+        for col in (
+            "#",
+            "device",
+            "hardware",
+            "runtime",
+            "model",
+            "prec",
+            "batch",
+            "inf/J",
+            "J/inf",
+            "p50 ms",
+            "p90 ms",
+            "inf/s",
+            "energy",
+            "±%",
+            "run",
+        ):
+            t.add_column(
+                col,
+                justify="right"
+                if col in ("#", "batch", "inf/J", "J/inf", "p50 ms", "p90 ms", "inf/s", "±%")
+                else "left",
+            )
+        for r in items:
+            est = r.energy_estimated
+            t.add_row(
+                str(r.rank),
+                r.device,
+                r.hardware or "",
+                f"{r.adapter} {r.runtime_version} ({r.execution_provider})",
+                r.model,
+                r.precision,
+                str(r.batch),
+                ("≈" if est else "") + fmt_num(r.inferences_per_joule),
+                ("≈" if est else "") + fmt_num(r.joules_per_inference, 4),
+                f"{r.latency_p50_ms:.3f}",
+                f"{r.latency_p90_ms:.3f}",
+                f"{r.throughput_ips:.1f}",
+                energy_label(r.energy_method, r.energy_scope),
+                fmt_num(r.energy_uncertainty_pct, 0),
+                r.run_id[:8] + ("" if r.valid else " INVALID"),
+            )
+        out.print(t)
+    if any(r.energy_estimated for r in rows):
+        out.print(
+            "\n≈ ESTIMATED energy (TDP x CPU utilisation), not measured; --hide-estimated hides it"
+        )
