@@ -1,7 +1,7 @@
 """The wattbench dashboard: ``wattbench dashboard`` runs ``streamlit run`` on this file.
 
 The database URL comes in through ``WATTBENCH_DASHBOARD_DB`` (see
-:mod:`wattbench.dashboard.data`); it is opened read-only. Pages are registered in
+:mod:`wattbench.results_db.readonly`); it is opened read-only. Pages are registered in
 :data:`PAGES`, one module of :mod:`wattbench.dashboard.views` each.
 """
 

@@ -15,7 +15,9 @@ import pandas as pd
 import streamlit as st
 
 from wattbench.core.errors import WattbenchError
-from wattbench.dashboard import data
+from wattbench.dashboard.queries import aggregated, compare, escalation, leaderboard, run_detail
+from wattbench.dashboard.queries.common import Filters
+from wattbench.results_db.readonly import DB_ENV, Database, open_readonly
 
 if TYPE_CHECKING:
     from wattbench.core.results import RunResult
@@ -34,15 +36,15 @@ def db_url() -> str:
     """The URL ``wattbench dashboard`` handed over (or WATTBENCH_DB / the default)."""
     from wattbench.results_db.store import default_db_url
 
-    return os.environ.get(data.DB_ENV) or default_db_url()
+    return os.environ.get(DB_ENV) or default_db_url()
 
 
 @st.cache_resource(show_spinner=False)
-def _database(url: str) -> data.Database:
-    return data.open_readonly(url)
+def _database(url: str) -> Database:
+    return open_readonly(url)
 
 
-def database() -> data.Database:
+def database() -> Database:
     """The read-only database; stops the page with one error line when it is unusable."""
     url = db_url()
     try:
@@ -59,58 +61,58 @@ def database() -> data.Database:
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def groups(url: str) -> pd.DataFrame:
-    return data.groups(_database(url))
+    return leaderboard.groups(_database(url))
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner="Loading runs…")
 def runs(url: str, suite: str, version: str, scenario: str) -> pd.DataFrame:
-    return data.runs_frame(_database(url), suite, version, scenario)
+    return leaderboard.runs_frame(_database(url), suite, version, scenario)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner="Grouping runs…")
-def configurations(url: str, suite: str, version: str, scenario: str, f: data.Filters) -> Any:
+def configurations(url: str, suite: str, version: str, scenario: str, f: Filters) -> Any:
     # Grouped by the database: one row per configuration comes back, not every run.
-    return data.configurations_sql(_database(url), suite, version, scenario, f)
+    return aggregated.configurations_sql(_database(url), suite, version, scenario, f)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
-def facets(url: str, suite: str, version: str, scenario: str) -> data.Facets:
-    return data.facets(_database(url), suite, version, scenario)
+def facets(url: str, suite: str, version: str, scenario: str) -> aggregated.Facets:
+    return aggregated.facets(_database(url), suite, version, scenario)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def sweeps(url: str) -> pd.DataFrame:
-    return data.sweeps(_database(url))
+    return escalation.sweeps(_database(url))
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner="Loading sweep…")
 def sweep_points(url: str, sweep_id: str) -> pd.DataFrame:
-    return data.sweep_points(_database(url), sweep_id)
+    return escalation.sweep_points(_database(url), sweep_id)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def recent_runs(url: str, prefix: str = "") -> pd.DataFrame:
-    return data.recent_runs(_database(url), prefix=prefix)
+    return run_detail.recent_runs(_database(url), prefix=prefix)
 
 
 @st.cache_data(ttl=300, show_spinner="Loading run…")
 def run_result(url: str, run_id: str) -> RunResult | None:
-    return data.load_run(_database(url), run_id)
+    return run_detail.load_run(_database(url), run_id)
 
 
 @st.cache_data(ttl=300, show_spinner=False)
 def run_extras(url: str, run_id: str) -> dict[str, Any]:
-    return data.run_extras(_database(url), run_id)
+    return run_detail.run_extras(_database(url), run_id)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner="Pooling trials…")
 def trial_samples(url: str, run_ids: tuple[str, ...]) -> dict[str, tuple[float, ...]]:
-    return data.trial_samples(_database(url), run_ids)
+    return compare.trial_samples(_database(url), run_ids)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def headline_power(url: str, run_ids: tuple[str, ...]) -> pd.DataFrame:
-    return data.headline_power(_database(url), run_ids)
+    return compare.headline_power(_database(url), run_ids)
 
 
 # -- the shared selection --------------------------------------------------------------------
@@ -139,9 +141,7 @@ def keep_selection() -> None:
 class Selection:
     """One suite version and scenario, the filters, and the runs that pass them."""
 
-    def __init__(
-        self, url: str, suite: str, version: str, scenario: str, filters: data.Filters
-    ) -> None:
+    def __init__(self, url: str, suite: str, version: str, scenario: str, filters: Filters) -> None:
         self.url = url
         self.suite = suite
         self.version = version
@@ -155,7 +155,7 @@ class Selection:
 
     def runs(self) -> pd.DataFrame:
         """Every run passing the filters (reads the whole group: the per-run view only)."""
-        return data.filter_runs(
+        return leaderboard.filter_runs(
             runs(self.url, self.suite, self.version, self.scenario), self.filters
         )
 
@@ -167,7 +167,7 @@ def _group_label(row: Any) -> str:
     return f"{row.suite} {row.suite_version} · {row.scenario}  ({row.valid_runs} valid runs)"
 
 
-def sidebar_selection(db: data.Database) -> Selection | None:
+def sidebar_selection(db: Database) -> Selection | None:
     """Suite version, scenario and filters in the sidebar; None when nothing is valid."""
     g = groups(db.url)
     g = g[g["valid_runs"] > 0].reset_index(drop=True)
@@ -225,7 +225,7 @@ def sidebar_selection(db: data.Database) -> Selection | None:
             help=f"Runs here span {lo} to {hi}; leave empty for all.",
         )
     since, until = _date_range(dates)
-    filters = data.Filters(
+    filters = Filters(
         devices=tuple(devices),
         hardware=tuple(hardware),
         runtimes=tuple(runtimes),

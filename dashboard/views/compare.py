@@ -9,7 +9,8 @@ import pandas as pd
 import streamlit as st
 
 from wattbench.core.errors import UnavailableError
-from wattbench.dashboard import data, ui
+from wattbench.dashboard import ui
+from wattbench.dashboard.queries.leaderboard import rank
 
 #: (per-trial sample key, label, higher is better)
 METRICS = (
@@ -86,7 +87,7 @@ def render() -> None:
         st.info("No valid runs yet.")
         return
     ui.mode_note(sel)
-    configs = data.rank(sel.configurations(), "inferences_per_joule")
+    configs = rank(sel.configurations(), "inferences_per_joule")
     if len(configs) < 2:
         st.info("Fewer than two configurations match the filters: nothing to compare.")
         return

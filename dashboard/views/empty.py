@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from wattbench.dashboard import data
+from wattbench.results_db.readonly import Database
 
 
-def render(db: data.Database) -> None:
+def render(db: Database) -> None:
     st.title("wattbench")
     where = "does not exist yet" if db.state == "missing" else "has no runs yet"
     st.info(f"The database `{db.display_url}` {where}. Record a first result:")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from wattbench.dashboard import data, ui
+from wattbench.dashboard import ui
+from wattbench.dashboard.queries.leaderboard import RANKINGS, labels_of, rank, rankings_for
 
 #: (column, header) shown, in order; the CSV has every column of the ranking.
 _SHOWN = (
@@ -43,7 +44,7 @@ def table(ranked: pd.DataFrame) -> pd.DataFrame:
     df = ranked.copy()
     df["detail"] = "run?run=" + df["run_id"].astype(str)
     if "labels_json" in df:
-        df["labels"] = data.labels_of(df)
+        df["labels"] = labels_of(df)
     cols = [c for c, _ in _SHOWN if c in df.columns]
     for optional in (
         "tokens_per_joule",
@@ -65,7 +66,7 @@ def render() -> None:
     c1, c2 = st.columns([3, 2])
     fc = ui.facets(sel.url, sel.suite, sel.version, sel.scenario)
     mode = sel.filters.mode
-    options = data.rankings_for(sel.suite, has_tokens=fc.has_tokens, mode=mode)
+    options = rankings_for(sel.suite, has_tokens=fc.has_tokens, mode=mode)
     # Another mode (or suite) brings its own default ranking: energy-to-solution for
     # cloud/hybrid runs, whose own J/inference is only the device's share.
     context = (sel.suite, mode)
@@ -78,7 +79,7 @@ def render() -> None:
     metric = c1.radio(
         "Rank by",
         options,
-        format_func=lambda m: data.RANKINGS[m].label,
+        format_func=lambda m: RANKINGS[m].label,
         horizontal=True,
         key="lb_metric",
     )
@@ -91,11 +92,11 @@ def render() -> None:
         "precision × batch × threads × energy method and scope); run: every valid run.",
     )
     rows = sel.runs() if per == "run" else sel.configurations()
-    st.subheader(f"{sel.title} · ranked by {data.RANKINGS[str(metric)].label}")
+    st.subheader(f"{sel.title} · ranked by {RANKINGS[str(metric)].label}")
     if rows.empty:
         st.warning("No runs match the filters.")
         return
-    ranked = data.rank(rows, str(metric))
+    ranked = rank(rows, str(metric))
     n_est = int(ranked["estimated"].sum())
     st.caption(
         f"{len(ranked)} {per}s · {n_est} with ≈ ESTIMATED energy"

@@ -10,7 +10,10 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from wattbench.dashboard import data, ui
+from wattbench.dashboard import ui
+from wattbench.dashboard.queries.common import energy_badge
+from wattbench.dashboard.queries.run_detail import latency_frame, trace_frame, trial_table
+from wattbench.results_db.readonly import Database
 
 if TYPE_CHECKING:
     from wattbench.core.results import RunResult
@@ -80,7 +83,7 @@ def latency_figure(hist: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def _pick_run(db: data.Database) -> str | None:
+def _pick_run(db: Database) -> str | None:
     wanted = st.query_params.get("run", "")
     recent = ui.recent_runs(db.url)
     options = list(recent["run_id"])
@@ -112,7 +115,7 @@ def _energy_table(r: RunResult) -> pd.DataFrame:
         rows.append(
             {
                 "reader": e.reader + (" (headline)" if i == 0 else ""),
-                "energy": data.energy_badge(e.method.value, e.scope.value),
+                "energy": energy_badge(e.method.value, e.scope.value),
                 "component": e.component,
                 "gross J": e.gross_j,
                 "idle W": e.idle_w,
@@ -142,7 +145,7 @@ def render() -> None:
         st.error(f"No run {run_id} in this database.")
         return
     head = r.headline
-    badge = data.energy_badge(head.method.value, head.scope.value) if head else "no energy"
+    badge = energy_badge(head.method.value, head.scope.value) if head else "no energy"
     st.subheader(
         f"{r.suite} {r.suite_version} · {r.scenario} · {r.device.get('name')} · "
         f"{r.adapter.adapter} {r.adapter.runtime_version} · {r.model.name} {r.adapter.precision}"
@@ -177,7 +180,7 @@ def render() -> None:
         )
 
     st.markdown("#### Power trace")
-    traces = data.trace_frame(r)
+    traces = trace_frame(r)
     if traces.empty:
         st.caption("No power trace was recorded for this run.")
     else:
@@ -192,7 +195,7 @@ def render() -> None:
     left, right = st.columns(2)
     with left:
         st.markdown("#### Latency distribution")
-        hist = data.latency_frame(r)
+        hist = latency_frame(r)
         if hist.empty:
             st.caption("No latency histogram stored.")
         else:
@@ -217,7 +220,7 @@ def render() -> None:
             )
 
     st.markdown("#### Trials")
-    st.dataframe(data.trial_table(r), hide_index=True, width="stretch")
+    st.dataframe(trial_table(r), hide_index=True, width="stretch")
     st.markdown("#### Quality check")
     st.json(r.quality.model_dump(mode="json"), expanded=True)
     if r.warnings:

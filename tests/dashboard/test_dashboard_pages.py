@@ -317,9 +317,9 @@ def test_every_page_on_postgresql(
     check_escalation(run_page(pg_url, "escalation"), runs)
     from test_dashboard_logic import check_sql_grouping_matches_pandas
 
-    from wattbench.dashboard import data
+    from wattbench.results_db.readonly import open_readonly
 
-    db = data.open_readonly(pg_url)
+    db = open_readonly(pg_url)
     try:
         check_sql_grouping_matches_pandas(db)
     finally:
