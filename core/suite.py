@@ -71,6 +71,8 @@ class Suite(ABC):
     name: ClassVar[str]
     version: ClassVar[str]
     task: ClassVar[str]
+    #: runtimes `wattbench run` uses without --adapter: the first one available here
+    default_adapters: ClassVar[tuple[str, ...]] = ("onnxruntime",)
     #: scenarios this suite is meaningful in (MLPerf semantics)
     scenarios: ClassVar[tuple[str, ...]] = ("single-stream", "offline", "server")
     #: quality targets, e.g. {"fp32": {"top1_agreement": 0.99}}; below them a run is invalid

@@ -24,17 +24,19 @@ def _auto(options: ReaderOptions, warnings: list[str]) -> PowerReader:
         (c for c in classes.values() if c.method in METHOD_PREFERENCE),
         key=lambda c: (METHOD_PREFERENCE.index(c.method), c.name),
     )
-    why_not = []
+    tried = []
     for cls in ranked:
-        ok, reason = cls.is_available(options)
+        ok, _reason = cls.is_available(options)
         if ok:
             return cls(options)
-        why_not.append(f"{cls.name}: {reason}")
+        tried.append(cls.name)
     est = EstimatedCpuReader(options)
-    detail = f" ({'; '.join(why_not)})" if why_not else ""
+    # Two short lines: what was tried and the remedy's address; each reader's reason is long
+    # and lives in `wattbench power list`.
     warnings.append(
-        f"no measured power reader is available here{detail}; energy figures are ESTIMATED "
-        f"from CPU TDP x utilisation ({est.tdp_source})"
+        f"no measured power reader here (tried {', '.join(tried) or 'none'}): energy is "
+        f"ESTIMATED from CPU TDP x utilisation\n  {est.tdp_source}; why each reader is "
+        f"unavailable and how to fix it: `wattbench power list`, docs/measurement.md"
     )
     return est
 

@@ -78,6 +78,8 @@ class SlmSuite(Suite):
     name: ClassVar[str] = "slm"
     # Bump when the prompts, lengths, decoding rule, model recipe or quality check change.
     version: ClassVar[str] = "1.0"
+    # ONNX Runtime GenAI is the light runtime a device installs; transformers the reference
+    default_adapters: ClassVar[tuple[str, ...]] = ("onnxruntime-genai", "transformers")
     #: the generative adapter (entry-point name) whose fp32 CPU output is the reference
     reference_adapter: ClassVar[str] = "transformers"
     task: ClassVar[str] = "text-generation"

@@ -61,4 +61,3 @@ def main(argv: list[str] | None = None) -> None:
         err.print("error: interrupted; nothing was stored", markup=False)
         sys.exit(130)
     sys.exit(rc if isinstance(rc, int) else 0)
-

@@ -68,9 +68,7 @@ def suites(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         for r in rows:
             targets = r["quality_targets"]
             r["quality_targets"] = targets_text(targets) or "sanity"
-    print_rows(
-        rows, as_json, ("name", "version", "task", "models", "scenarios", "quality_targets")
-    )
+    print_rows(rows, as_json, ("name", "version", "task", "models", "scenarios", "quality_targets"))
 
 
 @power_app.command("list")

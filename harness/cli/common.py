@@ -163,3 +163,15 @@ def print_rows(rows: list[dict[str, Any]], as_json: bool, cols: tuple[str, ...])
         # escape: values like "[onnx/torchscript]" are data, not rich markup
         t.add_row(*("" if r.get(c) is None else escape(str(r.get(c))) for c in cols))
     out.print(t)
+
+
+def run_reader_options(cfg: Any) -> Any:
+    """ReaderOptions of a RunConfig (its TDP, sysfs root and reader settings)."""
+    from wattbench.core.power import ReaderOptions
+
+    try:
+        return ReaderOptions(
+            tdp_w=cfg.tdp_w, sysfs_root=sysfs_root_dir(cfg.sysfs_root), params=cfg.power_options
+        )
+    except ValidationError as exc:
+        raise ConfigError(validation_message(exc)) from None

@@ -5,13 +5,19 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
 
 from wattbench.core import plugins
-from wattbench.core.errors import ConfigError, UnavailableError
+from wattbench.core.config import (
+    RunConfig,
+    config_error,
+    fields_from_options,
+    load_run_file,
+)
+from wattbench.core.errors import ConfigError, UnavailableError, WattbenchError
 from wattbench.harness.cli import store as cli_store
 from wattbench.harness.cli.common import (
     AdapterOptOpt,
@@ -19,19 +25,34 @@ from wattbench.harness.cli.common import (
     PowerOptOpt,
     SysfsOpt,
     err,
-    parse_adapter_opts,
-    parse_power_opts,
-    reader_options,
     run_labels,
-    validation_message,
+    run_reader_options,
 )
-from wattbench.harness.cli.progress import CliProgress
+from wattbench.harness.cli.progress import CliProgress, planned_seconds
 from wattbench.harness.cli.summary import print_run_summary
 
 
 def run(
-    suite: Annotated[str, typer.Option(help="Suite name (see `wattbench suites`).")],
-    adapter: Annotated[str, typer.Option(help="Runtime adapter (see `wattbench adapters`).")],
+    ctx: typer.Context,
+    suite: Annotated[
+        str | None, typer.Option(help="Suite name (see `wattbench suites`); required.")
+    ] = None,
+    adapter: Annotated[
+        str | None,
+        typer.Option(help="Runtime adapter (see `wattbench adapters`; default: the suite's)."),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="Run file (TOML): keys are these options' long names; options given here "
+            "override it.",
+        ),
+    ] = None,
+    print_config: Annotated[
+        bool,
+        typer.Option("--print-config", help="Print the run as a run file (TOML) and exit."),
+    ] = False,
     model: Annotated[Path | None, typer.Option(help="Benchmark this model file instead.")] = None,
     device: Annotated[
         str | None,
@@ -126,60 +147,25 @@ def run(
         typer.Option(help="Cloud/hybrid: cloud J per request when the server meters none."),
     ] = None,
 ) -> None:
-    """Benchmark SUITE on ADAPTER, store the result and print a summary."""
+    """Benchmark SUITE on ADAPTER, store the result and print a summary.
+
+    The run is a config: --config FILE loads one (keys as these options), --print-config
+    writes one. Without --adapter the suite's default runtime runs.
+    """
     from wattbench.core.cache import ModelCache
-    from wattbench.core.config import RunConfig
     from wattbench.core.suite import SuiteOptions
     from wattbench.harness.protocol import create_runner
     from wattbench.power.select import select_readers
     from wattbench.results_db.store import Store
 
-    env_data = os.environ.get("WATTBENCH_DATA_DIR")
-    adapter_cls = plugins.load(plugins.ADAPTERS, adapter)
-    device = device or adapter_cls.default_device
-    try:
-        cfg = RunConfig(
-            suite=suite,
-            adapter=adapter,
-            model=model,
-            device=device,
-            threads=threads,
-            precision=precision,  # type: ignore[arg-type]
-            batch=batch,
-            duration_s=duration,
-            min_queries=min_queries,
-            repeats=repeats,
-            warmup_s=warmup,
-            idle_s=idle,
-            cooldown_s=cooldown,
-            power=tuple(p.strip() for p in power.split(",") if p.strip()) or ("auto",),
-            tdp_w=tdp_w,
-            labels=run_labels(label or [], git=git_labels),
-            data_dir=data_dir or (Path(env_data) if env_data else None),
-            seed=seed,
-            device_name=device_name,
-            carbon_intensity_g_per_kwh=carbon_intensity,
-            country=country,
-            sysfs_root=sysfs_root,
-            power_options=parse_power_opts(power_opt),
-            adapter_options=parse_adapter_opts(adapter_opt),
-            scenario=scenario,  # type: ignore[arg-type]
-            target_qps=target_qps,
-            latency_bound_ms=latency_bound_ms,
-            driver=driver,  # type: ignore[arg-type]
-            concurrency=concurrency,
-            e2e_queries=e2e_queries,
-            mode=mode,  # type: ignore[arg-type]
-            cloud_url=cloud_url,
-            escalate_below=escalate_below,
-            network_link=network_link,
-            payload=payload,
-            network_model=network_model,
-            cloud_j_per_request=cloud_j_per_request,
-        )
-    except ValidationError as exc:
-        raise ConfigError(validation_message(exc)) from None
-    if cfg.mode == "edge" and (payload or network_model or cloud_j_per_request is not None):
+    # a printed run file stays reproducible: git labels are added when it runs
+    cfg, adapter_cls = resolve_run_config(ctx, config, git_labels=git_labels and not print_config)
+    if print_config:
+        sys.stdout.write(cfg.to_toml())
+        return
+    if cfg.mode == "edge" and (
+        cfg.payload or cfg.network_model or cfg.cloud_j_per_request is not None
+    ):
         raise ConfigError(
             "--payload, --network-model and --cloud-j-per-request apply to --mode cloud|hybrid"
         )
@@ -200,13 +186,11 @@ def run(
         from wattbench.core.carbon import intensity_for_country
 
         intensity_for_country(cfg.country)  # fail now, not after the run
-    readers, warnings = select_readers(
-        cfg.power, reader_options(cfg.tdp_w, cfg.sysfs_root, power_opt)
-    )
+    readers, warnings = select_readers(cfg.power, run_reader_options(cfg))
     for w in warnings:
         err.print(f"warning: {w}")
     suite_obj = suite_cls(SuiteOptions(data_dir=cfg.data_dir, seed=cfg.seed))
-    with CliProgress(err) as progress:
+    with CliProgress(err, planned_seconds(cfg)) as progress:
         result = create_runner(
             cfg,
             suite_obj,
@@ -226,3 +210,86 @@ def run(
     if upload_to:
         # The run is committed locally first; an unreachable server leaves it pending.
         cli_store.upload(to=upload_to, token=token, db=db)
+
+
+#: `wattbench run` parameters that are not part of the run itself (where it is stored, how
+#: it is printed): never read from or written to a run file.
+_NOT_RUN_PARAMS = frozenset(
+    {"config", "print_config", "db", "git_labels", "upload_to", "token", "as_json"}
+)
+
+
+def _option_values(ctx: typer.Context) -> dict[str, Any]:
+    """The run options the user gave on the command line (or by env var), by long name."""
+    given: dict[str, Any] = {}
+    for param in ctx.command.params:
+        name = param.name or ""
+        if name in _NOT_RUN_PARAMS or name == "ctx":
+            continue
+        source = ctx.get_parameter_source(name)
+        # by name: typer vendors its own click, whose enum is not click's
+        if source is None or source.name in ("DEFAULT", "DEFAULT_MAP"):
+            continue
+        long = max((o for o in param.opts if o.startswith("--")), key=len).removeprefix("--")
+        given[long] = ctx.params[name]
+    return given
+
+
+def default_adapter(suite_cls: Any) -> str:
+    """The suite's default runtime: its first ``default_adapters`` entry available here."""
+    names: tuple[str, ...] = getattr(suite_cls, "default_adapters", ()) or ("onnxruntime",)
+    reasons = []
+    for name in names:
+        try:
+            cls = plugins.load(plugins.ADAPTERS, name)
+        except WattbenchError as exc:
+            reasons.append(str(exc))
+            continue
+        ok, reason = cls.is_available(cls.default_device)
+        if ok:
+            return name
+        reasons.append(f"{name}: {reason}")
+    raise UnavailableError(
+        f"no default runtime of suite {suite_cls.name!r} is available ({'; '.join(reasons)}); "
+        f"install one or pass --adapter (see `wattbench adapters`)"
+    )
+
+
+def resolve_run_config(
+    ctx: typer.Context, config: Path | None, *, git_labels: bool
+) -> tuple[RunConfig, Any]:
+    """The run's config: the file's keys, then the options given, then the defaults (the
+    suite's adapter, the adapter's device, WATTBENCH_DATA_DIR, git labels)."""
+    options: dict[str, Any] = {}
+    source = "options"
+    base_dir = None
+    if config is not None:
+        options = load_run_file(config)
+        source, base_dir = str(config), config.resolve().parent
+    given = _option_values(ctx)
+    merged = {**fields_from_options(options, source=source, base_dir=base_dir)}
+    merged.update(fields_from_options(given, source="options"))
+    if not merged.get("suite"):
+        raise ConfigError("no suite: pass --suite NAME or set suite in the --config file")
+    suite_cls = plugins.load(plugins.SUITES, merged["suite"])
+    merged.setdefault("adapter", None)
+    if not merged["adapter"]:
+        merged["adapter"] = default_adapter(suite_cls)
+    adapter_cls = plugins.load(plugins.ADAPTERS, merged["adapter"])
+    if not merged.get("device"):
+        merged["device"] = adapter_cls.default_device
+    env_data = os.environ.get("WATTBENCH_DATA_DIR")
+    if merged.get("data_dir") is None and env_data:
+        merged["data_dir"] = Path(env_data)
+    merged["labels"] = run_labels(list(merged.get("labels", ())), git=git_labels)
+    try:
+        cfg = RunConfig(**merged)
+    except ValidationError as exc:
+        # name the option when the bad value came from the command line, else the file's key
+        raise config_error(
+            exc,
+            lambda key: (
+                f"--{key}" if key in given or config is None else f"key {key!r} in {config}"
+            ),
+        ) from None
+    return cfg, adapter_cls
