@@ -177,5 +177,3 @@ def open_readonly(url: str | None = None) -> Database:
 def _has_runs(engine: Engine) -> bool:
     with engine.connect() as conn:
         return conn.execute(select(Run.id).limit(1)).first() is not None
-
-

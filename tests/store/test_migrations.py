@@ -14,8 +14,9 @@ from sqlalchemy import Connection, MetaData, Table, create_engine, func, select,
 from wattbench.core import fingerprint
 from wattbench.core.errors import SchemaVersionError
 from wattbench.core.results import RunResult
+from wattbench.results_db.engine import alembic_config
 from wattbench.results_db.schema import UPLOAD_PENDING, Base, PowerTrace, Run
-from wattbench.results_db.store import Store, _alembic_config, head_revision
+from wattbench.results_db.store import Store, head_revision
 
 
 def get_or_insert(conn: Connection, table: Table, key: dict[str, Any], **values: Any) -> Any:
@@ -182,7 +183,7 @@ def insert_v1_run(conn: Connection, r: RunResult) -> None:
 def v1_database(url: str, runs: list[RunResult]) -> None:
     engine = create_engine(url)
     with engine.begin() as conn:
-        command.upgrade(_alembic_config(conn), "0001_v1")
+        command.upgrade(alembic_config(conn), "0001_v1")
         for r in runs:
             insert_v1_run(conn, r)
     engine.dispose()
@@ -245,7 +246,7 @@ def test_downgrade_to_v1_and_back(db_url: str, new_run: Any) -> None:
     store = Store.open(db_url)
     store.save_run(new_run())
     with store.engine.begin() as conn:
-        command.downgrade(_alembic_config(conn), "0001_v1")
+        command.downgrade(alembic_config(conn), "0001_v1")
     assert store.current_revision() == "0001_v1"
     with store.engine.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM runs")).scalar() == 1

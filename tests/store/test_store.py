@@ -131,10 +131,10 @@ def test_older_schema_names_wattbench_db_upgrade(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     Store.open(db_url)
-    import wattbench.results_db.store as store_mod
+    import wattbench.results_db.engine as engine_mod
 
     # Pretend this wattbench ships a newer migration than the database has.
-    monkeypatch.setattr(store_mod, "head_revision", lambda: "0002_future")
+    monkeypatch.setattr(engine_mod, "head_revision", lambda: "0002_future")
     with pytest.raises(SchemaVersionError, match="run `wattbench db upgrade`"):
         Store.open(db_url)
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-import wattbench.results_db.store as store_mod
+import wattbench.results_db.leaderboard as leaderboard_mod
 from wattbench.core.power import EnergyMethod
 from wattbench.core.results import RunResult
 from wattbench.results_db.schema import (
@@ -189,7 +189,7 @@ def test_top_n_leaderboard_equals_the_full_ranking_cut(
     assert [r.inferences_per_joule for r in top if r.scenario == "offline"] == [200.0, 200.0, 50.0]
     assert store.leaderboard(limit=0) == []
     # More groups than one compound SELECT may hold: read in several statements.
-    monkeypatch.setattr(store_mod, "_UNION_TERMS", 3)
+    monkeypatch.setattr(leaderboard_mod, "_UNION_TERMS", 3)
     full = store.leaderboard(include_invalid=True)
     assert store.leaderboard(include_invalid=True, limit=3) == [r for r in full if r.rank <= 3]
 

@@ -1,0 +1,297 @@
+"""The leaderboard: runs ranked by inferences per joule within each suite version and scenario.
+
+A query of its own (not a read of whole runs) because ``wattbench leaderboard``, the
+dashboard and the central store rank many runs and must stay cheap as runs pile up.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import select, union_all
+from sqlalchemy.orm import Session, sessionmaker
+
+from wattbench.results_db.schema import Device, ModelArtifactRow, Run, SuiteRow
+
+#: Most SELECTs in one UNION ALL (SQLite allows 500 terms in a compound SELECT).
+_UNION_TERMS = 200
+
+
+class LeaderboardRow(BaseModel):
+    """One ranked configuration; the JSON shape of `wattbench leaderboard --format json`."""
+
+    rank: int
+    run_id: str
+    suite: str
+    suite_version: str
+    scenario: str
+    model: str
+    weights: str
+    adapter: str
+    runtime_version: str
+    execution_provider: str
+    device: str
+    hardware: str | None
+    precision: str
+    batch: int
+    threads: int | None
+    inferences_per_joule: float | None
+    joules_per_inference: float | None
+    latency_p50_ms: float
+    latency_p90_ms: float
+    latency_p99_ms: float
+    throughput_ips: float
+    energy_method: str | None
+    energy_scope: str | None
+    energy_estimated: bool
+    energy_uncertainty_pct: float | None
+    valid: bool
+    labels: list[str]
+    created_at: datetime
+    quality: dict[str, Any] = Field(default_factory=dict)
+    mode: str = "edge"
+    latency_e2e_p90_ms: float | None = None
+    ttft_ms: float | None = Field(default=None, description="slm: median time to first token.")
+    tpot_ms: float | None = Field(default=None, description="slm: median time per output token.")
+    tokens_per_joule: float | None = None
+    network_j_per_inference: float | None = Field(
+        default=None, description="MODELLED from measured bytes (see docs/network.md)."
+    )
+    energy_to_solution_j_per_inference: float | None = None
+
+
+def leaderboard(
+    session: sessionmaker[Session],
+    suite: str | None = None,
+    *,
+    include_invalid: bool = False,
+    hide_estimated: bool = False,
+    limit: int | None = None,
+    mode: str = "edge",
+) -> list[LeaderboardRow]:
+    """Runs ranked by inferences per joule within each suite version and scenario.
+
+    Only runs of one ``mode`` are ranked together: a cloud-mode run's own energy is
+    the device's encoding only, so it would rank falsely high among edge runs
+    (compare those on energy-to-solution, which includes the network and the cloud).
+
+    With ``limit`` (top N per suite version and scenario) each group is read from
+    the ``ix_runs_leaderboard`` index, so the cost does not grow with the number of
+    stored runs; without it every matching run is ranked.
+    """
+    if limit is not None:
+        return _leaderboard_top(
+            session, suite, include_invalid, hide_estimated, max(limit, 0), mode
+        )
+    q = _leaderboard_select().where(Run.mode == mode)
+    if suite:
+        q = q.where(SuiteRow.name == suite)
+    if not include_invalid:
+        q = q.where(Run.valid.is_(True))
+    if hide_estimated:
+        q = q.where(Run.energy_method != "estimated")
+    q = q.order_by(
+        SuiteRow.name,
+        SuiteRow.version,
+        Run.scenario,
+        Run.inferences_per_joule.desc().nulls_last(),
+        Run.id,
+    )
+    rows: list[LeaderboardRow] = []
+    rank_key: tuple[str, str, str] | None = None
+    rank = 0
+    with session() as s:
+        for row in s.execute(q):
+            key = (row.suite, row.suite_version, row.scenario)
+            rank = rank + 1 if key == rank_key else 1
+            rank_key = key
+            rows.append(_leaderboard_row(rank, row))
+    return rows
+
+
+def _leaderboard_select() -> Any:  # a Select; its generic form differs across SA 2.x
+    return (
+        select(
+            Run.id,
+            Run.uuid,
+            Run.suite_id,
+            SuiteRow.name.label("suite"),
+            SuiteRow.version.label("suite_version"),
+            Run.scenario,
+            ModelArtifactRow.name.label("model"),
+            ModelArtifactRow.weights,
+            Run.adapter,
+            Run.runtime_version,
+            Run.execution_provider,
+            Device.name.label("device"),
+            Device.accelerator,
+            Device.cpu_model,
+            Run.precision,
+            Run.batch,
+            Run.threads,
+            Run.inferences_per_joule,
+            Run.joules_per_inference,
+            Run.inferences,
+            Run.latency_p50_ms,
+            Run.latency_p90_ms,
+            Run.latency_p99_ms,
+            Run.throughput_ips,
+            Run.energy_method,
+            Run.energy_scope,
+            Run.energy_uncertainty_j,
+            Run.valid,
+            Run.labels,
+            Run.created_at,
+            Run.quality,
+            Run.mode,
+            Run.latency_e2e_p90_ms,
+            Run.ttft_ms,
+            Run.tpot_ms,
+            Run.tokens_per_joule,
+            Run.network_j_per_inference,
+            Run.energy_to_solution_j_per_inference,
+        )
+        .join(SuiteRow, Run.suite_id == SuiteRow.id)
+        .join(Device, Run.device_id == Device.id)
+        .join(ModelArtifactRow, Run.model_artifact_id == ModelArtifactRow.id)
+    )
+
+
+def _leaderboard_top(
+    session: sessionmaker[Session],
+    suite: str | None,
+    include_invalid: bool,
+    hide_estimated: bool,
+    limit: int,
+    mode: str = "edge",
+) -> list[LeaderboardRow]:
+    """Top ``limit`` per group; the cost follows the rows returned, not the runs stored.
+
+    1. the (suite, scenario) groups, found by seeking through ``ix_runs_leaderboard``
+       (see :func:`_groups`);
+    2. one UNION ALL of a ``LIMIT`` query per group (and validity) over the runs with
+       an energy figure, read in index order;
+    3. only for groups with places left, the runs without one (they rank last).
+    """
+    if limit <= 0:
+        return []
+    with session() as s:
+        groups = _groups(s, suite, include_invalid)
+        if not groups:
+            return []
+        valid_values = (True, False) if include_invalid else (True,)
+
+        def query(group: tuple[int, str], valid: bool, ranked: bool, n: int) -> Any:
+            q = _leaderboard_select().where(
+                Run.suite_id == group[0],
+                Run.scenario == group[1],
+                Run.valid.is_(valid),
+                Run.mode == mode,
+            )
+            if hide_estimated:
+                q = q.where(Run.energy_method != "estimated")
+            if ranked:  # plain DESC: the index order on both dialects
+                q = q.where(Run.inferences_per_joule.is_not(None)).order_by(
+                    Run.inferences_per_joule.desc(), Run.id
+                )
+            else:
+                q = q.where(Run.inferences_per_joule.is_(None)).order_by(Run.id)
+            return select(q.limit(n).subquery())
+
+        picked: dict[tuple[int, str], list[Any]] = {g: [] for g in groups}
+
+        def fetch(queries: list[Any]) -> None:
+            # SQLite allows 500 terms in a compound SELECT: stay well below.
+            for i in range(0, len(queries), _UNION_TERMS):
+                for row in s.execute(union_all(*queries[i : i + _UNION_TERMS])):
+                    picked[(row.suite_id, row.scenario)].append(row)
+
+        fetch([query(g, v, True, limit) for g in groups for v in valid_values])
+        # Runs without an energy figure rank last: read them only where places are left.
+        short = [(g, limit - len(picked[g])) for g in groups if len(picked[g]) < limit]
+        fetch([query(g, v, False, n) for g, n in short for v in valid_values])
+    out: list[LeaderboardRow] = []
+    for group in groups:
+        rows = sorted(picked[group], key=_rank_key)
+        out += [_leaderboard_row(i + 1, r) for i, r in enumerate(rows[:limit])]
+    return out
+
+
+def _groups(s: Session, suite: str | None, include_invalid: bool) -> list[tuple[int, str]]:
+    """(suite_id, scenario) pairs that have runs, in leaderboard order.
+
+    Suites are few (a small table); each suite's scenarios are found by seeking to
+    the next larger scenario in ``ix_runs_leaderboard``: a few index probes, not a
+    scan of the suite's runs.
+    """
+    suites_q = select(SuiteRow.id).order_by(SuiteRow.name, SuiteRow.version)
+    if suite:
+        suites_q = suites_q.where(SuiteRow.name == suite)
+    groups: list[tuple[int, str]] = []
+    for suite_id in list(s.scalars(suites_q)):
+        scenario: str | None = None
+        while True:
+            q = select(Run.scenario).where(Run.suite_id == suite_id)
+            if not include_invalid:
+                q = q.where(Run.valid.is_(True))
+            if scenario is not None:
+                q = q.where(Run.scenario > scenario)
+            scenario = s.scalar(q.order_by(Run.scenario).limit(1))
+            if scenario is None:
+                break
+            groups.append((suite_id, scenario))
+    return groups
+
+
+def _rank_key(row: Any) -> tuple[bool, float, int]:
+    """Leaderboard order within a group: inferences per joule, highest first, NULLs last."""
+    ipj = row.inferences_per_joule
+    return (ipj is None, -(ipj or 0.0), row.id)
+
+
+def _leaderboard_row(rank: int, row: Any) -> LeaderboardRow:
+    unc = (
+        row.energy_uncertainty_j / (row.joules_per_inference * row.inferences) * 100
+        if row.energy_uncertainty_j is not None and row.joules_per_inference and row.inferences
+        else None
+    )
+    return LeaderboardRow(
+        rank=rank,
+        run_id=row.uuid,
+        suite=row.suite,
+        suite_version=row.suite_version,
+        scenario=row.scenario,
+        model=row.model,
+        weights=row.weights,
+        adapter=row.adapter,
+        runtime_version=row.runtime_version,
+        execution_provider=row.execution_provider,
+        device=row.device,
+        hardware=row.accelerator or row.cpu_model,
+        precision=row.precision,
+        batch=row.batch,
+        threads=row.threads,
+        inferences_per_joule=row.inferences_per_joule,
+        joules_per_inference=row.joules_per_inference,
+        latency_p50_ms=row.latency_p50_ms,
+        latency_p90_ms=row.latency_p90_ms,
+        latency_p99_ms=row.latency_p99_ms,
+        throughput_ips=row.throughput_ips,
+        energy_method=row.energy_method,
+        energy_scope=row.energy_scope,
+        energy_estimated=row.energy_method == "estimated",
+        energy_uncertainty_pct=unc,
+        valid=row.valid,
+        labels=list(row.labels or []),
+        created_at=row.created_at,
+        quality=dict(row.quality or {}),
+        mode=row.mode,
+        latency_e2e_p90_ms=row.latency_e2e_p90_ms,
+        ttft_ms=row.ttft_ms,
+        tpot_ms=row.tpot_ms,
+        tokens_per_joule=row.tokens_per_joule,
+        network_j_per_inference=row.network_j_per_inference,
+        energy_to_solution_j_per_inference=row.energy_to_solution_j_per_inference,
+    )
