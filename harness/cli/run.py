@@ -5,18 +5,12 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
 
 from wattbench.core import plugins
-from wattbench.core.config import (
-    RunConfig,
-    config_error,
-    fields_from_options,
-    load_run_file,
-)
 from wattbench.core.errors import ConfigError, UnavailableError, WattbenchError
 from wattbench.harness.cli import store as cli_store
 from wattbench.harness.cli.common import (
@@ -30,6 +24,9 @@ from wattbench.harness.cli.common import (
 )
 from wattbench.harness.cli.progress import CliProgress, planned_seconds
 from wattbench.harness.cli.summary import print_run_summary
+
+if TYPE_CHECKING:  # the config (and numpy under it) loads when a run starts, not at CLI start
+    from wattbench.core.config import RunConfig
 
 
 def run(
@@ -260,6 +257,8 @@ def resolve_run_config(
 ) -> tuple[RunConfig, Any]:
     """The run's config: the file's keys, then the options given, then the defaults (the
     suite's adapter, the adapter's device, WATTBENCH_DATA_DIR, git labels)."""
+    from wattbench.core.config import RunConfig, config_error, fields_from_options, load_run_file
+
     options: dict[str, Any] = {}
     source = "options"
     base_dir = None
