@@ -10,17 +10,19 @@ from __future__ import annotations
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-from wattbench.core.errors import UnknownPluginError
+from wattbench.core.errors import UnavailableError, UnknownPluginError
 
 ADAPTERS = "wattbench.adapters"
 POWER_READERS = "wattbench.power"
 SUITES = "wattbench.suites"
+TUNERS = "wattbench.tuners"
 
-_KIND = {ADAPTERS: "adapter", POWER_READERS: "power reader", SUITES: "suite"}
+_KIND = {ADAPTERS: "adapter", POWER_READERS: "power reader", SUITES: "suite", TUNERS: "tuner"}
 _LIST_CMD = {
     ADAPTERS: "wattbench adapters",
     POWER_READERS: "wattbench power list",
     SUITES: "wattbench suites",
+    TUNERS: "wattbench tune list",
 }
 
 
@@ -41,4 +43,11 @@ def load(group: str, name: str) -> Any:
         raise UnknownPluginError(
             f"unknown {_KIND[group]} {name!r} (known: {known}); see `{_LIST_CMD[group]}`"
         )
-    return eps[name].load()
+    try:
+        return eps[name].load()
+    except (ImportError, AttributeError, SyntaxError) as exc:
+        # a broken third-party package must not take every command down with a traceback
+        raise UnavailableError(
+            f"{_KIND[group]} {name!r} ({eps[name].value}) failed to import: "
+            f"{type(exc).__name__}: {exc}; reinstall or remove the package that provides it"
+        ) from None

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from wattbench.core import plugins
-from wattbench.core.errors import ConfigError
+from wattbench.core.errors import ConfigError, UnavailableError
 from wattbench.harness.cli.common import (
     DbOpt,
     PowerOptOpt,
@@ -32,7 +32,11 @@ def adapters(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Runtime adapters installed here, and why any is unavailable."""
     rows = []
     for name in plugins.names(plugins.ADAPTERS):
-        cls = plugins.load(plugins.ADAPTERS, name)
+        try:
+            cls = plugins.load(plugins.ADAPTERS, name)
+        except UnavailableError as exc:  # a broken plug-in package: listed, not fatal
+            rows.append({"name": name, "available": False, "reason": str(exc)})
+            continue
         ok, reason = cls.is_available(cls.default_device)
         rows.append(
             {
