@@ -13,7 +13,18 @@ from wattbench.core.errors import WattbenchError
 
 # Modules, not their functions: a function named like its module (gate, run) would shadow
 # the submodule on the package.
-from wattbench.harness.cli import catalog, dashboard, gate, leaderboard, models, network, run, store
+from wattbench.harness.cli import (
+    catalog,
+    dashboard,
+    gate,
+    leaderboard,
+    models,
+    network,
+    run,
+    store,
+    sweep_settings,
+    tune,
+)
 from wattbench.harness.cli.common import err
 
 app = typer.Typer(
@@ -37,6 +48,8 @@ app.command()(store.export)
 app.add_typer(store.token_app, name="token")
 app.add_typer(models.models_app, name="models")
 network.register(app)  # cloud serve, sweep escalation|payload|frames
+network.sweep_app.command("settings")(sweep_settings.settings)  # sweep settings
+app.add_typer(tune.tune_app, name="tune")
 dashboard.register(app)  # dashboard
 
 

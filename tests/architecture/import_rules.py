@@ -21,6 +21,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "adapters": frozenset({"core"}),
     "suites": frozenset({"core"}),
     "power": frozenset({"core"}),
+    # device-setting tuners (loaded by name through core.plugins, like the readers)
+    "tuners": frozenset({"core"}),
     "results_db": frozenset({"core"}),
     "analysis": frozenset({"core", "results_db"}),
     "dashboard": frozenset({"core", "results_db", "analysis"}),

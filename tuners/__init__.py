@@ -1,0 +1,1 @@
+"""Device-setting tuners (``wattbench.tuners`` entry points); see :mod:`wattbench.core.tuner`."""
