@@ -138,6 +138,14 @@ def unusable(
     )
 
 
+def energy_of(run: RunRecord) -> str:
+    """``reader/method/scope`` of the headline energy figure (``none`` without one)."""
+    k = run.key
+    if k.energy_method is None and run.energy_reader is None:
+        return "none"
+    return f"{run.energy_reader or '?'}/{k.energy_method or '?'}/{k.energy_scope or '?'}"
+
+
 def config_problem(baseline: Sequence[RunRecord], candidate: Sequence[RunRecord]) -> str | None:
     """Why the runs cannot be compared (differing configuration keys), or None."""
     for side, runs in (("baseline", baseline), ("candidate", candidate)):
@@ -150,6 +158,12 @@ def config_problem(baseline: Sequence[RunRecord], candidate: Sequence[RunRecord]
                     f"configuration"
                 )
     if baseline and candidate:
+        b_energy, c_energy = energy_of(baseline[0]), energy_of(candidate[0])
+        if b_energy != c_energy:
+            return (
+                f"gate refused: baseline energy is {b_energy}, candidate is {c_energy}: "
+                f"gate like with like"
+            )
         diffs = baseline[0].key.differences(candidate[0].key)
         if diffs:
             names = ", ".join(d[0] for d in diffs)

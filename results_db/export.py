@@ -26,6 +26,7 @@ from sqlalchemy import String, cast, select
 from sqlalchemy.orm import Session
 
 from wattbench.core.errors import ConfigError
+from wattbench.results_db.leaderboard import rank_group
 from wattbench.results_db.schema import Device, ModelArtifactRow, Run, SuiteRow
 from wattbench.results_db.store import Store
 
@@ -86,6 +87,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("energy_estimated", "bool"),
     ("energy_uncertainty_j", "float"),
     ("upload_state", "str"),
+    ("rank_group", "str"),
 )
 COLUMN_NAMES = tuple(name for name, _ in COLUMNS)
 
@@ -216,6 +218,14 @@ def _row(run: Run, st: SuiteRow, dev: Device, art: ModelArtifactRow) -> dict[str
         "energy_estimated": run.energy_method == "estimated",
         "energy_uncertainty_j": run.energy_uncertainty_j,
         "upload_state": run.upload_state,
+        "rank_group": rank_group(
+            st.name,
+            st.version,
+            run.scenario,
+            run.mode,
+            run.energy_scope,
+            run.energy_method == "estimated",
+        ),
     }
 
 

@@ -1,4 +1,8 @@
-"""The leaderboard: runs ranked by inferences per joule within each suite version and scenario.
+"""The leaderboard: runs ranked by inferences per joule, like with like.
+
+Runs rank only within one *rank group*: suite version, scenario, mode, energy scope
+(chip/module/board/wall) and measured-vs-estimated. A chip-only RAPL figure never
+"beats" a wall-plug figure; each group has its own rank 1.
 
 A query of its own (not a read of whole runs) because ``wattbench leaderboard``, the
 dashboard and the central store rank many runs and must stay cheap as runs pile up.
@@ -60,6 +64,38 @@ class LeaderboardRow(BaseModel):
         default=None, description="MODELLED from measured bytes (see docs/network.md)."
     )
     energy_to_solution_j_per_inference: float | None = None
+    rank_group: str = Field(
+        default="",
+        description="The group ranked together: suite version · scenario · mode · "
+        "energy scope · measured/estimated.",
+    )
+
+
+#: Energy scopes, narrowest first (what a figure includes: chip < module < board < wall).
+ENERGY_SCOPES = ("chip", "module", "board", "wall")
+
+
+def rank_group(
+    suite: str,
+    suite_version: str,
+    scenario: str,
+    mode: str,
+    energy_scope: str | None,
+    energy_estimated: bool,
+) -> str:
+    """A rank group's label: ``mobilenet_v2 1.1 · single-stream · edge · wall · measured``."""
+    how = "estimated" if energy_estimated else "measured"
+    return f"{suite} {suite_version} · {scenario} · {mode} · {energy_scope or 'no scope'} · {how}"
+
+
+def _group_key(row: Any) -> tuple[str, str, str, str, bool]:
+    return (
+        row.suite,
+        row.suite_version,
+        row.scenario,
+        row.energy_scope or "",
+        row.energy_method == "estimated",
+    )
 
 
 def leaderboard(
@@ -70,8 +106,11 @@ def leaderboard(
     hide_estimated: bool = False,
     limit: int | None = None,
     mode: str = "edge",
+    scope: str | None = None,
 ) -> list[LeaderboardRow]:
-    """Runs ranked by inferences per joule within each suite version and scenario.
+    """Runs ranked by inferences per joule within each rank group (see :func:`rank_group`).
+
+    ``scope`` keeps only runs whose energy scope is that one (chip, module, board, wall).
 
     Only runs of one ``mode`` are ranked together: a cloud-mode run's own energy is
     the device's encoding only, so it would rank falsely high among edge runs
@@ -83,9 +122,11 @@ def leaderboard(
     """
     if limit is not None:
         return _leaderboard_top(
-            session, suite, include_invalid, hide_estimated, max(limit, 0), mode
+            session, suite, include_invalid, hide_estimated, max(limit, 0), mode, scope
         )
     q = _leaderboard_select().where(Run.mode == mode)
+    if scope:
+        q = q.where(Run.energy_scope == scope)
     if suite:
         q = q.where(SuiteRow.name == suite)
     if not include_invalid:
@@ -99,16 +140,21 @@ def leaderboard(
         Run.inferences_per_joule.desc().nulls_last(),
         Run.id,
     )
-    rows: list[LeaderboardRow] = []
-    rank_key: tuple[str, str, str] | None = None
-    rank = 0
+    groups: dict[tuple[str, str, str, str, bool], list[Any]] = {}
     with session() as s:
         for row in s.execute(q):
-            key = (row.suite, row.suite_version, row.scenario)
-            rank = rank + 1 if key == rank_key else 1
-            rank_key = key
-            rows.append(_leaderboard_row(rank, row))
+            groups.setdefault(_group_key(row), []).append(row)
+    rows: list[LeaderboardRow] = []
+    for key in sorted(groups, key=_group_order):
+        rows += [_leaderboard_row(i + 1, r) for i, r in enumerate(groups[key])]
     return rows
+
+
+def _group_order(key: tuple[str, str, str, str, bool]) -> tuple[Any, ...]:
+    """Groups in suite, version, scenario order; widest scope first, measured before estimated."""
+    suite, version, scenario, scope, estimated = key
+    width = ENERGY_SCOPES.index(scope) if scope in ENERGY_SCOPES else -1
+    return (suite, version, scenario, -width, scope, estimated)
 
 
 def _leaderboard_select() -> Any:  # a Select; its generic form differs across SA 2.x
@@ -166,6 +212,7 @@ def _leaderboard_top(
     hide_estimated: bool,
     limit: int,
     mode: str = "edge",
+    scope: str | None = None,
 ) -> list[LeaderboardRow]:
     """Top ``limit`` per group; the cost follows the rows returned, not the runs stored.
 
@@ -174,23 +221,36 @@ def _leaderboard_top(
     2. one UNION ALL of a ``LIMIT`` query per group (and validity) over the runs with
        an energy figure, read in index order;
     3. only for groups with places left, the runs without one (they rank last).
+
+    Each (suite, scenario) group is then split by energy scope and measured/estimated;
+    one query per split (scope, estimated) keeps top N per rank group.
     """
     if limit <= 0:
         return []
     with session() as s:
-        groups = _groups(s, suite, include_invalid)
+        groups = _split_groups(s, _groups(s, suite, include_invalid), include_invalid, mode)
+        if scope:
+            groups = [g for g in groups if g[2] == scope]
+        if hide_estimated:
+            groups = [g for g in groups if not g[3]]
         if not groups:
             return []
         valid_values = (True, False) if include_invalid else (True,)
 
-        def query(group: tuple[int, str], valid: bool, ranked: bool, n: int) -> Any:
+        def query(group: _Group, valid: bool, ranked: bool, n: int) -> Any:
             q = _leaderboard_select().where(
                 Run.suite_id == group[0],
                 Run.scenario == group[1],
                 Run.valid.is_(valid),
                 Run.mode == mode,
             )
-            if hide_estimated:
+            scope_col = Run.energy_scope
+            q = q.where(scope_col.is_(None) if group[2] == "" else scope_col == group[2])
+            if group[3]:
+                q = q.where(Run.energy_method == "estimated")
+            else:
+                q = q.where((Run.energy_method != "estimated") | Run.energy_method.is_(None))
+            if hide_estimated:  # as the unlimited path: no figure without a method either
                 q = q.where(Run.energy_method != "estimated")
             if ranked:  # plain DESC: the index order on both dialects
                 q = q.where(Run.inferences_per_joule.is_not(None)).order_by(
@@ -200,13 +260,19 @@ def _leaderboard_top(
                 q = q.where(Run.inferences_per_joule.is_(None)).order_by(Run.id)
             return select(q.limit(n).subquery())
 
-        picked: dict[tuple[int, str], list[Any]] = {g: [] for g in groups}
+        picked: dict[_Group, list[Any]] = {g: [] for g in groups}
 
         def fetch(queries: list[Any]) -> None:
             # SQLite allows 500 terms in a compound SELECT: stay well below.
             for i in range(0, len(queries), _UNION_TERMS):
                 for row in s.execute(union_all(*queries[i : i + _UNION_TERMS])):
-                    picked[(row.suite_id, row.scenario)].append(row)
+                    key = (
+                        row.suite_id,
+                        row.scenario,
+                        row.energy_scope or "",
+                        row.energy_method == "estimated",
+                    )
+                    picked[key].append(row)
 
         fetch([query(g, v, True, limit) for g in groups for v in valid_values])
         # Runs without an energy figure rank last: read them only where places are left.
@@ -216,6 +282,26 @@ def _leaderboard_top(
     for group in groups:
         rows = sorted(picked[group], key=_rank_key)
         out += [_leaderboard_row(i + 1, r) for i, r in enumerate(rows[:limit])]
+    return out
+
+
+_Group = tuple[int, str, str, bool]  # suite_id, scenario, energy scope ("" = none), estimated
+
+
+def _split_groups(
+    s: Session, groups: list[tuple[int, str]], include_invalid: bool, mode: str
+) -> list[_Group]:
+    """Each (suite_id, scenario) group split by energy scope and measured/estimated."""
+    out: list[_Group] = []
+    for suite_id, scenario in groups:
+        q = select(Run.energy_scope, Run.energy_method == "estimated").where(
+            Run.suite_id == suite_id, Run.scenario == scenario, Run.mode == mode
+        )
+        if not include_invalid:
+            q = q.where(Run.valid.is_(True))
+        splits = {(sc or "", bool(est)) for sc, est in s.execute(q.distinct())}
+        ordered = sorted(splits, key=lambda k: _group_order(("", "", "", k[0], k[1])))
+        out += [(suite_id, scenario, sc, est) for sc, est in ordered]
     return out
 
 
@@ -294,4 +380,12 @@ def _leaderboard_row(rank: int, row: Any) -> LeaderboardRow:
         tokens_per_joule=row.tokens_per_joule,
         network_j_per_inference=row.network_j_per_inference,
         energy_to_solution_j_per_inference=row.energy_to_solution_j_per_inference,
+        rank_group=rank_group(
+            row.suite,
+            row.suite_version,
+            row.scenario,
+            row.mode,
+            row.energy_scope,
+            row.energy_method == "estimated",
+        ),
     )

@@ -131,10 +131,12 @@ class Store:
         hide_estimated: bool = False,
         limit: int | None = None,
         mode: str = "edge",
+        scope: str | None = None,
     ) -> list[LeaderboardRow]:
-        """Runs ranked by inferences per joule within each suite version and scenario.
+        """Runs ranked by inferences per joule within each rank group.
 
-        Only runs of one ``mode`` are ranked together; with ``limit`` (top N per group)
+        A rank group is suite version × scenario × mode × energy scope × measured or
+        estimated; ``scope`` keeps one energy scope only. With ``limit`` (top N per group)
         the cost does not grow with the number of stored runs (see
         :func:`~wattbench.results_db.leaderboard.leaderboard`).
         """
@@ -145,6 +147,7 @@ class Store:
             hide_estimated=hide_estimated,
             limit=limit,
             mode=mode,
+            scope=scope,
         )
 
     def get_run(self, run_id: str) -> Run | None:

@@ -30,12 +30,22 @@ def leaderboard(
     mode: Annotated[
         str, typer.Option(help="Rank runs of this mode: edge, cloud or hybrid.")
     ] = "edge",
+    scope: Annotated[
+        str | None,
+        typer.Option(help="Only this energy scope: chip, module, board or wall."),
+    ] = None,
 ) -> None:
-    """Rank stored runs by inferences per joule within each suite version."""
+    """Rank stored runs by inferences per joule, like with like.
+
+    Runs rank only within one suite version, scenario, mode, energy scope and
+    measured-vs-estimated; each such group is its own table.
+    """
     from wattbench.results_db.store import Store
 
     if fmt not in ("table", "csv", "json"):
         raise ConfigError(f"unknown --format {fmt!r}: use table, csv or json")
+    if scope is not None and scope not in ("chip", "module", "board", "wall"):
+        raise ConfigError(f"unknown --scope {scope!r}: use board, wall, module or chip")
     if limit is not None and limit < 1:
         raise ConfigError("--limit must be at least 1")
     if limit is None and fmt == "table":
@@ -49,6 +59,7 @@ def leaderboard(
         hide_estimated=hide_estimated,
         limit=limit,
         mode=mode,
+        scope=scope,
     )
     data = [r.model_dump(mode="json") for r in rows]
     if fmt == "json":
@@ -70,12 +81,17 @@ def leaderboard(
             f"(database: {store.display_url})"
         )
         return
-    groups: dict[tuple[str, str, str], list[Any]] = {}
+    groups: dict[str, list[Any]] = {}
     for r in rows:
-        groups.setdefault((r.suite, r.suite_version, r.scenario), []).append(r)
-    for (s, v, sc), items in groups.items():
+        groups.setdefault(r.rank_group, []).append(r)
+    for items in groups.values():
+        r0 = items[0]
         where = "" if mode == "edge" else f" · {mode} mode (device energy only; see --format json)"
-        t = Table(title=f"{s} {v} · {sc}{where} · ranked by inferences per joule")
+        how = "ESTIMATED" if r0.energy_estimated else "measured"
+        t = Table(
+            title=f"{r0.suite} {r0.suite_version} · {r0.scenario}{where} · "
+            f"{r0.energy_scope or 'no'} scope · {how} · ranked by inferences per joule"
+        )
         for col in (
             "#",
             "device",

@@ -16,7 +16,8 @@ import pytest
 import typer
 from gate_factory import dump, make_run
 
-from wattbench.core.power import EnergyMethod
+from wattbench.core.power import EnergyMethod, EnergyScope
+from wattbench.core.results import RunResult
 from wattbench.harness import cli
 from wattbench.harness.cli.gate import gate
 from wattbench.results_db.store import Store
@@ -105,6 +106,33 @@ def test_mismatched_configuration_exits_2_naming_the_fields(
     assert "precision (baseline fp32, candidate int8)" in out
     assert all(line.startswith("INCONCLUSIVE ") for line in out.splitlines())
     assert ET.parse(xml).getroot()[0].get("errors") == "3"
+
+
+def rescoped(run: RunResult, reader: str, scope: EnergyScope) -> RunResult:
+    """``run`` as if measured by another reader at another energy scope."""
+    upd = {"reader": reader, "scope": scope}
+    trials = [
+        t.model_copy(update={"energy": [e.model_copy(update=upd) for e in t.energy]})
+        for t in run.trials
+    ]
+    energy = [e.model_copy(update=upd) for e in run.energy]
+    return run.model_copy(update={"trials": trials, "energy": energy})
+
+
+def test_mixed_energy_scopes_are_refused_with_one_line_naming_both_sides(
+    run_gate: GateRunner, tmp_path: Path
+) -> None:
+    base = make_run(BASE)
+    b = dump(base, tmp_path / "b.json")
+    c = dump(rescoped(make_run(BASE), "shelly", EnergyScope.WALL), tmp_path / "c.json")
+    code, _, err = run_gate("--baseline", str(b), "--candidate", str(c))
+    assert code == 2
+    (line,) = [x for x in err.splitlines() if "gate refused" in x]
+    head = base.energy[0]
+    assert (
+        f"gate refused: baseline energy is {head.reader}/{head.method.value}/"
+        f"{head.scope.value}, candidate is shelly/{head.method.value}/wall: gate like with like"
+    ) in line
 
 
 def test_too_few_trials_exits_2(run_gate: GateRunner, tmp_path: Path) -> None:

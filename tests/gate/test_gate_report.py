@@ -115,7 +115,9 @@ def test_mismatched_configuration_is_inconclusive_naming_the_fields() -> None:
 def test_energy_reader_method_is_part_of_the_configuration() -> None:
     report = evaluate([rec(BASE)], [rec(BASE, method=EnergyMethod.POLLED)])
     assert report.exit_code == 2
-    assert report.problem is not None and "energy_method" in report.problem
+    assert report.problem is not None and report.problem.startswith("gate refused: baseline ")
+    assert "/counter/" in report.problem and "/polled/" in report.problem
+    assert report.problem.endswith("gate like with like")
 
 
 def test_baseline_runs_of_different_configurations_are_refused() -> None:

@@ -10,7 +10,7 @@ from sqlalchemy import func, select, text
 from wattbench.core.cache import ModelCache
 from wattbench.core.config import RunConfig
 from wattbench.core.errors import SchemaVersionError, StoreError
-from wattbench.core.power import EnergyMethod
+from wattbench.core.power import EnergyMethod, EnergyScope
 from wattbench.core.results import RunResult
 from wattbench.core.testing import FakeAdapter, FakeClock, FakePowerReader, FakeSuite
 from wattbench.harness.protocol import Runner
@@ -109,6 +109,27 @@ def test_estimated_runs_are_labelled_and_can_be_hidden(db_url: str, tmp_path: Pa
     assert rows[est.run_id].energy_estimated is True
     assert rows[meas.run_id].energy_estimated is False
     assert [r.run_id for r in store.leaderboard(hide_estimated=True)] == [meas.run_id]
+
+
+def test_runs_rank_like_with_like_per_energy_scope(db_url: str, tmp_path: Path) -> None:
+    """The same device measured at chip and at wall scope: two groups, each with a rank 1."""
+    store = Store.open(db_url)
+    wall = make_result(tmp_path, latency_s=0.004)  # 50 inf/J
+    chip = make_result(tmp_path, latency_s=0.001)  # 200 inf/J: would "beat" wall
+    chip = chip.model_copy(
+        update={"energy": [chip.energy[0].model_copy(update={"scope": EnergyScope.CHIP})]}
+    )
+    wall = wall.model_copy(
+        update={"energy": [wall.energy[0].model_copy(update={"scope": EnergyScope.WALL})]}
+    )
+    store.save_run(chip)
+    store.save_run(wall)
+    for limit in (None, 10):
+        rows = store.leaderboard(limit=limit)
+        assert [(r.energy_scope, r.rank) for r in rows] == [("wall", 1), ("chip", 1)]
+        assert rows[0].rank_group.endswith(" · edge · wall · measured")
+        assert rows[1].rank_group.endswith(" · edge · chip · measured")
+        assert [r.run_id for r in store.leaderboard(scope="chip", limit=limit)] == [chip.run_id]
 
 
 def test_labels_with_sql_metacharacters_and_unicode_round_trip(db_url: str, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 import wattbench.results_db.leaderboard as leaderboard_mod
-from wattbench.core.power import EnergyMethod
+from wattbench.core.power import EnergyMethod, EnergyScope
 from wattbench.core.results import RunResult
 from wattbench.results_db.schema import (
     UPLOAD_DONE,
@@ -150,17 +150,18 @@ def test_top_n_leaderboard_equals_the_full_ranking_cut(
     store = Store.open(db_url)
     base = new_run()
     variants: list[RunResult] = []
-    for i, (ipj, valid, scenario, suite, method) in enumerate(
+    for i, (ipj, valid, scenario, suite, method, energy_scope) in enumerate(
         itertools.product(
             (None, 50.0, 200.0, 200.0),
             (True, False),
             ("single-stream", "offline"),
             ("fake", "other"),
             (EnergyMethod.COUNTER, EnergyMethod.ESTIMATED),
+            (EnergyScope.CHIP, EnergyScope.WALL),
         )
     ):
         r = new_run(ipj=ipj) if ipj is not None else new_run()
-        head = r.energy[0].model_copy(update={"method": method})
+        head = r.energy[0].model_copy(update={"method": method, "scope": energy_scope})
         if ipj is None:
             head = head.model_copy(update={"inferences_per_joule": None})
         variants.append(
@@ -186,7 +187,18 @@ def test_top_n_leaderboard_equals_the_full_ranking_cut(
             assert top == [r for r in full if r.rank <= limit], (include_invalid, limit)
     top = store.leaderboard("fake", hide_estimated=True, limit=3)
     assert {r.suite for r in top} == {"fake"}
-    assert [r.inferences_per_joule for r in top if r.scenario == "offline"] == [200.0, 200.0, 50.0]
+    offline_wall = [r for r in top if r.scenario == "offline" and r.energy_scope == "wall"]
+    assert [r.inferences_per_joule for r in offline_wall] == [200.0, 200.0, 50.0]
+    assert [r.rank for r in offline_wall] == [1, 2, 3]
+    # like with like: each (scope, measured/estimated) group has its own rank 1
+    assert {(r.rank_group, r.rank) for r in top if r.rank == 1} == {
+        (f"fake {r.suite_version} · {sc} · edge · {scope} · measured", 1)
+        for r in top[:1]
+        for sc in ("offline", "single-stream")
+        for scope in ("chip", "wall")
+    }
+    assert {r.energy_scope for r in store.leaderboard(scope="chip", limit=3)} == {"chip"}
+    assert {r.energy_scope for r in store.leaderboard(scope="wall")} == {"wall"}
     assert store.leaderboard(limit=0) == []
     # More groups than one compound SELECT may hold: read in several statements.
     monkeypatch.setattr(leaderboard_mod, "_UNION_TERMS", 3)
