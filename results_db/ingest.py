@@ -16,9 +16,12 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlch
 from sqlalchemy.orm import Session, sessionmaker
 
 from wattbench.core import fingerprint
+from wattbench.core.canonical import content_sha256, difference_between
 from wattbench.core.errors import StoreError
 from wattbench.core.results import RunResult
+from wattbench.results_db import read
 from wattbench.results_db.engine import display_url, one_line
+from wattbench.results_db.errors import RunConflictError
 from wattbench.results_db.rows import (
     DEVICE_INVENTORY_KEYS,
     device_name,
@@ -51,16 +54,30 @@ _SAVE_ATTEMPTS = 8
 _Ids = dict[tuple[Any, ...], Any]
 
 
+class _StoredDiffers(Exception):
+    """Raised inside the transaction (rolling it back): the uuid is stored, its hash differs."""
+
+    def __init__(self, stored_sha256: str | None) -> None:
+        super().__init__(stored_sha256)
+        self.stored_sha256 = stored_sha256
+
+
 class RunWriter:
     """Saves runs to ``engine``, remembering the ids of shared rows once committed."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._session = sessionmaker(engine, expire_on_commit=False)
         # Ids of committed device/environment/suite/model rows (never deleted), by key.
         self._ids: _Ids = {}
 
     def save_run(self, result: RunResult, upload_state: str, keep_payload: bool) -> bool:
         """Store a run in one transaction; False when its uuid was already stored.
+
+        A stored uuid is a duplicate only with the same content (the sha256 of the
+        canonical payload, :mod:`wattbench.core.canonical`); different content raises
+        :class:`~wattbench.results_db.errors.RunConflictError` naming the first differing
+        field, and the stored run is left as it is.
 
         Concurrent writers are fine: losing a race on a shared row (the device, suite,
         environment or model) rolls back and tries again, and a run that a concurrent
@@ -70,13 +87,18 @@ class RunWriter:
         """
         if upload_state not in UPLOAD_STATES:
             raise ValueError(f"upload_state must be one of {UPLOAD_STATES}")
+        digest = content_sha256(result)
         last: Exception | None = None
         cache_dropped = False
         for attempt in range(_SAVE_ATTEMPTS):
             learned: _Ids = {}
             try:
                 with self.engine.begin() as conn:
-                    created = self._write_run(conn, result, upload_state, keep_payload, learned)
+                    created = self._write_run(
+                        conn, result, upload_state, keep_payload, learned, digest
+                    )
+            except _StoredDiffers as differs:
+                return self._resolve_stored(result, digest, differs.stored_sha256)
             except IntegrityError as exc:
                 if not _is_unique_violation(exc):
                     if cache_dropped or not self._ids:
@@ -98,6 +120,29 @@ class RunWriter:
             time.sleep(min(0.005 * 2**attempt, 0.5))
         assert last is not None
         raise self._save_error(result, last) from last
+
+    def _resolve_stored(self, result: RunResult, digest: str, stored_sha256: str | None) -> bool:
+        """The uuid is stored with another (or, before 0004, no) hash: duplicate or conflict.
+
+        A run stored before migration 0004 has no hash: it is hashed from its payload (or
+        its rows) now, and the hash is kept when it matches. Otherwise the first field
+        that differs is found against the stored run (exact when its payload is kept;
+        on a central store, against the run rebuilt from its rows).
+        """
+        try:
+            stored = read.load_result(self._session, result.run_id)
+            stored_device = read.run_device_name(self._session, result.run_id)
+        except (DBAPIError, SQLAlchemyError) as exc:
+            raise self._save_error(result, exc) from exc
+        if stored is None:  # deleted meanwhile: nothing to conflict with
+            raise self._save_error(result, RuntimeError("the stored run vanished; try again"))
+        if stored_sha256 is None and content_sha256(stored) == digest:
+            _update_run(self.engine, result.run_id, content_sha256=digest)
+            return False
+        path = difference_between(result, stored) or (
+            "not visible in the stored rows (the run was stored without its payload)"
+        )
+        raise RunConflictError(result.run_id, path, display_url(self.engine), stored_device)
 
     def _save_error(self, result: RunResult, exc: BaseException) -> StoreError:
         return StoreError(
@@ -168,6 +213,7 @@ class RunWriter:
         upload_state: str,
         keep_payload: bool,
         learned: _Ids,
+        digest: str,
     ) -> bool:
         now = datetime.now(timezone.utc)
         env_sha = fingerprint.fingerprint_sha256(r.environment)
@@ -193,9 +239,14 @@ class RunWriter:
                 },
             ),
         }
-        run_id = _insert_run_row(conn, run_values(r, now, upload_state, **ids))
+        values = run_values(r, now, upload_state, **ids)
+        values["content_sha256"] = digest
+        run_id = _insert_run_row(conn, values)
         if run_id is None:
-            return False
+            stored = conn.scalar(select(Run.content_sha256).where(Run.uuid == r.run_id))
+            if stored == digest:
+                return False
+            raise _StoredDiffers(stored)
         trials = trial_rows(run_id, r)
         energy = energy_rows(run_id, r)
         traces = trace_rows(run_id, r)

@@ -1,4 +1,4 @@
-"""Schema of the results store (SQLAlchemy 2 declarative), at migration 0003.
+"""Schema of the results store (SQLAlchemy 2 declarative), at migration 0004.
 
 Every change to these tables comes with an Alembic migration in
 ``migrations/versions``; ``wattbench db upgrade`` applies them. Columns and
@@ -151,6 +151,8 @@ class Run(Base):
     uploaded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     upload_attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     upload_last_error: Mapped[str | None] = mapped_column(Text)
+    # 0004: sha256 of the canonical payload (wattbench.core.canonical); NULL for older runs.
+    content_sha256: Mapped[str | None] = mapped_column(String(64))
 
     device: Mapped[Device] = relationship()
     environment: Mapped[Environment] = relationship()

@@ -5,11 +5,12 @@ Endpoints (JSON in and out):
 * ``POST /api/v1/runs`` — body: a :class:`~wattbench.core.results.RunResult` as JSON
   (``wattbench run --json``), header ``Authorization: Bearer <token>``. 201
   ``{"status": "created"}``; 200 ``{"status": "duplicate"}`` when the run's uuid is
-  already stored (a re-upload is acknowledged, never stored twice). Errors are
+  already stored with the same content (a re-upload is acknowledged, never stored twice). Errors are
   ``{"status": "error", "error": <code>, "detail": <one line>}``: 400 malformed JSON,
-  401 missing/unknown/revoked token, 403 token of another device, 409 uuid stored for
-  another device, 413 body over the limit, 422 invalid run, 503 database unavailable
-  (retry later).
+  401 missing/unknown/revoked token, 403 token of another device, 409 uuid stored
+  with different content (or for another device; the body names the first differing
+  field as ``path``; the stored run is kept), 413 body over the limit, 422 invalid run,
+  503 database unavailable (retry later).
 * ``GET /api/v1/leaderboard?suite=&include_invalid=&hide_estimated=&limit=`` — the
   rows of :meth:`Store.leaderboard`, top ``limit`` (default 100) per suite/scenario.
 * ``GET /healthz`` — 200 with the schema revision, 503 when the database is down.
@@ -37,6 +38,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from wattbench.core.errors import StoreError
 from wattbench.core.results import RunResult
+from wattbench.results_db.errors import RunConflictError
 from wattbench.results_db.schema import UPLOAD_RECEIVED
 from wattbench.results_db.store import Store, device_name, head_revision
 from wattbench.results_db.tokens import check_token
@@ -183,18 +185,27 @@ def _ingest(store: Store, token: str, body: bytes) -> tuple[int, dict[str, Any]]
         )
     try:
         created = store.save_run(result, upload_state=UPLOAD_RECEIVED, keep_payload=False)
-        stored_for = None if created else store.run_device_name(result.run_id)
+    except RunConflictError as exc:
+        raise _conflict(exc, owner) from None
     except (StoreError, SQLAlchemyError) as exc:
         raise _unavailable(exc) from exc
-    if not created and stored_for is not None and stored_for != owner:
-        raise _error(
-            409,
-            "conflict",
-            f"run {result.run_id} is already stored for device {stored_for!r}: "
-            f"a run id must be unique; record the run again",
-        )
     status = "created" if created else "duplicate"
     return (201 if created else 200), {"status": status, "run_id": result.run_id}
+
+
+def _conflict(exc: RunConflictError, owner: str) -> _Reply:
+    """409: the run id is stored with other content (or for another device); kept as stored."""
+    if exc.stored_device is not None and exc.stored_device != owner:
+        detail = (
+            f"run {exc.run_id} is already stored for device {exc.stored_device!r}: "
+            f"a run id must be unique; record the run again"
+        )
+    else:
+        detail = (
+            f"run {exc.run_id} is already stored with different content (first difference: "
+            f"{exc.path}); the stored run is kept: record the run again instead of editing it"
+        )
+    return _error(409, "conflict", detail, run_id=exc.run_id, path=exc.path)
 
 
 def _parse(body: bytes) -> RunResult:
@@ -341,6 +352,26 @@ def app_from_env() -> FastAPI:
     )
 
 
+def uvicorn_config(
+    store: Store,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    access_log: bool = True,
+) -> Any:
+    """The ``uvicorn.Config`` that ``wattbench serve`` runs (one process)."""
+    import uvicorn
+
+    return uvicorn.Config(
+        create_app(store, max_body_bytes=max_body_bytes),
+        host=host,
+        port=port,
+        access_log=access_log,
+        log_level="info",
+    )
+
+
 def run_server(
     store: Store,
     host: str = "127.0.0.1",
@@ -359,13 +390,10 @@ def run_server(
     import uvicorn
 
     if workers <= 1:
-        uvicorn.run(
-            create_app(store, max_body_bytes=max_body_bytes),
-            host=host,
-            port=port,
-            access_log=access_log,
-            log_level="info",
+        config = uvicorn_config(
+            store, host, port, max_body_bytes=max_body_bytes, access_log=access_log
         )
+        uvicorn.Server(config).run()
         return
     os.environ[ENV_DB] = store.engine.url.render_as_string(hide_password=False)
     os.environ[ENV_MAX_BODY] = str(max_body_bytes)

@@ -15,8 +15,11 @@ Failures:
   backoff (``backoff_s * 2**k`` with jitter, at most ``MAX_BACKOFF_S``) up to
   ``max_attempts`` times; then the pass stops and the rest stays pending;
 * 401 (bad or revoked token) and 404 (not an ingest API) stop the pass at once;
-* 400, 403, 409, 413 and 422 concern one run: it stays pending with the server's
-  reason in ``runs.upload_last_error`` and the pass goes on with the next run.
+* 400, 403, 413 and 422 concern one run: it stays pending with the server's
+  reason in ``runs.upload_last_error`` and the pass goes on with the next run;
+* 409 is a **conflict**: the central store holds this run id with different content
+  (the answer names the first differing field). The run stays pending here, the
+  stored one is never overwritten, and the pass goes on.
 
 Only the standard library is used for HTTP, so a small device needs no extras.
 """
@@ -41,6 +44,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from wattbench.core.errors import ConfigError, StoreError
 from wattbench.core.results import RunResult
+from wattbench.results_db.errors import RunConflictError
 from wattbench.results_db.schema import UPLOAD_RECEIVED, Run, RunPayload
 from wattbench.results_db.store import Store
 
@@ -52,6 +56,7 @@ RUNS_PATH = "/api/v1/runs"
 CREATED = "created"
 DUPLICATE = "duplicate"
 REJECTED = "rejected"
+CONFLICT = "conflict"
 FAILED = "failed"
 
 
@@ -63,6 +68,7 @@ class UploadReport:
     created: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     rejected: list[tuple[str, str]] = field(default_factory=list)
+    conflicts: list[tuple[str, str]] = field(default_factory=list)
     attempts: int = 0
     stopped: str | None = None  # why the pass stopped early (server down, bad token, ...)
     pending: int = 0  # runs still pending in the local store after the pass
@@ -85,6 +91,8 @@ class UploadReport:
         )
         if self.rejected:
             text += f"; {len(self.rejected)} rejected"
+        if self.conflicts:
+            text += f"; {len(self.conflicts)} conflict(s)"
         return text + f"; {self.pending} pending"
 
 
@@ -98,6 +106,10 @@ class _Fatal(Exception):
 
 class _Rejected(Exception):
     """This run will not be accepted as it is."""
+
+
+class _Conflict(Exception):
+    """The target holds this run id with different content; it keeps its own."""
 
 
 class _HttpTarget:
@@ -157,6 +169,8 @@ class _HttpTarget:
             raise _Fatal(f"the server refused the token (HTTP 401: {detail})")
         if status == 404:
             raise _Fatal(f"no wattbench ingest API at {self.display} (HTTP 404): check --to")
+        if status == 409:
+            raise _Conflict(f"HTTP 409: {detail}")
         raise _Rejected(f"HTTP {status}: {detail}")
 
     def close(self) -> None:
@@ -181,6 +195,8 @@ class _DatabaseTarget:
             created = self.store.save_run(result, upload_state=UPLOAD_RECEIVED, keep_payload=False)
         except ValidationError as exc:
             raise _Rejected(f"not a valid run: {exc.errors()[0]['msg']}") from exc
+        except RunConflictError as exc:
+            raise _Conflict(str(exc)) from exc
         except StoreError as exc:
             if "wattbench db upgrade" in str(exc) or "newer than" in str(exc):
                 raise _Fatal(str(exc)) from exc
@@ -312,6 +328,10 @@ def _send_with_retries(
             store.record_upload_failure(run_id, str(exc))
             report.rejected.append((run_id, str(exc)))
             return REJECTED
+        except _Conflict as exc:
+            store.record_upload_failure(run_id, str(exc))
+            report.conflicts.append((run_id, str(exc)))
+            return CONFLICT
         store.mark_uploaded(run_id)
         (report.created if outcome == CREATED else report.duplicates).append(run_id)
         return outcome

@@ -45,6 +45,7 @@ app.command("gate")(gate.gate)
 app.command()(store.serve)
 app.command()(store.upload)
 app.command()(store.export)
+app.command("import")(store.import_runs)
 app.add_typer(store.token_app, name="token")
 app.add_typer(models.models_app, name="models")
 network.register(app)  # cloud serve, sweep escalation|payload|frames

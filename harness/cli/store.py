@@ -1,4 +1,4 @@
-"""CLI commands of the lab store: ``serve``, ``upload``, ``export`` and ``token …``.
+"""CLI commands of the lab store: ``serve``, ``upload``, ``export``, ``import``, ``token …``.
 
 Registered in :mod:`wattbench.harness.cli` (``app.command()(store.serve)``, ...).
 
@@ -111,11 +111,17 @@ def upload(
     )
     for run_id, reason in report.rejected:
         _err().print(f"warning: run {run_id} rejected: {reason}", markup=False)
+    for run_id, reason in report.conflicts:
+        _err().print(
+            f"conflict: run {run_id} stays pending here, the stored one is unchanged: {reason}",
+            markup=False,
+        )
     _err().print(f"wattbench: {report.summary()}", markup=False)
     if report.ok:
         return
     why = report.stopped or (
-        f"{len(report.rejected)} rejected by the server (see the warnings above)"
+        f"{len(report.rejected) + len(report.conflicts)} rejected or in conflict "
+        f"(see the lines above)"
     )
     raise UploadError(
         f"{report.pending} run(s) still pending in {store.display_url}: {why}; they stay "
@@ -157,6 +163,32 @@ def export(
     )
     if output is not None:
         _err().print(f"wattbench: {n} run(s) written to {output}", markup=False)
+
+
+def import_runs(
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="A run file (`wattbench run --json`, a JSON array or JSON Lines) or the "
+            "database URL of another store."
+        ),
+    ],
+    db: DbOpt = None,
+) -> None:
+    """Import whole runs from a file or another store (duplicates skipped, conflicts kept out)."""
+    from wattbench.results_db.errors import UploadError
+    from wattbench.results_db.store import Store
+    from wattbench.results_db.transfer import import_runs as do_import
+
+    store = Store.open(db)
+    report = do_import(store, source, on_problem=lambda line: _err().print(line, markup=False))
+    _err().print(f"wattbench: {report.summary()}", markup=False)
+    if not report.ok:
+        raise UploadError(
+            f"{len(report.conflicts) + len(report.invalid)} run(s) of {report.source} not "
+            f"imported into {store.display_url} (see the lines above); the stored runs are "
+            f"unchanged"
+        )
 
 
 @token_app.command("create")
