@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import timezone
 from itertools import chain
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Integer, String, Text, func, select, type_coerce
 
@@ -348,11 +348,41 @@ def configurations(runs: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+#: Energy scopes, widest first (the order rank groups are listed in).
+SCOPES_WIDEST_FIRST = ("wall", "board", "module", "chip")
+
+
+def group_label(scope: Any, estimated: Any) -> str:
+    """A rank group within one suite version, scenario and mode: ``wall · measured``."""
+    scope_s = scope if isinstance(scope, str) and scope else "no scope"
+    return f"{scope_s} · {'estimated' if bool(estimated) else 'measured'}"
+
+
+def scope_order(scope: Any) -> int:
+    return SCOPES_WIDEST_FIRST.index(scope) if scope in SCOPES_WIDEST_FIRST else 99
+
+
 def rank(df: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """``df`` sorted by ``metric`` (best first, missing figures last) with a ``rank``."""
+    """``df`` sorted by ``metric`` (best first, missing figures last) with a ``rank`` that
+    restarts per rank group (energy scope × measured/estimated: like with like), widest
+    scope and measured groups first; ``rank_group`` names each row's group."""
+    import pandas as pd
+
     r = RANKINGS[metric]
-    out = df.sort_values(
-        [r.column, "run_id"], ascending=[not r.higher_is_better, True], na_position="last"
+    out = df.copy()
+    scope = out["energy_scope"] if "energy_scope" in out else pd.Series([None] * len(out))
+    est = out["estimated"] if "estimated" in out else pd.Series([False] * len(out))
+    out["rank_group"] = [
+        group_label(s, e) for s, e in zip(scope.tolist(), est.tolist(), strict=True)
+    ]
+    out["_scope_order"] = [scope_order(s) for s in scope.tolist()]
+    out["_est"] = [bool(e) for e in est.tolist()]
+    out = out.sort_values(
+        ["_scope_order", "rank_group", "_est", r.column, "run_id"],
+        ascending=[True, True, True, not r.higher_is_better, True],
+        na_position="last",
     ).reset_index(drop=True)
-    out.insert(0, "rank", range(1, len(out) + 1))
+    ranks = out.groupby("rank_group", sort=False).cumcount() + 1
+    out = out.drop(columns=["_scope_order", "_est"])
+    out.insert(0, "rank", ranks.to_numpy())
     return out

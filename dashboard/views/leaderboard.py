@@ -1,4 +1,8 @@
-"""Leaderboard: configurations ranked within one suite version and scenario."""
+"""Leaderboard: configurations ranked like with like.
+
+Within one suite version, scenario and mode, and one rank group: energy scope (chip,
+module, board, wall) × measured or estimated; the group is chosen above the table.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,19 @@ import pandas as pd
 import streamlit as st
 
 from wattbench.dashboard import ui
-from wattbench.dashboard.queries.leaderboard import RANKINGS, labels_of, rank, rankings_for
+from wattbench.dashboard.queries.leaderboard import (
+    RANKINGS,
+    group_label,
+    labels_of,
+    rank,
+    rankings_for,
+    scope_order,
+)
 
 #: (column, header) shown, in order; the CSV has every column of the ranking.
 _SHOWN = (
     ("rank", "#"),
+    ("rank_group", "group (scope · energy)"),
     ("hardware", "hardware"),
     ("runtime", "runtime"),
     ("execution_provider", "provider"),
@@ -56,6 +68,42 @@ def table(ranked: pd.DataFrame) -> pd.DataFrame:
     return df[cols].rename(columns=dict(_SHOWN))
 
 
+def pick_group(rows: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The rows of one rank group (energy scope × measured/estimated), chosen by the user.
+
+    Runs rank only like with like: a chip-only figure never "beats" a wall-plug one.
+    """
+    scopes = rows["energy_scope"].astype("string").fillna("").tolist()
+    present = sorted(set(scopes), key=lambda x: (scope_order(x), x))
+    if st.session_state.get("lb_scope") not in present:
+        st.session_state["lb_scope"] = present[0]
+    c1, c2 = st.columns([3, 2])
+    scope = c1.radio(
+        "Energy scope",
+        present,
+        format_func=lambda x: x or "no scope",
+        horizontal=True,
+        key="lb_scope",
+        help="What the energy figure covers: chip < module < board < wall. Runs rank only "
+        "against runs of the same scope.",
+    )
+    in_scope = rows[[s == scope for s in scopes]]
+    kinds = sorted({bool(e) for e in in_scope["estimated"]})
+    est_names = ["measured" if not k else "estimated" for k in kinds]
+    if st.session_state.get("lb_estimated") not in est_names:
+        st.session_state["lb_estimated"] = est_names[0]
+    how = c2.radio(
+        "Energy",
+        est_names,
+        horizontal=True,
+        key="lb_estimated",
+        help="Measured and ≈ estimated figures rank separately.",
+    )
+    want = how == "estimated"
+    chosen = in_scope[[bool(e) == want for e in in_scope["estimated"]]]
+    return chosen, group_label(scope, want)
+
+
 def render() -> None:
     st.title("Leaderboard")
     db = ui.database()
@@ -92,10 +140,12 @@ def render() -> None:
         "precision × batch × threads × energy method and scope); run: every valid run.",
     )
     rows = sel.runs() if per == "run" else sel.configurations()
-    st.subheader(f"{sel.title} · ranked by {RANKINGS[str(metric)].label}")
     if rows.empty:
+        st.subheader(f"{sel.title} · ranked by {RANKINGS[str(metric)].label}")
         st.warning("No runs match the filters.")
         return
+    rows, group = pick_group(rows)
+    st.subheader(f"{sel.title} · {group} · ranked by {RANKINGS[str(metric)].label}")
     ranked = rank(rows, str(metric))
     n_est = int(ranked["estimated"].sum())
     st.caption(

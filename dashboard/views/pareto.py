@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
 from wattbench.analysis.pareto import pareto_mask
 from wattbench.dashboard import ui
+from wattbench.dashboard.queries.leaderboard import group_label, scope_order
 
 FRONT_HEADERS = {
     "config": "configuration",
@@ -20,50 +19,78 @@ FRONT_HEADERS = {
 }
 
 
-def figure(configs: pd.DataFrame) -> go.Figure:
-    """Log-log scatter of J/inference vs p90 latency, the front highlighted and joined,
-    estimated energy drawn as open markers; hover shows the configuration."""
+#: Marker per energy scope (open when the energy is ≈ estimated).
+SCOPE_SYMBOLS = {"wall": "circle", "board": "square", "module": "diamond", "chip": "triangle-up"}
+_COLORS = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2")
+
+
+def with_fronts(configs: pd.DataFrame) -> pd.DataFrame:
+    """Plottable configurations with ``rank_group`` and ``front``: one Pareto front per
+    rank group (energy scope × measured/estimated), never one across groups."""
     df = configs.dropna(subset=["joules_per_inference", "latency_p90_ms"]).copy()
-    df["front"] = pareto_mask(list(df["joules_per_inference"]), list(df["latency_p90_ms"]))
+    df["rank_group"] = [
+        group_label(s, e) for s, e in zip(df["energy_scope"], df["estimated"], strict=True)
+    ]
+    df["front"] = False
+    for _, idx in df.groupby("rank_group", sort=False).groups.items():
+        part = df.loc[idx]
+        mask = pareto_mask(list(part["joules_per_inference"]), list(part["latency_p90_ms"]))
+        df.loc[idx, "front"] = mask
+    df["_order"] = [scope_order(s) for s in df["energy_scope"]]
+    return df.sort_values(["_order", "rank_group"], kind="stable").drop(columns="_order")
+
+
+def figure(configs: pd.DataFrame) -> go.Figure:
+    """Log-log scatter of J/inference vs p90 latency with one front per rank group (energy
+    scope × measured/estimated), markers by scope, estimated energy as open markers."""
+    df = with_fronts(configs)
     fig = go.Figure()
     hover = (
         "%{customdata[0]}<br>energy: %{customdata[1]}<br>J/inf %{x:.4g} · p90 %{y:.4g} ms"
         "<br>%{customdata[2]:.1f} inf/s · %{customdata[3]} run(s)<extra></extra>"
     )
-    groups: list[tuple[str, Any, str, str]] = [
-        ("Pareto front · measured", df["front"] & ~df["estimated"], "circle", "#d62728"),
-        ("Pareto front · ≈ estimated", df["front"] & df["estimated"], "circle-open", "#d62728"),
-        ("dominated · measured", ~df["front"] & ~df["estimated"], "circle", "#7f7f7f"),
-        ("dominated · ≈ estimated", ~df["front"] & df["estimated"], "circle-open", "#7f7f7f"),
-    ]
-    for name, mask, symbol, color in groups:
-        part = df[mask]
-        if part.empty:
-            continue
-        fig.add_trace(
-            go.Scatter(
-                x=part["joules_per_inference"],
-                y=part["latency_p90_ms"],
-                mode="markers",
-                name=name,
-                marker={"symbol": symbol, "color": color, "size": 11, "line": {"width": 2}},
-                customdata=part[["config", "energy", "throughput_ips", "runs"]].to_numpy(),
-                hovertemplate=hover,
+    for i, (group, part) in enumerate(df.groupby("rank_group", sort=False)):
+        color = _COLORS[i % len(_COLORS)]
+        scope = part["energy_scope"].iloc[0]
+        symbol = SCOPE_SYMBOLS.get(scope, "x")
+        if bool(part["estimated"].iloc[0]):
+            symbol += "-open"
+        for on_front in (True, False):
+            pts = part[part["front"] == on_front]
+            if pts.empty:
+                continue
+            fig.add_trace(
+                go.Scatter(
+                    x=pts["joules_per_inference"],
+                    y=pts["latency_p90_ms"],
+                    mode="markers",
+                    name=f"{group} · {'front' if on_front else 'dominated'}",
+                    legendgroup=str(group),
+                    opacity=1.0 if on_front else 0.45,
+                    marker={
+                        "symbol": symbol,
+                        "color": color,
+                        "size": 12 if on_front else 9,
+                        "line": {"width": 2},
+                    },
+                    customdata=pts[["config", "energy", "throughput_ips", "runs"]].to_numpy(),
+                    hovertemplate=hover,
+                )
             )
-        )
-    front = df[df["front"]].sort_values("joules_per_inference")
-    if len(front) > 1:
-        fig.add_trace(
-            go.Scatter(
-                x=front["joules_per_inference"],
-                y=front["latency_p90_ms"],
-                mode="lines",
-                line={"color": "#d62728", "dash": "dot", "shape": "hv"},
-                name="front",
-                hoverinfo="skip",
-                showlegend=False,
+        front = part[part["front"]].sort_values("joules_per_inference")
+        if len(front) > 1:
+            fig.add_trace(
+                go.Scatter(
+                    x=front["joules_per_inference"],
+                    y=front["latency_p90_ms"],
+                    mode="lines",
+                    line={"color": color, "dash": "dot", "shape": "hv"},
+                    name=f"{group} front",
+                    legendgroup=str(group),
+                    hoverinfo="skip",
+                    showlegend=False,
+                )
             )
-        )
     fig.update_xaxes(type="log", title="joules per inference (lower is better)")
     fig.update_yaxes(type="log", title="p90 latency, ms (lower is better)")
     fig.update_layout(
@@ -88,15 +115,17 @@ def render() -> None:
         return
     st.plotly_chart(figure(configs), width="stretch", key="pareto_chart")
     st.caption(
-        "A configuration is on the front when no other one is both more frugal and faster. "
-        "Open markers are ≈ ESTIMATED energy (hide them in the sidebar); points of different "
-        "scopes (chip, module, board, wall) are not comparable, so read the front within one."
+        "A configuration is on the front when no other one *of its group* is both more "
+        "frugal and faster. Groups are energy scope (marker: ● wall, ■ board, ◆ module, "
+        "▲ chip) × measured or ≈ estimated (open markers): figures of different scopes are "
+        "not comparable, so each group has its own front and there is no combined one."
     )
-    front = usable[
-        pareto_mask(list(usable["joules_per_inference"]), list(usable["latency_p90_ms"]))
-    ]
-    st.markdown(f"**On the front** ({len(front)} of {len(usable)} configurations)")
-    shown = front.sort_values("joules_per_inference")[
-        ["config", "energy", "joules_per_inference", "latency_p90_ms", "throughput_ips", "runs"]
-    ].rename(columns=FRONT_HEADERS)
-    st.dataframe(ui.highlight_estimates(shown), hide_index=True, width="stretch")
+    df = with_fronts(usable)
+    st.markdown(f"**On the fronts** ({int(df['front'].sum())} of {len(df)} configurations)")
+    for group, part in df.groupby("rank_group", sort=False):
+        front = part[part["front"]]
+        st.markdown(f"**{group}** ({len(front)} of {len(part)} on its front)")
+        shown = front.sort_values("joules_per_inference")[
+            ["config", "energy", "joules_per_inference", "latency_p90_ms", "throughput_ips", "runs"]
+        ].rename(columns=FRONT_HEADERS)
+        st.dataframe(ui.highlight_estimates(shown), hide_index=True, width="stretch")

@@ -32,6 +32,32 @@ def _intensity() -> tuple[float | None, str]:
     return ci.g_per_kwh, ci.source
 
 
+#: Scopes whose energy figure covers what the electricity meter bills.
+BILLED_SCOPES = ("wall", "board")
+
+
+def energy_basis(energy: str) -> str:
+    """What the electricity cost rests on: the whole device (wall, board) or a LOWER BOUND."""
+    scope = str(energy).rsplit(" · ", 1)[-1].strip()
+    if scope == "wall":
+        return "wall: as billed"
+    if scope == "board":
+        return "board: near billed (no PSU loss)"
+    return f"{scope}: LOWER BOUND ({scope} only)"
+
+
+def with_energy_basis(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with an ``energy basis`` column after ``energy``: electricity cost from a
+    chip or module figure leaves the rest of the system out, so it is a lower bound."""
+    out = table.copy()
+    out.insert(
+        out.columns.get_loc("energy") + 1,
+        "energy basis",
+        [energy_basis(e) for e in out["energy"]],
+    )
+    return out
+
+
 def render() -> None:
     st.title("Procurement")
     db = ui.database()
@@ -103,7 +129,7 @@ def render() -> None:
     if not plans:
         st.info("None meets the latency bound: relax it or widen the filters.")
         return
-    table = plans_frame(plans, inp.currency)
+    table = with_energy_basis(plans_frame(plans, inp.currency))
     st.dataframe(
         ui.highlight_estimates(table),
         hide_index=True,
@@ -138,6 +164,9 @@ def render() -> None:
         "s/year + idle power of the spare capacity; kg CO2e = kWh × g/kWh ÷ 1000; total per "
         "million = (capex + lifetime × energy cost) ÷ lifetime inferences × 10⁶."
         + (f" Carbon intensity: {intensity:.0f} g/kWh ({source})." if intensity else "")
+        + " Electricity cost is what the meter bills only for wall (or board) scope figures; "
+        "a chip or module figure leaves the rest of the system out, so its energy cost, "
+        "kWh and CO2e are a LOWER BOUND (see the energy basis column)."
     )
     ui.estimate_legend()
     st.download_button(

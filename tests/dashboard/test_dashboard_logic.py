@@ -97,10 +97,17 @@ def test_runs_configurations_rank_and_filters(lab_sqlite: LabDb) -> None:
     assert set(hybrid["run_id"]) == {r.run_id for r in valid if r.config.mode == "hybrid"}
     # A configuration never mixes measured and estimated energy.
     assert (configs["estimated"] == configs["energy"].str.startswith("≈")).all()
+    # Ranks restart per rank group (energy scope × measured/estimated): like with like.
     ranked = leaderboard.rank(configs, "inferences_per_joule")
-    assert ranked["inferences_per_joule"].is_monotonic_decreasing
     by_p90 = leaderboard.rank(configs, "latency_p90_ms")
-    assert by_p90["latency_p90_ms"].is_monotonic_increasing
+    assert ranked["rank_group"].nunique() >= 2
+    assert ranked["rank_group"].iloc[0] == "wall · measured"
+    for _, part in ranked.groupby("rank_group"):
+        assert part["inferences_per_joule"].is_monotonic_decreasing
+        assert part["rank"].tolist() == list(range(1, len(part) + 1))
+        assert part["energy_scope"].nunique() == 1 and part["estimated"].nunique() == 1
+    for _, part in by_p90.groupby("rank_group"):
+        assert part["latency_p90_ms"].is_monotonic_increasing
 
     measured = leaderboard.filter_runs(runs_df, Filters(hide_estimated=True))
     assert len(measured) and not measured["estimated"].any()

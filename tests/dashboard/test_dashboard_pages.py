@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -44,13 +45,36 @@ def check_leaderboard(at: Any, runs: list[RunResult]) -> None:
             s == "single-stream",
         ),
     )
-    table = at.dataframe[0].value
-    ranked = table["inf/J"].tolist()
-    assert ranked == sorted(ranked, reverse=True)  # best first
-    assert table["#"].tolist() == list(range(1, len(table) + 1))
-    # Measured vs estimated visible on every row; invalid runs are not there.
-    assert table["energy (method · scope)"].str.startswith("≈ ESTIMATED").any()
-    assert table["energy (method · scope)"].str.startswith("measured").any()
+    # Like with like: one rank group (energy scope × measured/estimated) at a time,
+    # widest scope and measured first; every group has its own rank 1.
+    assert at.radio(key="lb_scope").value == "wall"
+    assert at.radio(key="lb_estimated").value == "measured"
+    seen: set[tuple[str, str, str, str]] = set()
+    for scope in at.radio(key="lb_scope").options:
+        at.radio(key="lb_scope").set_value(scope).run()
+        for how in at.radio(key="lb_estimated").options:
+            at.radio(key="lb_estimated").set_value(how).run()
+            _ok(at)
+            table = at.dataframe[0].value
+            ranked = table["inf/J"].tolist()
+            assert ranked == sorted(ranked, reverse=True)  # best first
+            assert table["#"].tolist() == list(range(1, len(table) + 1))
+            assert set(table["group (scope · energy)"]) == {f"{scope} · {how}"}
+            assert (
+                table["energy (method · scope)"]
+                .str.startswith("≈ ESTIMATED" if how == "estimated" else "measured")
+                .all()
+            )
+            seen |= set(
+                zip(
+                    table["hardware"],
+                    table["runtime"],
+                    table["precision"],
+                    table["energy (method · scope)"],
+                    strict=True,
+                )
+            )
+    assert {"wall", "chip"} <= set(at.radio(key="lb_scope").options)
     configs = {
         (
             r.device.get("accelerator") or r.device["cpu_model"],
@@ -60,7 +84,7 @@ def check_leaderboard(at: Any, runs: list[RunResult]) -> None:
         )
         for r in _valid(runs, scenario)
     }
-    assert len(table) == len(configs)
+    assert len(seen) == len(configs)
     assert at.get("download_button")
     # Only edge runs rank here: the sweep's hybrid runs and the cloud run are elsewhere.
     assert "energy-to-solution J/inf" not in table.columns
@@ -112,10 +136,20 @@ def check_pareto(at: Any) -> None:
     assert at.title[0].value == "Pareto front"
     charts = at.get("plotly_chart")
     assert charts, "no Pareto chart"
-    front = at.dataframe[0].value
-    assert 2 <= len(front) < 45
-    # The front is monotone: cheaper energy comes with higher latency.
-    assert front["p90 ms"].is_monotonic_decreasing
+    # One front per rank group (energy scope × measured/estimated), no combined front.
+    groups = [
+        m.value for m in at.markdown if m.value.startswith("**") and " on its front)" in m.value
+    ]
+    assert len(groups) == len(at.dataframe) >= 2
+    assert any("wall · measured" in g for g in groups) and any("chip · " in g for g in groups)
+    for table in (d.value for d in at.dataframe):
+        assert 1 <= len(table) < 45
+        # Each front is monotone: cheaper energy comes with higher latency.
+        assert table["p90 ms"].is_monotonic_decreasing
+        scopes = {e.split(" · ")[-1].strip() for e in table["energy (method · scope)"]}
+        assert len(scopes) == 1, scopes
+    names = {t.get("name") for t in json.loads(charts[0].proto.spec)["data"]}
+    assert "wall · measured · front" in names and "front" not in names
 
 
 def check_run_detail(at: Any, run: RunResult) -> None:
@@ -148,6 +182,10 @@ def check_procurement(at: Any) -> None:
     assert cost.dropna().is_monotonic_increasing
     assert (table["devices"] >= 1).all()
     assert table["kg CO2e / year"].notna().all()
+    # Electricity cost is billed from wall/board figures; chip/module ones are lower bounds.
+    for energy, basis in zip(table["energy"], table["energy basis"], strict=True):
+        lower = energy.endswith(("chip", "module"))
+        assert ("LOWER BOUND" in basis) == lower, (energy, basis)
 
 
 def test_leaderboard(lab_sqlite: LabDb, run_page: Callable[..., Any]) -> None:
@@ -194,16 +232,21 @@ def test_slm_ranks_by_tokens_per_joule(lab_sqlite: LabDb, run_page: Callable[...
     at.sidebar.selectbox(key="sel_group").set_value("slm\x1f1.0\x1fsingle-stream").run()
     _ok(at)
     assert at.radio(key="lb_metric").value == "tokens_per_joule"  # first for the slm suite
-    table = at.dataframe[0].value
     slm = [r for r in runs if r.suite == "slm" and r.valid]
-    by_hw: dict[str, list[float]] = {}
-    for r in slm:
-        assert r.generation is not None and r.generation.tokens_per_joule is not None
-        hw = r.device.get("accelerator") or r.device["cpu_model"]
-        by_hw.setdefault(hw, []).append(r.generation.tokens_per_joule)
-    expected = sorted(((statistics.median(v), k) for k, v in by_hw.items()), reverse=True)
-    assert list(table["hardware"]) == [k for _v, k in expected]
-    assert table["tokens/J"].tolist() == pytest.approx([v for v, _k in expected])
+    for how in ("measured", "estimated"):  # separate rank groups, each ranked on its own
+        at.radio(key="lb_estimated").set_value(how).run()
+        _ok(at)
+        table = at.dataframe[0].value
+        by_hw: dict[str, list[float]] = {}
+        for r in slm:
+            assert r.generation is not None and r.generation.tokens_per_joule is not None
+            if (r.energy[0].method.value == "estimated") != (how == "estimated"):
+                continue
+            hw = r.device.get("accelerator") or r.device["cpu_model"]
+            by_hw.setdefault(hw, []).append(r.generation.tokens_per_joule)
+        expected = sorted(((statistics.median(v), k) for k, v in by_hw.items()), reverse=True)
+        assert list(table["hardware"]) == [k for _v, k in expected]
+        assert table["tokens/J"].tolist() == pytest.approx([v for v, _k in expected])
 
 
 def test_pareto(lab_sqlite: LabDb, run_page: Callable[..., Any]) -> None:
