@@ -36,8 +36,10 @@ def with_fronts(configs: pd.DataFrame) -> pd.DataFrame:
         part = df.loc[idx]
         mask = pareto_mask(list(part["joules_per_inference"]), list(part["latency_p90_ms"]))
         df.loc[idx, "front"] = mask
-    df["_order"] = [scope_order(s) for s in df["energy_scope"]]
-    return df.sort_values(["_order", "rank_group"], kind="stable").drop(columns="_order")
+    df["_order"] = [
+        (scope_order(s), bool(e)) for s, e in zip(df["energy_scope"], df["estimated"], strict=True)
+    ]
+    return df.sort_values("_order", kind="stable").drop(columns="_order")
 
 
 def figure(configs: pd.DataFrame) -> go.Figure:

@@ -141,9 +141,9 @@ def test_pages_render_in_chromium(dashboard_server: tuple[str, list[RunResult]])
             cells = page.locator('[data-testid="stDataFrame"] [role="gridcell"]')
             cells.first.wait_for(state="attached", timeout=30_000)
             text = " ".join(cells.all_text_contents())
-            assert (
-                "Synthetic NPU card E (test data)" in text and "measured: polled · module" in text
-            )
+            # Like with like: the widest measured group (wall) is shown first, on its own.
+            assert "wall · measured" in text and "measured: external · wall" in text
+            assert "· chip" not in text and "ESTIMATED" not in text
             assert text.split()[0] == "1"  # rank 1 first
             # Only the rows in view are mirrored; the caption counts the estimates.
             assert page.get_by_text("with ≈ ESTIMATED energy").count() == 1
