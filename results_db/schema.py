@@ -1,4 +1,4 @@
-"""Schema of the results store (SQLAlchemy 2 declarative), at migration 0004.
+"""Schema of the results store (SQLAlchemy 2 declarative), at migration 0005.
 
 Every change to these tables comes with an Alembic migration in
 ``migrations/versions``; ``wattbench db upgrade`` applies them. Columns and
@@ -287,3 +287,92 @@ class ApiToken(Base):
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+# -- lab campaigns (wattbench.fleet) ---------------------------------------------------------
+# 0005: a campaign is a matrix of runs sent to device racks through a broker; each cell is
+# one run on one device (or on any one device of a tag set). The runs themselves are stored
+# in ``runs`` like any other, under the cell's deterministic run uuid (docs/fleet.md).
+
+#: ``campaign_cells.status``: queued, not yet taken by a worker
+CELL_PENDING = "pending"
+#: a worker is running it
+CELL_RUNNING = "running"
+#: its run is stored (``run_uuid``)
+CELL_DONE = "done"
+#: the run failed (``reason``); ``wattbench campaign retry --failed`` queues it again
+CELL_FAILED = "failed"
+#: the device cannot run it (adapter not installed, no accelerator): ``reason`` says why
+CELL_SKIPPED = "skipped"
+#: the campaign was cancelled before the cell ran
+CELL_CANCELLED = "cancelled"
+CELL_STATES = (CELL_PENDING, CELL_RUNNING, CELL_DONE, CELL_FAILED, CELL_SKIPPED, CELL_CANCELLED)
+
+
+class Campaign(Base):
+    """0005: one submitted campaign file."""
+
+    __tablename__ = "campaigns"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    #: active or cancelled (done-ness is counted from the cells)
+    state: Mapped[str] = mapped_column(String(20), server_default="active")
+    each_device: Mapped[bool] = mapped_column(Boolean)
+    #: the broker queue prefix its cells were sent under
+    queue_prefix: Mapped[str] = mapped_column(String(100))
+    #: the campaign file as parsed (matrix, run, target)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class CampaignCell(Base):
+    """0005: one run of a campaign on one device (``device``) or on any device of a tag set
+    (``device`` NULL until a worker takes it, ``target`` = ``tags:a+b``)."""
+
+    __tablename__ = "campaign_cells"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "cell_index", "target"),
+        Index("ix_campaign_cells_campaign_status", "campaign_id", "status"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    #: position in the matrix's cross product
+    cell_index: Mapped[int] = mapped_column(Integer)
+    #: the device name, or ``tags:a+b`` for any one device having those tags
+    target: Mapped[str] = mapped_column(String(300))
+    #: the device that runs (ran) it
+    device: Mapped[str | None] = mapped_column(String(200))
+    queue: Mapped[str] = mapped_column(String(400))
+    #: the cell's `wattbench run` options (run-file keys)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), server_default=CELL_PENDING)
+    attempt: Mapped[int] = mapped_column(Integer, server_default="0")
+    #: the deterministic run uuid of the current attempt (stored in ``runs.uuid`` when done)
+    run_uuid: Mapped[str | None] = mapped_column(String(36), index=True)
+    #: one line: why it failed or was skipped
+    reason: Mapped[str | None] = mapped_column(Text)
+    enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class FleetDevice(Base):
+    """0005: the device registry: one row per worker's device, refreshed by its heartbeat.
+
+    (``devices`` holds the devices that runs were recorded on; this one the workers that are
+    or were attached to a broker.)"""
+
+    __tablename__ = "fleet_devices"
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    tags: Mapped[list[Any]] = mapped_column(JSON)
+    hostname: Mapped[str | None] = mapped_column(String(255))
+    #: adapter -> None when it runs here, else the one-line reason it does not
+    adapters: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    metrics_port: Mapped[int | None] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: the cell it is running now
+    current_cell_id: Mapped[int | None] = mapped_column(Integer)
+    #: up, or stopped (a clean shutdown); offline is a heartbeat older than the timeout
+    state: Mapped[str] = mapped_column(String(20), server_default="up")

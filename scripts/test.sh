@@ -9,7 +9,7 @@ PY=${PYTHON:-python3}
 # torch==2.13.0 explicitly: on these machines it is a local CPU build; a bare
 # "torch" requirement would pull a multi-GB CUDA build.
 .venv/bin/python -m pip install --quiet "torch==2.13.0"
-.venv/bin/python -m pip install --quiet -e ".[onnxruntime,openvino,litert,models,carbon,gate,postgres,server,export,nvml,dashboard,nlp,transformers,genai,loadgen,tflite-build,dev]"
+.venv/bin/python -m pip install --quiet -e ".[onnxruntime,openvino,litert,models,carbon,gate,postgres,server,export,nvml,dashboard,nlp,transformers,genai,loadgen,tflite-build,fleet,dev]"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 bash scripts/typecheck.sh

@@ -6,5 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=build/typecheck/wattbench
 rm -rf build/typecheck && mkdir -p "$root"
-for d in core adapters suites power harness results_db analysis dashboard tuners; do ln -s "../../../$d" "$root/$d"; done
+for d in core adapters suites power harness results_db analysis dashboard tuners fleet; do ln -s "../../../$d" "$root/$d"; done
 cd build/typecheck && ../../.venv/bin/mypy --config-file ../../pyproject.toml -p wattbench

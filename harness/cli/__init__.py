@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import sys
+from importlib.metadata import entry_points
 
 import typer
 
@@ -21,6 +22,7 @@ from wattbench.harness.cli import (
     models,
     network,
     run,
+    runs,
     store,
     sweep_settings,
     tune,
@@ -46,12 +48,16 @@ app.command()(store.serve)
 app.command()(store.upload)
 app.command()(store.export)
 app.command("import")(store.import_runs)
+runs.register(app)  # runs [--aborted], and the start-up notice of killed runs
 app.add_typer(store.token_app, name="token")
 app.add_typer(models.models_app, name="models")
 network.register(app)  # cloud serve, sweep escalation|payload|frames
 network.sweep_app.command("settings")(sweep_settings.settings)  # sweep settings
 app.add_typer(tune.tune_app, name="tune")
 dashboard.register(app)  # dashboard
+# Parts that nothing may import add their commands by entry point: campaign, worker (fleet).
+for _ep in entry_points(group="wattbench.commands"):
+    _ep.load()(app)
 
 
 def main(argv: list[str] | None = None) -> None:
