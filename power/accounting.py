@@ -118,6 +118,22 @@ def longest_constant_run_s(samples: Sequence[tuple[float, float]]) -> tuple[floa
     return best_s, best_v
 
 
+def counter_staleness_s(reads: Sequence[tuple[float, float]]) -> float:
+    """How stale an edge read of a counter with an unpublished update period may be.
+
+    The counter's update period is at least the longest time it was seen holding
+    one value, and at most that plus one read interval (a longer period would have
+    shown a longer hold). The bound is that sum, with the median interval between
+    the time-ordered ``(t_s, value)`` reads: it stays near the true period whether
+    the reads are faster or slower than the updates. 0 for fewer than two reads.
+    """
+    if len(reads) < 2:
+        return 0.0
+    hold_s, _ = longest_constant_run_s(reads)
+    steps = sorted(b[0] - a[0] for a, b in pairwise(reads))
+    return hold_s + steps[len(steps) // 2]
+
+
 def downsample(trace: Sequence[tuple[float, float]], max_points: int) -> list[tuple[float, float]]:
     """At most ``max_points`` evenly spaced points, keeping the first and last."""
     n = len(trace)

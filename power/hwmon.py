@@ -21,6 +21,14 @@ reason, not a guess). A failed read is a gap, never 0 W. An energy counter
 that did not advance at all over a window of 10 or more of its update periods
 (1 s or more when the period is unknown) makes the reading invalid, never a
 valid 0 J; ``hwmon.stuck_after_s`` also flags shorter stretches within a window.
+
+Uncertainty: hwmon does not say which sensor (or shunt) is behind a channel, so
+the accuracy is ±5 % (:data:`DEFAULT_REL_ACCURACY`, a project convention)
+until ``hwmon.accuracy_pct|accuracy_w|resolution_w`` give the datasheet's
+figures. A power channel adds the trapezoid's bound; an energy counter adds one
+update period's energy per edge, the period being ``update_interval`` or, when
+the driver has none, the longest time the counter was seen holding a value plus
+one read interval (:func:`~wattbench.power.accounting.counter_staleness_s`).
 """
 
 from __future__ import annotations
@@ -46,10 +54,11 @@ from wattbench.core.power import (
 from wattbench.power.accounting import (
     Sample,
     counter_energy,
+    counter_staleness_s,
     downsample,
     longest_constant_run_s,
 )
-from wattbench.power.polled import PolledReader, accuracy_uncertainty_j, float_param
+from wattbench.power.polled import PolledReader, SensorAccuracy, float_param
 
 HWMON_CLASS_DIR = Path("sys/class/hwmon")
 _CHANNEL_FILE = re.compile(r"^(power|energy)(\d+)_(input|average)$")
@@ -58,6 +67,10 @@ _MAX_TRACE_POINTS = 2000
 #: update periods (or :data:`FROZEN_AFTER_S` when the period is unknown) is stuck.
 FROZEN_AFTER_UPDATES = 10
 FROZEN_AFTER_S = 1.0
+#: Relative accuracy assumed when ``hwmon.accuracy_*`` is not given: hwmon does not
+#: report which sensor (or shunt) sits behind a channel, so this is a project
+#: convention, like RAPL's and NVML's, not a datasheet figure.
+DEFAULT_REL_ACCURACY = 0.05
 
 
 @dataclass(frozen=True)
@@ -244,6 +257,11 @@ class HwmonReader(PolledReader):
     name: ClassVar[str] = "hwmon"
     #: per instance, :meth:`info` says ``counter`` when an energy channel is used
     method: ClassVar[EnergyMethod] = EnergyMethod.POLLED
+    DEFAULT_ACCURACY: ClassVar[SensorAccuracy | None] = SensorAccuracy(
+        rel=DEFAULT_REL_ACCURACY,
+        source="project convention (±5 %): hwmon does not say which sensor it reads; "
+        "pass hwmon.accuracy_pct/accuracy_w from its datasheet",
+    )
 
     def __init__(
         self, options: ReaderOptions | None = None, *, clock: Callable[[], float] = time.monotonic
@@ -358,9 +376,14 @@ class HwmonReader(PolledReader):
                 "power channel"
             )
         mean_w = energy_j / duration_s
-        # Each edge read may miss up to one counter update's worth of energy.
-        edge_j = 2 * mean_w * self.update_period_s if self.update_period_s else 0.0
+        # Each edge read may miss up to one counter update's worth of energy. Without a
+        # published period, the bound from the reads stands in for it.
+        staleness_s = self.update_period_s or counter_staleness_s(good)
+        edge_j = 2 * mean_w * staleness_s
         span_s = good[-1][0] - good[0][0]
+        accuracy = self.accuracy()
+        assert accuracy is not None  # DEFAULT_ACCURACY is set
+        sensor_j = accuracy.uncertainty_j(duration_s, mean_w)
         return EnergyReading(
             reader=self.name,
             method=info.method,
@@ -373,13 +396,19 @@ class HwmonReader(PolledReader):
             update_period_s=info.update_period_s,
             mean_power_w=mean_w,
             peak_power_w=max((p for _, p in trace), default=mean_w),
-            uncertainty_j=accuracy_uncertainty_j(
-                self.options, self.name, duration_s, mean_w, integration_error_j=edge_j
-            ),
+            uncertainty_j=sensor_j + edge_j,
             valid=not reasons,
             invalid_reasons=reasons,
             trace=downsample(trace, _MAX_TRACE_POINTS),
             details=self.details()
             | self.sampling_details(t_start, t_end)
-            | {"counter_uj": energy_uj, "wraps": wraps, "stuck_s": stuck_s},
+            | {
+                "counter_uj": energy_uj,
+                "wraps": wraps,
+                "stuck_s": stuck_s,
+                "sensor_uncertainty_j": sensor_j,
+                "edge_staleness_s": staleness_s,
+                "edge_uncertainty_j": edge_j,
+                "sensor_accuracy": accuracy.as_details(),
+            },
         )

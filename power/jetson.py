@@ -24,8 +24,10 @@ chip; the kernel exposes them in sysfs under one of two layouts:
 Jetson module's input rails. The carrier board (USB devices, fan, NVMe, the
 board's own regulators) and the power supply are outside it; use a wall
 meter (``shelly``/``tasmota``) for those. Which rails make up the module
-total depends on the board, read from ``<root>/proc/device-tree/model`` and
-looked up in :data:`BOARDS` (never guessed from rail-name substrings):
+total depends on the board, read from ``<root>/proc/device-tree/model`` (or
+``<root>/sys/firmware/devicetree/base/model``, where ``/proc/device-tree``
+links to on the boards) and looked up in :data:`BOARDS` (never guessed from
+rail-name substrings):
 
 ==================  =================================================  ===========================
 board               rails                                              module total
@@ -47,10 +49,32 @@ Power Management", 34.1+ "Platform Power and Performance"), the L4T and
 upstream device trees, and the AGX Xavier/AGX Orin design guides as collected
 in energymon's ``jetson/JetsonPowerRails.md``.
 
-An unknown board (or a board whose monitors do not match the table) is
-unavailable unless ``--power-opt jetson.total_rail=RAIL[,RAIL…]`` names the
-rail(s) to sum. Every rail is also integrated on its own and reported in
-``reading.details["rails"]``.
+An unknown board with one of the input rails of :data:`INPUT_RAILS`
+(``VDD_IN``, ``POM_5V_IN``, ``VIN``) is read with that rail as its total, with
+a warning naming the board, and labelled scope ``board``: without the board in
+the table, nothing says whether the rail feeds the module only or the whole
+carrier board. ``--power-opt jetson.total_rail=RAIL[,RAIL…]`` names the
+rail(s) to sum and confirms them as the module input (scope ``module``). A
+board without such a rail, or a known board whose monitors do not match the
+table, is unavailable until that option is given. Every rail is also
+integrated on its own and reported in ``reading.details["rails"]``.
+
+**Uncertainty** (:meth:`JetsonReader.default_accuracy`), per rail of the total,
+from the TI INA3221 datasheet (SBOS576, electrical characteristics at 25 °C,
+maximum values): shunt-voltage offset ±80 µV and bus-voltage offset ±16 mV,
+gain error 0.25 % on each, and half of the ADC's 1-LSB steps (40 µV shunt,
+8 mV bus); plus the shunt resistor's tolerance (1 %, a project convention,
+``jetson.shunt_tolerance_pct``). With the rail's mean bus voltage V, power P and
+shunt resistance R (the driver's ``shunt{N}_resistor``, else the device tree's
+``ti,shunt-resistor-mohm``, else 5 mΩ, the smallest of the 5, 10 and 20 mΩ
+shunts in the upstream Tegra device trees, which gives the largest current
+error)::
+
+    dP = P x (0.25 % + 0.25 % + tolerance + (16 mV + 4 mV) / V) + V x (80 µV + 20 µV) / R
+
+The rails' terms are added; the polled accounting then adds the trapezoid's
+bound for the sampling. Temperature drift (to 0.5 µV/°C, 80 µV/°C, 50 ppm/°C)
+is not included.
 
 The driver caches conversions (hwmon ``update_interval``, recorded as the
 update period when present); the reader polls every ``sample_interval_s`` and
@@ -81,11 +105,35 @@ from wattbench.core.power import (
     ReaderOptions,
 )
 from wattbench.power.accounting import Sample, integrate_power
-from wattbench.power.polled import PolledReader
+from wattbench.power.polled import PolledReader, SensorAccuracy, float_param
 
 HWMON_DRIVER_DIR = "sys/bus/i2c/drivers/ina3221"
 IIO_DRIVER_DIR = "sys/bus/i2c/drivers/ina3221x"
 MODEL_FILE = "proc/device-tree/model"
+#: where /proc/device-tree links to on the boards; read when the link is missing
+FIRMWARE_MODEL_FILE = "sys/firmware/devicetree/base/model"
+#: A board missing from :data:`BOARDS` is read with the first of these it has as its
+#: total: the module input rails named in the table, and the generic ``VIN``.
+INPUT_RAILS = ("VDD_IN", "POM_5V_IN", "VIN")
+
+# TI INA3221 datasheet (SBOS576), electrical characteristics, TA = 25 °C, maxima.
+#: shunt-voltage offset, referred to input
+INA3221_SHUNT_OFFSET_V = 80e-6
+#: bus-voltage offset
+INA3221_BUS_OFFSET_V = 16e-3
+#: shunt- and bus-voltage gain error
+INA3221_SHUNT_GAIN_ERROR = 0.0025
+INA3221_BUS_GAIN_ERROR = 0.0025
+#: 1-LSB steps of the 13-bit ADC
+INA3221_SHUNT_LSB_V = 40e-6
+INA3221_BUS_LSB_V = 8e-3
+#: shunt assumed when neither the driver nor the device tree says (the smallest of the
+#: 5, 10 and 20 mΩ shunts in the upstream Tegra device trees: the largest current error)
+DEFAULT_SHUNT_OHM = 0.005
+#: shunt resistor tolerance: a project convention (NVIDIA does not list the part)
+DEFAULT_SHUNT_TOLERANCE_PCT = 1.0
+#: bus voltage assumed for a rail whose voltage cannot be read
+ASSUMED_BUS_V = 5.0
 #: Labels of channels that are wired to nothing.
 _NOT_CONNECTED = frozenset({"NC"})
 _SCOPE_NOTE = (
@@ -197,12 +245,20 @@ def board_for_model(model: str | None) -> JetsonBoard | None:
 
 
 def read_model(sysfs_root: Path) -> str | None:
-    """``/proc/device-tree/model`` without its trailing NUL, or None when absent."""
-    try:
-        raw = (sysfs_root / MODEL_FILE).read_bytes()
-    except OSError:
-        return None
-    return raw.replace(b"\x00", b"").decode("utf-8", errors="replace").strip() or None
+    """The device-tree model without its trailing NUL, or None when absent.
+
+    ``/proc/device-tree/model`` first, then ``/sys/firmware/devicetree/base/model``
+    (the link's target, for a root that lacks the link, e.g. a copied tree).
+    """
+    for name in (MODEL_FILE, FIRMWARE_MODEL_FILE):
+        try:
+            raw = (sysfs_root / name).read_bytes()
+        except OSError:
+            continue
+        model = raw.replace(b"\x00", b"").decode("utf-8", errors="replace").strip()
+        if model:
+            return model
+    return None
 
 
 def _read_number(path: Path) -> int:
@@ -221,13 +277,31 @@ class Rail:
     power_mw_path: Path | None = None
     voltage_mv_path: Path | None = None
     current_ma_path: Path | None = None
+    #: the shunt, from the driver or the device tree; None when neither says
+    shunt_ohm: float | None = None
+    shunt_source: str | None = None
+
+    def read(self) -> tuple[float, float | None]:
+        """``(power_w, bus_voltage_v)`` now; the voltage is None when the power came
+        from a power file. Raises OSError/ValueError when the files cannot be read."""
+        if self.power_mw_path is not None:
+            return _read_number(self.power_mw_path) / 1e3, None
+        assert self.voltage_mv_path is not None and self.current_ma_path is not None
+        volts = _read_number(self.voltage_mv_path) / 1e3
+        return volts * _read_number(self.current_ma_path) / 1e3, volts
 
     def read_power_w(self) -> float:
         """Power now, in watts. Raises OSError/ValueError when the files cannot be read."""
-        if self.power_mw_path is not None:
-            return _read_number(self.power_mw_path) / 1e3
-        assert self.voltage_mv_path is not None and self.current_ma_path is not None
-        return _read_number(self.voltage_mv_path) * _read_number(self.current_ma_path) / 1e6
+        return self.read()[0]
+
+    def read_voltage_v(self) -> float | None:
+        """The bus voltage now, in volts; None when there is no voltage file or it fails."""
+        if self.voltage_mv_path is None:
+            return None
+        try:
+            return _read_number(self.voltage_mv_path) / 1e3
+        except (OSError, ValueError, IndexError):
+            return None
 
 
 def _hwmon_rails(sysfs_root: Path) -> tuple[list[Rail], list[float]]:
@@ -252,7 +326,13 @@ def _hwmon_rails(sysfs_root: Path) -> tuple[list[Rail], list[float]]:
                     label = f"{dev.name}/in{ch}"
                 if label.upper() in _NOT_CONNECTED:
                     continue
-                rails.append(Rail(label, dev.name, ch, "hwmon", None, volt, curr))
+                shunt_ohm, shunt_source = None, None
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    shunt_ohm = _read_number(hwmon / f"shunt{ch}_resistor") / 1e6  # µΩ
+                    shunt_source = f"shunt{ch}_resistor"
+                rails.append(
+                    Rail(label, dev.name, ch, "hwmon", None, volt, curr, shunt_ohm, shunt_source)
+                )
     return rails, update_periods_s
 
 
@@ -273,11 +353,38 @@ def _iio_rails(sysfs_root: Path) -> list[Rail]:
                     continue
                 power = iio / f"in_power{ch}_input"
                 volt, curr = iio / f"in_voltage{ch}_input", iio / f"in_current{ch}_input"
+                shunt_ohm, shunt_source = _dt_shunt_ohm(dev, ch)
                 if power.exists():
-                    rails.append(Rail(label, dev.name, ch, "iio", power_mw_path=power))
+                    rails.append(
+                        Rail(
+                            label,
+                            dev.name,
+                            ch,
+                            "iio",
+                            power_mw_path=power,
+                            voltage_mv_path=volt if volt.exists() else None,
+                            shunt_ohm=shunt_ohm,
+                            shunt_source=shunt_source,
+                        )
+                    )
                 elif volt.exists() and curr.exists():
-                    rails.append(Rail(label, dev.name, ch, "iio", None, volt, curr))
+                    rails.append(
+                        Rail(label, dev.name, ch, "iio", None, volt, curr, shunt_ohm, shunt_source)
+                    )
     return rails
+
+
+def _dt_shunt_ohm(dev: Path, channel: int) -> tuple[float | None, str | None]:
+    """The ``ti,shunt-resistor-mohm`` of a JetPack 4 channel, from the I2C device's
+    ``of_node`` (a big-endian 32-bit cell); (None, None) when absent."""
+    path = dev / "of_node" / f"channel@{channel}" / "ti,shunt-resistor-mohm"
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return None, None
+    if len(raw) < 4 or int.from_bytes(raw[:4], "big") <= 0:
+        return None, None
+    return int.from_bytes(raw[:4], "big") / 1e3, "device tree ti,shunt-resistor-mohm"
 
 
 def discover_rails(sysfs_root: Path) -> tuple[list[Rail], float | None]:
@@ -303,6 +410,8 @@ class _Plan:
     board: JetsonBoard | None
     model: str | None
     update_period_s: float | None
+    scope: EnergyScope = EnergyScope.MODULE
+    warnings: tuple[str, ...] = ()
 
     @property
     def layout(self) -> str:
@@ -325,6 +434,8 @@ def _resolve(options: ReaderOptions) -> _Plan | str:
     model = read_model(root)
     board = board_for_model(model)
     user = options.param("jetson", "total_rail")
+    scope = EnergyScope.MODULE
+    warnings: tuple[str, ...] = ()
     if user:
         total = tuple(x.strip() for x in user.split(",") if x.strip())
         missing = [x for x in total if x not in found]
@@ -335,9 +446,23 @@ def _resolve(options: ReaderOptions) -> _Plan | str:
             )
         source = "user (--power-opt jetson.total_rail)"
     elif board is None:
-        return (
-            f"unknown Jetson board {model or '(no /proc/device-tree/model)'!r} with rails "
-            f"{', '.join(found)}: {_FIX_TOTAL}"
+        shown = model or "(no device-tree model)"
+        rail = next((x for x in INPUT_RAILS if x in found), None)
+        if rail is None:
+            return (
+                f"unknown Jetson board {shown!r} with rails {', '.join(found)} and none of the "
+                f"input rails {', '.join(INPUT_RAILS)}: {_FIX_TOTAL}"
+            )
+        total = (rail,)
+        # Not in the table: the rail is an input, but of the module or of the whole
+        # carrier board is not known, so it is labelled with the wider scope.
+        scope = EnergyScope.BOARD
+        source = f"unknown board: {rail} taken as the input rail"
+        warnings = (
+            f"unknown Jetson board {shown!r}: reading its {rail} rail as the total input, "
+            f"labelled scope 'board' because the table cannot say whether it feeds the module "
+            f"or the whole board; pass --power-opt jetson.total_rail={rail} to confirm it is "
+            "the module input (scope 'module'), or name the right rail(s)",
         )
     else:
         missing = [x for x in board.total_rails if x not in found]
@@ -348,7 +473,29 @@ def _resolve(options: ReaderOptions) -> _Plan | str:
             )
         total = board.total_rails
         source = f"board table ({board.name}): {board.total_note}"
-    return _Plan(tuple(rails), total, source, board, model, update_period_s)
+    return _Plan(tuple(rails), total, source, board, model, update_period_s, scope, warnings)
+
+
+def ina3221_rail_error(
+    bus_v: float, shunt_ohm: float, shunt_tolerance: float
+) -> tuple[float, float]:
+    """``(relative, absolute_w)`` power error of one INA3221 channel (see the module docs):
+    the error at power P is ``relative x |P| + absolute_w``.
+
+    ``P = V x I`` with ``I = V_shunt / R``: the current carries the shunt-voltage
+    offset, half a shunt LSB, the shunt gain error and the resistor's tolerance;
+    the voltage carries the bus offset, half a bus LSB and the bus gain error.
+    To first order ``dP = V x dI + I x dV``.
+    """
+    bus_v = max(bus_v, INA3221_BUS_LSB_V)  # a 0 V reading: no division by zero
+    rel = (
+        INA3221_SHUNT_GAIN_ERROR
+        + INA3221_BUS_GAIN_ERROR
+        + shunt_tolerance
+        + (INA3221_BUS_OFFSET_V + INA3221_BUS_LSB_V / 2) / bus_v
+    )
+    abs_w = bus_v * (INA3221_SHUNT_OFFSET_V + INA3221_SHUNT_LSB_V / 2) / shunt_ohm
+    return rel, abs_w
 
 
 class JetsonReader(PolledReader):
@@ -370,11 +517,20 @@ class JetsonReader(PolledReader):
         super().__init__(options, clock=clock)
         self._plan: _Plan | None = None
         self._rail_lock = threading.Lock()
-        self._rail_samples: list[tuple[float, dict[str, float | None]]] = []
+        self._rail_samples: list[
+            tuple[float, dict[str, float | None], dict[str, float | None]]
+        ] = []
         # read_power_w() leaves the per-rail values of the read in progress here;
         # sample_now() pairs them with the base class's time stamp (one per thread,
         # as stop() samples while the background thread may be sampling too).
         self._last_read = threading.local()
+        tolerance_pct = float_param(
+            self.options, self.name, "shunt_tolerance_pct", DEFAULT_SHUNT_TOLERANCE_PCT, minimum=0
+        )
+        assert tolerance_pct is not None
+        self.shunt_tolerance = tolerance_pct / 100
+        #: the INA3221 accuracy of the window being closed (it depends on what was measured)
+        self._window_accuracy: SensorAccuracy | None = None
 
     @classmethod
     def is_available(cls, options: ReaderOptions) -> Availability:
@@ -393,9 +549,10 @@ class JetsonReader(PolledReader):
                     "read the INA3221 sysfs files (e.g. root)"
                 )
         board = plan.board.name if plan.board else "unknown board"
+        warning = f" (warning: {plan.warnings[0]})" if plan.warnings else ""
         return Availability.yes(
-            f"{board} ({plan.model or 'no device-tree model'}): module total = "
-            f"{' + '.join(plan.total)}; rails: {', '.join(r.name for r in plan.rails)}"
+            f"{board} ({plan.model or 'no device-tree model'}): {plan.scope.value} total = "
+            f"{' + '.join(plan.total)}; rails: {', '.join(r.name for r in plan.rails)}{warning}"
         )
 
     def _get_plan(self) -> _Plan:
@@ -406,12 +563,16 @@ class JetsonReader(PolledReader):
             self._plan = plan
         return self._plan
 
+    def setup_warnings(self) -> list[str]:
+        """What the user must hear before trusting the figures (e.g. an unknown board)."""
+        return list(self._get_plan().warnings)
+
     def info(self) -> ReaderInfo:
         plan = self._get_plan()
         return ReaderInfo(
             name=self.name,
             method=self.method,
-            scope=EnergyScope.MODULE,
+            scope=plan.scope,
             component=" + ".join(plan.total),
             update_period_s=plan.update_period_s,
             details=self._static_details(plan),
@@ -426,6 +587,7 @@ class JetsonReader(PolledReader):
             "total_source": plan.total_source,
             "rail_names": [r.name for r in plan.rails],
             "scope_note": _SCOPE_NOTE,
+            "warnings": list(plan.warnings),
         }
 
     def details(self) -> dict[str, Any]:
@@ -435,12 +597,14 @@ class JetsonReader(PolledReader):
         """Read every rail once; the module total in watts, or None when a total rail failed."""
         plan = self._get_plan()
         values: dict[str, float | None] = {}
+        volts: dict[str, float | None] = {}
         for rail in plan.rails:
             try:
-                values[rail.name] = rail.read_power_w()
+                values[rail.name], volts[rail.name] = rail.read()
             except (OSError, ValueError, IndexError):
-                values[rail.name] = None
+                values[rail.name], volts[rail.name] = None, None
         self._last_read.values = values
+        self._last_read.volts = volts
         parts = [values[name] for name in plan.total]
         if any(p is None for p in parts):
             return None
@@ -449,10 +613,12 @@ class JetsonReader(PolledReader):
     def sample_now(self) -> Sample:
         """Take one sample (the total) and keep every rail's value under the same time stamp."""
         self._last_read.values = None
+        self._last_read.volts = None
         t_s, value = super().sample_now()
         values = self._last_read.values or {}
+        volts = self._last_read.volts or {}
         with self._rail_lock:
-            self._rail_samples.append((t_s, values))
+            self._rail_samples.append((t_s, values, volts))
         return t_s, value
 
     def start(self) -> None:
@@ -463,29 +629,76 @@ class JetsonReader(PolledReader):
             self._rail_samples = []
         super().start()
 
+    def default_accuracy(self) -> SensorAccuracy | None:
+        """The INA3221 accuracy over the total's rails in the window being closed."""
+        return self._window_accuracy
+
     def make_reading(self, samples: list[Sample], t_start: float, t_end: float) -> EnergyReading:
         """The total's reading, with each rail integrated over the same window in ``details``."""
-        reading = super().make_reading(samples, t_start, t_end)
         plan = self._get_plan()
         with self._rail_lock:
             rail_samples = list(self._rail_samples)
-        max_gap_s = reading.details.get("max_gap_limit_s") or self.MAX_GAP_INTERVALS * max(
+        # The same limit the base class applies to the total.
+        max_gap_s = self._max_gap_s or self.MAX_GAP_INTERVALS * max(
             self.options.sample_interval_s, plan.update_period_s or 0.0
         )
         rails: dict[str, dict[str, Any]] = {}
+        rel_w = 0.0  # sum over the total's rails of relative error x |P|
+        abs_w = 0.0
+        assumed: list[str] = []
         for rail in plan.rails:
-            series = [(t, values.get(rail.name)) for t, values in rail_samples]
+            series = [(t, values.get(rail.name)) for t, values, _ in rail_samples]
             integ = integrate_power(series, t_start, t_end, max_gap_s=max_gap_s)
+            measured_v = [v for _, _, vs in rail_samples if (v := vs.get(rail.name)) is not None]
+            if measured_v:
+                bus_v, v_source = sum(measured_v) / len(measured_v), "mean of the window's reads"
+            elif (v_now := rail.read_voltage_v()) is not None:
+                bus_v, v_source = v_now, "read at the window's end"
+            else:
+                bus_v, v_source = ASSUMED_BUS_V, "assumed (no voltage file)"
+            shunt_ohm = rail.shunt_ohm or DEFAULT_SHUNT_OHM
+            rel, offset_w = ina3221_rail_error(bus_v, shunt_ohm, self.shunt_tolerance)
+            mean_w = integ.mean_power_w if integ.has_energy else None
+            error_w = None if mean_w is None else rel * abs(mean_w) + offset_w
+            if rail.name in plan.total and mean_w is not None:
+                rel_w += rel * abs(mean_w)
+                abs_w += offset_w
+                if rail.shunt_ohm is None or not measured_v:
+                    assumed.append(rail.name)
             rails[rail.name] = {
                 "energy_j": max(integ.energy_j, 0.0) if integ.has_energy else None,
-                "mean_power_w": integ.mean_power_w if integ.has_energy else None,
+                "mean_power_w": mean_w,
                 "in_total": rail.name in plan.total,
                 "device": rail.device,
                 "channel": rail.channel,
                 "missing_samples": integ.missing,
                 "valid": integ.valid,
                 "invalid_reasons": list(integ.reasons),
+                "bus_voltage_v": bus_v,
+                "bus_voltage_source": v_source,
+                "shunt_ohm": shunt_ohm,
+                "shunt_source": rail.shunt_source
+                or f"assumed {DEFAULT_SHUNT_OHM * 1e3:g} mΩ (neither the driver nor the "
+                "device tree says)",
+                "sensor_error_w": error_w,
             }
+        total_w = sum(
+            abs(r["mean_power_w"])
+            for n, r in rails.items()
+            if r["in_total"] and r["mean_power_w"] is not None
+        )
+        self._window_accuracy = SensorAccuracy(
+            rel=rel_w / total_w if total_w > 0 else 0.0,
+            abs_w=abs_w,
+            source=(
+                "TI INA3221 datasheet (SBOS576) maxima at 25 °C: offsets ±80 µV shunt, "
+                "±16 mV bus; gain error 0.25 % each; half an LSB (40 µV, 8 mV); shunt "
+                f"tolerance {self.shunt_tolerance * 100:g} % (convention); per rail "
+                "dP = P (gain + tolerance + bus offset / V) + V x shunt offset / R"
+                + (f"; assumed shunt or bus voltage for {', '.join(assumed)}" if assumed else "")
+            ),
+        )
+        reading = super().make_reading(samples, t_start, t_end)
         details = dict(reading.details)
         details["rails"] = rails
         return reading.model_copy(update={"details": details})

@@ -38,8 +38,12 @@ associated circuitry (e.g. memory)", i.e. the whole board including memory and
 voltage regulators, not the GPU die alone. On MIG-partitioned GPUs the figures
 are for the whole GPU.
 
-Uncertainty: 1 mJ counter resolution plus a relative term
-(``nvml.rel_uncertainty``, default :data:`DEFAULT_REL_UNCERTAINTY`). NVML
+Uncertainty: a relative term (``nvml.rel_uncertainty``, default
+:data:`DEFAULT_REL_UNCERTAINTY`) plus, for the counter, its 1 mJ resolution and
+the energy of :func:`~wattbench.power.accounting.counter_staleness_s` at each
+edge (NVML publishes no update period; an edge read can be that stale: the
+longest time the counter was seen holding one value plus one read interval), or,
+when polled, the trapezoid's bound. NVML
 documents ±5 % of current power draw only for Fermi and Kepler; it publishes no
 figure for newer GPUs, so the default carries that figure forward as a project
 convention. Yang et al. ("Accurate and Convenient Energy Measurements for GPUs:
@@ -73,6 +77,7 @@ from wattbench.core.power import (
 )
 from wattbench.power.accounting import (
     counter_energy,
+    counter_staleness_s,
     downsample,
     integrate_power,
     uncertainty_j,
@@ -546,7 +551,11 @@ class NvmlReader(PowerReader):
             trace = (
                 integ.trace if integ is not None and integ.valid else self._counter_trace(good, t0)
             )
-            integration_error_j = COUNTER_RESOLUTION_J
+            # NVML publishes no update period for the counter (the bound came to 0.10-0.16 s
+            # on an H200): each edge read may be that stale, and miss that energy.
+            stale_s = counter_staleness_s(good)
+            details["counter_staleness_s"] = stale_s
+            integration_error_j = COUNTER_RESOLUTION_J + 2 * (energy_j / duration_s) * stale_s
         else:
             assert integ is not None  # polled mode requires a power field (_open checks)
             if polled_j is None:

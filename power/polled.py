@@ -12,16 +12,20 @@ Settings every polled reader takes through ``--power-opt <name>.<key>=…``:
 * ``stuck_after_s``: invalidate a window whose readings repeat a
   bit-identical value for longer than this (off by default);
 * ``accuracy_pct``, ``accuracy_w``, ``resolution_w``: the sensor's accuracy,
-  from its datasheet; see :func:`accuracy_uncertainty_j`.
+  from its datasheet; see :func:`accuracy_uncertainty_j`. Each one replaces
+  that term of the reader's built-in :class:`SensorAccuracy` (its
+  ``DEFAULT_ACCURACY``), so every measured reading carries an uncertainty.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
 from abc import abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from wattbench.core.errors import ConfigError, MeasurementError
@@ -53,31 +57,91 @@ def float_param(
     return value
 
 
+@dataclass(frozen=True)
+class SensorAccuracy:
+    """A power sensor's accuracy, in the terms of :func:`~wattbench.power.accounting.uncertainty_j`.
+
+    ``U_sensor = (rel x |P_mean| + abs_w + resolution_w / 2) x T``.
+    """
+
+    #: gain error, a fraction of the reading (0.01 for ±1 %)
+    rel: float = 0.0
+    #: offset error, ± watts
+    abs_w: float = 0.0
+    #: the reading's step, in watts (each reading is off by up to half of it)
+    resolution_w: float = 0.0
+    #: where the figures come from (a datasheet, a convention, the user's options)
+    source: str = ""
+
+    def uncertainty_j(
+        self, duration_s: float, mean_power_w: float, integration_error_j: float = 0.0
+    ) -> float:
+        """Half-width in joules over a window, plus ``integration_error_j``."""
+        return uncertainty_j(
+            duration_s,
+            mean_power_w,
+            rel_accuracy=self.rel,
+            abs_accuracy_w=self.abs_w,
+            resolution_w=self.resolution_w,
+            integration_error_j=integration_error_j,
+        )
+
+    def as_details(self) -> dict[str, Any]:
+        """The figures, for a reading's ``details``."""
+        return {
+            "accuracy_pct": self.rel * 100,
+            "accuracy_w": self.abs_w,
+            "resolution_w": self.resolution_w,
+            "source": self.source,
+        }
+
+
+def sensor_accuracy(
+    options: ReaderOptions, reader: str, default: SensorAccuracy | None = None
+) -> SensorAccuracy | None:
+    """``default`` with each ``reader.accuracy_pct|accuracy_w|resolution_w`` option replacing
+    its term; None when there is neither a default nor an option (ConfigError if garbled)."""
+    pct = float_param(options, reader, "accuracy_pct", minimum=0)
+    abs_w = float_param(options, reader, "accuracy_w", minimum=0)
+    res_w = float_param(options, reader, "resolution_w", minimum=0)
+    given = {
+        k: v
+        for k, v in (
+            ("rel", None if pct is None else pct / 100),
+            ("abs_w", abs_w),
+            ("resolution_w", res_w),
+        )
+        if v is not None
+    }
+    if not given:
+        return default
+    keys = ", ".join(
+        f"{reader}.{k}"
+        for k, v in (("accuracy_pct", pct), ("accuracy_w", abs_w), ("resolution_w", res_w))
+        if v is not None
+    )
+    base = default or SensorAccuracy()
+    source = f"--power-opt {keys}" + (f"; other terms: {base.source}" if default else "")
+    return dataclasses.replace(base, **given, source=source)
+
+
 def accuracy_uncertainty_j(
     options: ReaderOptions,
     reader: str,
     duration_s: float,
     mean_power_w: float,
     integration_error_j: float = 0.0,
+    default: SensorAccuracy | None = None,
 ) -> float | None:
-    """Uncertainty from the ``reader.accuracy_pct|accuracy_w|resolution_w`` options.
+    """Uncertainty from :func:`sensor_accuracy` (the options over ``default``).
 
-    None when none of them is given: an unknown sensor accuracy is not zero.
-    The formula is :func:`~wattbench.power.accounting.uncertainty_j`.
+    None when there is neither: an unknown sensor accuracy is not zero. The
+    formula is :func:`~wattbench.power.accounting.uncertainty_j`.
     """
-    pct = float_param(options, reader, "accuracy_pct", minimum=0)
-    abs_w = float_param(options, reader, "accuracy_w", minimum=0)
-    res_w = float_param(options, reader, "resolution_w", minimum=0)
-    if pct is None and abs_w is None and res_w is None:
+    accuracy = sensor_accuracy(options, reader, default)
+    if accuracy is None:
         return None
-    return uncertainty_j(
-        duration_s,
-        mean_power_w,
-        rel_accuracy=(pct or 0.0) / 100,
-        abs_accuracy_w=abs_w or 0.0,
-        resolution_w=res_w or 0.0,
-        integration_error_j=integration_error_j,
-    )
+    return accuracy.uncertainty_j(duration_s, mean_power_w, integration_error_j)
 
 
 class PolledReader(PowerReader):
@@ -85,7 +149,8 @@ class PolledReader(PowerReader):
 
     Subclasses implement :meth:`read_power_w` (None when a read fails: a gap,
     never 0 W; OSError and ValueError are caught and count as failed reads
-    too), :meth:`info`, :meth:`is_available`, and may override
+    too), :meth:`info`, :meth:`is_available`, set :attr:`DEFAULT_ACCURACY`
+    (or override :meth:`default_accuracy`), and may override
     :meth:`uncertainty_j` and :meth:`details`.
 
     The window runs from the end of :meth:`start` to the beginning of
@@ -100,6 +165,9 @@ class PolledReader(PowerReader):
     MAX_GAP_INTERVALS: ClassVar[float] = 5.0
     #: default for ``stuck_after_s``; None: a sensor that never changes is not flagged
     STUCK_AFTER_S: ClassVar[float | None] = None
+    #: the sensor's accuracy when no ``accuracy_*`` option is given; a registered
+    #: reader must have one (a measured figure always carries an uncertainty)
+    DEFAULT_ACCURACY: ClassVar[SensorAccuracy | None] = None
 
     def __init__(
         self, options: ReaderOptions | None = None, *, clock: Callable[[], float] = time.monotonic
@@ -124,22 +192,32 @@ class PolledReader(PowerReader):
         )
         if self._max_gap_s is not None and self._max_gap_s <= 0:
             raise ConfigError(f"--power-opt {self.name}.max_gap_s must be positive")
-        accuracy_uncertainty_j(self.options, self.name, 1.0, 0.0)  # validates the accuracy options
+        sensor_accuracy(self.options, self.name)  # validates the accuracy options
 
     @abstractmethod
     def read_power_w(self) -> float | None:
         """One power reading in watts; None when the sensor could not be read."""
 
+    def default_accuracy(self) -> SensorAccuracy | None:
+        """The sensor's accuracy for this window: :attr:`DEFAULT_ACCURACY` unless overridden
+        (a reader whose accuracy depends on what it measured computes it here)."""
+        return self.DEFAULT_ACCURACY
+
+    def accuracy(self) -> SensorAccuracy | None:
+        """:meth:`default_accuracy` with the ``accuracy_*`` options replacing its terms."""
+        return sensor_accuracy(self.options, self.name, self.default_accuracy())
+
     def uncertainty_j(self, energy_j: float, duration_s: float, samples: int) -> float | None:
         """The sensor's share of the energy uncertainty (half-width, J); None when unknown.
 
         The base class adds the integration error bound of the window to it.
-        The default reads the ``accuracy_pct``/``accuracy_w``/``resolution_w``
-        options; a reader that knows its sensor's datasheet overrides this,
-        e.g. with :func:`~wattbench.power.accounting.uncertainty_j`.
+        The default applies :meth:`accuracy` to the window's mean power.
         """
+        accuracy = self.accuracy()
+        if accuracy is None:
+            return None
         mean_w = energy_j / duration_s if duration_s > 0 else 0.0
-        return accuracy_uncertainty_j(self.options, self.name, duration_s, mean_w)
+        return accuracy.uncertainty_j(duration_s, mean_w)
 
     def details(self) -> dict[str, Any]:
         """Reader-specific facts recorded with every reading (e.g. the sensor path)."""
@@ -240,6 +318,7 @@ class PolledReader(PowerReader):
             )
         energy_j = max(integ.energy_j, 0.0)  # negative: already a reason, and ge=0 is the model
         sensor_u = self.uncertainty_j(energy_j, integ.duration_s, integ.samples_in_window)
+        accuracy = self.accuracy()
         return EnergyReading(
             reader=self.name,
             method=info.method,
@@ -264,6 +343,8 @@ class PolledReader(PowerReader):
                 "max_gap_limit_s": max_gap_s,
                 "stuck_s": integ.stuck_s,
                 "integration_error_j": integ.integration_error_j,
+                "sensor_uncertainty_j": sensor_u,
+                "sensor_accuracy": accuracy.as_details() if accuracy else None,
             },
         )
 

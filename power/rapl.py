@@ -53,6 +53,9 @@ Uncertainty (half-width, summed linearly):
   Override the unit with ``rapl.energy_unit_uj``.
 * timing: the counters update about every millisecond (commonly measured as
   ~976 µs), so an edge read can be up to one update stale: mean power x 1 update.
+* read jitter: a read round is stamped before its zones are read, so each edge
+  can be off by as long as its round took: mean power x (first + last round's
+  read time).
 * model: RAPL values were produced by an on-chip *model* of power on Sandy Bridge
   and Ivy Bridge (Hähnel et al., "Measuring Energy Consumption for Short Code
   Paths Using RAPL", 2012), and are based on measurement since Haswell
@@ -199,6 +202,8 @@ class RaplReader(PowerReader):
         self._running = False
         self._max_range_uj: list[float | None] = []
         self._rounds: list[tuple[float, list[float | None]]] = []
+        #: how long each round's reads took (the stamp is taken before them)
+        self._round_read_s: list[float] = []
         self._interval_s = MAX_POLL_INTERVAL_S
 
     # -- discovery --------------------------------------------------------------
@@ -378,9 +383,11 @@ class RaplReader(PowerReader):
         """Read every zone's counter once (the background thread calls this)."""
         t = self._clock()
         values = [self._read_counter_uj(z) for z in self.zones]
+        read_s = self._clock() - t
         with self._lock:
             prev = self._rounds[-1] if self._rounds else None
             self._rounds.append((t, values))
+            self._round_read_s.append(read_s)
         if prev is not None:
             # Never lengthened within a window: a quiet stretch says nothing about
             # the burst that may follow it (see the module docs).
@@ -421,6 +428,7 @@ class RaplReader(PowerReader):
         self._interval_s = min(poll_interval_s(r, None) for r in self._max_range_uj)
         with self._lock:
             self._rounds = []
+            self._round_read_s = []
         self.poll()
         self._running = True
         if self._background_poll:
@@ -443,6 +451,7 @@ class RaplReader(PowerReader):
         self._running = False
         with self._lock:
             rounds = list(self._rounds)
+            edge_read_s = self._round_read_s[0] + self._round_read_s[-1]
         t0, t1 = rounds[0][0], rounds[-1][0]
         duration_s = t1 - t0
         if duration_s <= 0:
@@ -502,6 +511,7 @@ class RaplReader(PowerReader):
         unit_j = self.energy_unit_uj * 1e-6
         resolution_j = unit_j * (len(self.zones) + total_wraps)
         timing_j = mean_power_w * UPDATE_PERIOD_S
+        jitter_j = mean_power_w * edge_read_s
         return EnergyReading(
             reader=self.name,
             method=self.method,
@@ -518,7 +528,7 @@ class RaplReader(PowerReader):
                 duration_s,
                 mean_power_w,
                 rel_accuracy=self.rel_uncertainty,
-                integration_error_j=resolution_j + timing_j,
+                integration_error_j=resolution_j + timing_j + jitter_j,
             ),
             valid=not reasons,
             invalid_reasons=reasons,
@@ -535,6 +545,7 @@ class RaplReader(PowerReader):
                     "model": self.rel_uncertainty * energy_j,
                     "resolution": resolution_j,
                     "timing": timing_j,
+                    "read_jitter": jitter_j,
                 },
             },
         )

@@ -18,6 +18,12 @@ def reader_classes() -> dict[str, type[PowerReader]]:
     }
 
 
+def _setup_warnings(reader: PowerReader) -> list[str]:
+    """What a reader says must be heard before its figures are trusted (optional hook)."""
+    hook = getattr(reader, "setup_warnings", None)
+    return [f"{reader.name}: {w}" for w in hook()] if callable(hook) else []
+
+
 def _auto(options: ReaderOptions, warnings: list[str]) -> PowerReader:
     classes = reader_classes()
     ranked = sorted(
@@ -58,6 +64,7 @@ def select_readers(
         reader = cls(options)
         if isinstance(reader, EstimatedCpuReader) and reader.uses_fallback:
             warnings.append(f"energy is ESTIMATED with a generic TDP: {reader.tdp_source}")
+        warnings.extend(_setup_warnings(reader))
         readers.append(reader)
     names = [r.name for r in readers]
     if len(set(names)) != len(names):

@@ -30,6 +30,12 @@ window at all raises MeasurementError. Other settings: ``trace.scope``
 sample interval around the window), ``trace.update_period_s`` (the meter's
 period, if known) and ``trace.accuracy_pct`` / ``accuracy_w`` /
 ``resolution_w``.
+
+Uncertainty: the meter's accuracy plus the trapezoid's bound
+(:attr:`~wattbench.power.accounting.Integral.integration_error_j`). The
+meter is unknown to wattbench, so without ``trace.accuracy_*``
+:data:`DEFAULT_ACCURACY` (±5 %, a project convention) stands in, and the
+reading's details say so; pass the meter's datasheet figures.
 """
 
 from __future__ import annotations
@@ -57,7 +63,7 @@ from wattbench.core.power import (
     ReaderOptions,
 )
 from wattbench.power.accounting import Sample, integrate_power
-from wattbench.power.polled import accuracy_uncertainty_j, float_param
+from wattbench.power.polled import SensorAccuracy, float_param, sensor_accuracy
 
 TIME_KEYS = ("timestamp", "time_s", "t")
 POWER_KEYS = ("watts", "power_w", "w")
@@ -65,6 +71,12 @@ POWER_KEYS = ("watts", "power_w", "w")
 #: (NTP slewing) before the wall clock is said to have jumped
 CLOCK_SLACK_S = 0.05
 _NO_PATH = "no trace file given; pass --power-opt trace.path=/path/to/trace.csv"
+#: The meter's accuracy when ``trace.accuracy_*`` is not given: a project convention.
+DEFAULT_ACCURACY = SensorAccuracy(
+    rel=0.05,
+    source="project convention (±5 %): the meter that wrote the trace is unknown; "
+    "pass trace.accuracy_pct/accuracy_w/resolution_w from its datasheet",
+)
 
 
 def _power(raw: Any) -> float | None:
@@ -187,7 +199,9 @@ class TraceReplayReader(PowerReader):
         self.wait_s = float_param(self.options, "trace", "wait_s", 0.0) or 0.0
         self.update_period_s = float_param(self.options, "trace", "update_period_s")
         self.scope = _scope(self.options)
-        accuracy_uncertainty_j(self.options, "trace", 1.0, 0.0)  # validates those options
+        accuracy = sensor_accuracy(self.options, "trace", DEFAULT_ACCURACY)
+        assert accuracy is not None  # there is a default
+        self.accuracy: SensorAccuracy = accuracy
         self._wall_clock = wall_clock
         self._clock = clock
         self._sleep = sleep
@@ -323,9 +337,7 @@ class TraceReplayReader(PowerReader):
             update_period_s=self.update_period_s,
             mean_power_w=energy_j / integ.duration_s,
             peak_power_w=integ.peak_power_w,
-            uncertainty_j=accuracy_uncertainty_j(
-                self.options,
-                self.name,
+            uncertainty_j=self.accuracy.uncertainty_j(
                 integ.duration_s,
                 energy_j / integ.duration_s,
                 integration_error_j=integ.integration_error_j,
@@ -344,5 +356,6 @@ class TraceReplayReader(PowerReader):
                 "max_gap_s": integ.max_gap_s,
                 "max_gap_limit_s": max_gap_s,
                 "integration_error_j": integ.integration_error_j,
+                "sensor_accuracy": self.accuracy.as_details(),
             },
         )

@@ -521,3 +521,14 @@ def test_polled_reader_bug_in_thread_surfaces_at_stop() -> None:
     r.fake_clock.advance(1.0)
     with pytest.raises(KeyError):
         r.stop()
+
+
+def test_counter_staleness_bounds_the_update_period_from_both_sides() -> None:
+    from wattbench.power.accounting import counter_staleness_s
+
+    # Reads every 0.02 s of a counter that moves every 0.1 s: held 0.08 s, bound 0.1 s.
+    reads = [(k * 0.02, float(k // 5)) for k in range(20)]
+    assert counter_staleness_s(reads) == pytest.approx(0.08 + 0.02)
+    # Reads slower than the updates see it move every time: the read interval bounds it.
+    assert counter_staleness_s([(0.0, 1.0), (1.0, 2.0), (2.0, 3.0)]) == pytest.approx(1.0)
+    assert counter_staleness_s([(0.0, 1.0)]) == 0.0

@@ -304,6 +304,38 @@ def jetson_fake(env: Env) -> Fake:
     )
 
 
+def jetson_jp4_fake(env: Env) -> Fake:
+    """Jetson Nano on JetPack 4: NVIDIA's ``ina3221x`` IIO driver (``rail_name_N``,
+    ``in_power N_input`` in mW), and no ``/proc/device-tree``: the model is read where
+    the link points, ``/sys/firmware/devicetree/base/model``."""
+    from wattbench.power.jetson import JetsonReader
+
+    d = env.tmp / "sys/bus/i2c/drivers/ina3221x/6-0040/iio:device0"
+    d.mkdir(parents=True)
+    for ch, (name, mw) in enumerate(
+        [("POM_5V_IN", 3200), ("POM_5V_GPU", 400), ("POM_5V_CPU", 800)]
+    ):
+        (d / f"rail_name_{ch}").write_text(f"{name}\n")
+        (d / f"in_power{ch}_input").write_text(f"{mw}\n")
+        (d / f"in_voltage{ch}_input").write_text("5000\n")
+        (d / f"in_current{ch}_input").write_text(f"{mw // 5}\n")
+    model = env.tmp / "sys/firmware/devicetree/base/model"
+    model.parent.mkdir(parents=True)
+    model.write_bytes(b"NVIDIA Jetson Nano Developer Kit\x00")
+    # 3.2 W + 1 W/s, in mW; capped so it stays in range on a slow run.
+    ticker = env.ticker(
+        lambda t: write_atomic(d / "in_power0_input", f"{round(3200 + 1000 * min(t, 30.0))}\n")
+    )
+    return Fake(
+        options=_opts(env.tmp, **{"jetson.max_gap_s": "2"}),
+        make=JetsonReader,
+        is_available=JetsonReader.is_available,
+        power_w=(3.2, 40.0),
+        fail=lambda: (ticker.stop(), make_unreadable(d / "in_power0_input")),
+        freeze=lambda: None,
+    )
+
+
 def jetson_unavailable(env: Env) -> Unavailable:
     from wattbench.power.jetson import JetsonReader
 
@@ -437,6 +469,8 @@ def nvml_unavailable(env: Env) -> Unavailable:
 class PlugState:
     power_w: float = 50.0
     failing: bool = False
+    #: Shelly generation answered on /shelly: 1 (``/status``) or 2 (RPC)
+    gen: int = 2
     t0: float = field(default_factory=time.monotonic)
 
     def counter_wh(self) -> float:
@@ -449,7 +483,8 @@ class _PlugServer(ThreadingHTTPServer):
 
 
 class _PlugHandler(BaseHTTPRequestHandler):
-    """Shelly Gen2 ``/rpc/Switch.GetStatus`` and Tasmota ``/cm?cmnd=Status 8``."""
+    """Shelly ``/shelly``, Gen2 ``/rpc/Switch.GetStatus``, Gen1 ``/status`` and Tasmota
+    ``/cm?cmnd=Status 8``."""
 
     server: _PlugServer
 
@@ -471,7 +506,17 @@ class _PlugHandler(BaseHTTPRequestHandler):
             return
         url = urlsplit(self.path)
         wh = state.counter_wh()
-        if url.path == "/rpc/Switch.GetStatus" and parse_qs(url.query).get("id") == ["0"]:
+        if url.path == "/shelly":
+            ident = {"type": "SHPLG-S", "fw": "20230913-114008/v1.14.0-gcb84623"}
+            self._json(200, ident if state.gen == 1 else {"gen": 2, "app": "PlugS"})
+        elif url.path == "/status" and state.gen == 1:
+            meter = {"power": round(state.power_w, 2), "is_valid": True, "total": int(wh * 60)}
+            self._json(200, {"relays": [{"ison": True}], "meters": [meter]})
+        elif (
+            url.path == "/rpc/Switch.GetStatus"
+            and state.gen == 2
+            and parse_qs(url.query).get("id") == ["0"]
+        ):
             self._json(
                 200,
                 {
@@ -509,11 +554,12 @@ def plug_server(env: Env) -> tuple[str, PlugState]:
     return f"http://127.0.0.1:{server.server_address[1]}", state
 
 
-def _plug_fake(env: Env, name: str) -> Fake:
+def _plug_fake(env: Env, name: str, gen: int = 2) -> Fake:
     from wattbench.power.smartplug import ShellyReader, TasmotaReader
 
     cls = {"shelly": ShellyReader, "tasmota": TasmotaReader}[name]
     url, state = plug_server(env)
+    state.gen = gen
 
     def check(r: EnergyReading) -> list[str]:
         d = r.details
@@ -523,7 +569,7 @@ def _plug_fake(env: Env, name: str) -> Fake:
         if d["counter_reads"] < r.samples + 2:
             problems.append(f"{d['counter_reads']} counter reads for {r.samples} samples")
         if name == "shelly" and d["counter_energy_j"] is not None:
-            slack = 2 * cls.counter_resolution_j + 0.1 * r.energy_j
+            slack = 2 * d["counter_resolution_j"] + 0.1 * r.energy_j
             if abs(d["counter_minus_integrated_j"]) > slack:
                 problems.append(f"counter and integral differ by {d['counter_minus_integrated_j']}")
         return problems
@@ -544,6 +590,11 @@ def _plug_fake(env: Env, name: str) -> Fake:
 
 def shelly_fake(env: Env) -> Fake:
     return _plug_fake(env, "shelly")
+
+
+def shelly_gen1_fake(env: Env) -> Fake:
+    """A Shelly Gen1 plug (``/status``, watt-minute counter), found by ``/shelly``."""
+    return _plug_fake(env, "shelly", gen=1)
 
 
 def tasmota_fake(env: Env) -> Fake:
@@ -646,10 +697,13 @@ FACTORIES: dict[str, Callable[[Env], Fake]] = {
     "tasmota": tasmota_fake,
     "trace": trace_fake,
 }
-#: further configurations whose ``info().method`` differs from the class attribute
+#: further configurations of a registered reader: another method than the class
+#: attribute (hwmon counter, NVML without the counter) or another sensor layout
 VARIANTS: dict[str, tuple[str, Callable[[Env], Fake]]] = {
     "hwmon-energy": ("hwmon", hwmon_energy_fake),
+    "jetson-jp4": ("jetson", jetson_jp4_fake),
     "nvml-polled": ("nvml", nvml_polled_fake),
+    "shelly-gen1": ("shelly", shelly_gen1_fake),
 }
 #: entry-point name -> factory of the same reader where it cannot measure (None: it always can)
 UNAVAILABLE: dict[str, Callable[[Env], Unavailable] | None] = {
@@ -824,6 +878,25 @@ def test_windows_measure_positive_energy_and_can_repeat(built: Built) -> None:
     for _ in range(2):
         reading, shortest_s, longest_s = measure(built.reader)
         assert_sound(built, reading, shortest_s, longest_s)
+
+
+def test_measured_reading_has_an_uncertainty(built: Built) -> None:
+    """Every measured figure says how far it can be trusted: a valid reading that is not
+    an estimate has a finite, non-negative ``uncertainty_j`` (an estimate has one too)."""
+    reading, _, _ = measure(built.reader)
+    assert reading.valid, reading.invalid_reasons
+    u = reading.uncertainty_j
+    assert u is not None, f"{built.name} ({reading.method.value}) returned no uncertainty"
+    assert isinstance(u, float) and math.isfinite(u) and u >= 0, u
+    if reading.method is not EnergyMethod.ESTIMATED:
+        # A measurement is never exact: a 0 J half-width would claim it is.
+        assert u > 0, f"{built.name} claims an exact measurement"
+
+
+def test_every_registered_reader_is_checked_for_uncertainty() -> None:
+    """The test above runs on every entry point of ``wattbench.power`` (CASES holds
+    them all), so a new reader cannot skip it."""
+    assert set(REGISTERED) <= {case_factory(c)[0] for c in CASES}
 
 
 def test_stop_without_start_raises(built: Built) -> None:

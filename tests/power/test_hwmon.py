@@ -282,7 +282,9 @@ def test_energy_counter_is_preferred_and_differenced(counter: Path) -> None:
     assert reading.samples == 3
     assert reading.valid
     assert reading.details["wraps"] == 0
-    assert reading.uncertainty_j is None
+    # No hwmon.accuracy_*: the ±5 % convention, plus one 1 ms update of 2.5 W per edge.
+    assert reading.uncertainty_j == pytest.approx(0.05 * 2.5 + 2 * 2.5 * 0.001)
+    assert "convention" in reading.details["sensor_accuracy"]["source"]
 
 
 def test_power_channel_can_be_forced_next_to_a_counter(counter: Path) -> None:
@@ -367,3 +369,52 @@ def test_old_drivers_with_attributes_under_device(tmp_path: Path) -> None:
     assert r.info().component == "power_meter power1 (hwmon0)"
     assert r.info().update_period_s == pytest.approx(1.0)
     assert r.read_power_w() == pytest.approx(42.0)
+
+
+# --- uncertainty -------------------------------------------------------------
+
+
+def test_power_channel_uncertainty_defaults_to_the_convention(board: Path) -> None:
+    clock = ManualClock()
+    r = HwmonReader(opts(board, label="VDD_IN"), clock=clock)
+    r.start()
+    clock.advance(2.0)
+    reading = r.stop()
+    # 5 W constant for 2 s: 10 J; ±5 % and no integration error (nothing moved).
+    assert reading.energy_j == pytest.approx(10.0)
+    assert reading.uncertainty_j == pytest.approx(0.5)
+    assert reading.details["sensor_accuracy"]["accuracy_pct"] == pytest.approx(5.0)
+
+
+def test_accuracy_option_replaces_only_its_own_term(board: Path) -> None:
+    clock = ManualClock()
+    r = HwmonReader(opts(board, label="VDD_IN", accuracy_w="0.01"), clock=clock)
+    r.start()
+    clock.advance(2.0)
+    reading = r.stop()
+    # ±5 % of 5 W (the convention, not overridden) + 0.01 W, for 2 s.
+    assert reading.uncertainty_j == pytest.approx((0.25 + 0.01) * 2.0)
+    assert "hwmon.accuracy_w" in reading.details["sensor_accuracy"]["source"]
+    with pytest.raises(ConfigError, match=r"hwmon\.accuracy_pct"):
+        HwmonReader(opts(board, label="VDD_IN", accuracy_pct="-1"))
+
+
+def test_counter_without_update_interval_uses_the_observed_staleness(tmp_path: Path) -> None:
+    """No published period: the longest time the counter held one value, plus one read
+    interval, bounds each edge."""
+    d = add_device(tmp_path, "hwmon0", "amd_energy", {"energy1_input": "1000000"})
+    clock = ManualClock()
+    r = HwmonReader(opts(tmp_path, accuracy_pct="0"), clock=clock)
+    assert r.info().update_period_s is None
+    r.start()
+    for uj in ("1000000", "1000000", "3000000", "5000000"):  # held for 0.2 s, then moves
+        clock.advance(0.1)
+        write(d / "energy1_input", uj)
+        r.sample_now()
+    clock.advance(0.1)
+    write(d / "energy1_input", "6000000")
+    reading = r.stop()
+    assert reading.energy_j == pytest.approx(5.0)
+    assert reading.details["edge_staleness_s"] == pytest.approx(0.2 + 0.1)
+    # 5 J over 0.5 s = 10 W; two edges of 0.3 s each.
+    assert reading.uncertainty_j == pytest.approx(2 * 10.0 * 0.3)

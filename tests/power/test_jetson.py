@@ -10,14 +10,22 @@ from pathlib import Path
 
 import pytest
 
-from wattbench.core.errors import UnavailableError
+from wattbench.core.errors import ConfigError, UnavailableError
 from wattbench.core.power import (
     EnergyMethod,
     EnergyReading,
     EnergyScope,
     ReaderOptions,
 )
-from wattbench.power.jetson import BOARDS, JetsonReader, board_for_model
+from wattbench.power.jetson import (
+    BOARDS,
+    DEFAULT_SHUNT_OHM,
+    JetsonReader,
+    board_for_model,
+    ina3221_rail_error,
+    read_model,
+)
+from wattbench.power.select import select_readers
 
 # A sampling interval far longer than any test: the background thread never
 # samples, so a window is exactly the start() and stop() samples.
@@ -67,6 +75,17 @@ def write_model(root: Path, model: str) -> None:
     p = root / "proc" / "device-tree" / "model"
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_bytes(model.encode() + b"\x00")
+
+
+def move_model_to_firmware(root: Path) -> None:
+    """A tree without /proc/device-tree (a copied root, a container): the model is only
+    where the link points on the boards, /sys/firmware/devicetree/base/model."""
+    src = root / "proc" / "device-tree" / "model"
+    dst = root / "sys" / "firmware" / "devicetree" / "base" / "model"
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_bytes(src.read_bytes())
+    src.unlink()
+    (root / "proc" / "device-tree").rmdir()
 
 
 def add_hwmon_chip(
@@ -282,9 +301,15 @@ def options(root: Path, interval: float = NO_SAMPLING, **params: str) -> ReaderO
     )
 
 
+@pytest.mark.parametrize("model_at", ["proc", "firmware"])
 @pytest.mark.parametrize("builder", list(BOARD_BUILDERS))
-def test_constant_power_energy_is_p_times_t_with_rails(tmp_path: Path, builder: str) -> None:
+def test_constant_power_energy_is_p_times_t_with_rails(
+    tmp_path: Path, builder: str, model_at: str
+) -> None:
     board = BOARD_BUILDERS[builder](tmp_path)
+    if model_at == "firmware":
+        move_model_to_firmware(tmp_path)
+        assert not (tmp_path / "proc").joinpath("device-tree").exists()
     avail = JetsonReader.is_available(options(tmp_path))
     assert avail.available, avail.reason
     clock = ManualClock()
@@ -297,11 +322,16 @@ def test_constant_power_energy_is_p_times_t_with_rails(tmp_path: Path, builder: 
     assert "carrier board" in info.details["scope_note"]
     assert info.details["total_rails"] == board.total_rails
     assert info.component == " + ".join(board.total_rails)
+    assert info.details["warnings"] == []
 
     reader.start()
     clock.now += 10.0
     reading = reader.stop()
     reader.close()
+    # Every measured figure has an uncertainty: the INA3221's, at least 0.5 % (gains).
+    assert reading.uncertainty_j is not None
+    assert reading.uncertainty_j > 0.005 * reading.energy_j
+    assert "INA3221" in reading.details["sensor_accuracy"]["source"]
 
     assert reading.valid, reading.invalid_reasons
     assert reading.duration_s == pytest.approx(10.0)
@@ -354,16 +384,85 @@ def test_board_table_has_no_unmatched_or_unknown_models() -> None:
     assert len({b.key for b in BOARDS}) == len(BOARDS)
 
 
-def test_unknown_board_without_total_rail_is_unavailable(tmp_path: Path) -> None:
-    add_hwmon_chip(tmp_path, "1-0040", "hwmon2", {1: ("VIN", 12000, 500), 2: ("VDD_X", 800, 90)})
+def test_unknown_board_without_an_input_rail_is_unavailable(tmp_path: Path) -> None:
+    add_hwmon_chip(
+        tmp_path, "1-0040", "hwmon2", {1: ("VDD_CORE", 12000, 500), 2: ("VDD_X", 800, 90)}
+    )
     write_model(tmp_path, "Acme Robot Brain v2")
     avail = JetsonReader.is_available(options(tmp_path))
     assert not avail.available
     assert "jetson.total_rail" in avail.reason
     assert "Acme Robot Brain v2" in avail.reason
-    assert "VIN" in avail.reason  # the rails found, so the user can pick one
+    assert "VDD_CORE" in avail.reason  # the rails found, so the user can pick one
+    assert "VDD_IN" in avail.reason  # the input rails it looked for
     with pytest.raises(UnavailableError, match=r"jetson\.total_rail"):
         JetsonReader(options(tmp_path)).start()
+
+
+def unknown_jp5_with_vin(root: Path) -> float:
+    add_hwmon_chip(root, "1-0040", "hwmon2", {1: ("VIN", 12000, 500), 2: ("VDD_X", 800, 90)})
+    write_model(root, "Acme Robot Brain v2")
+    return 6.0
+
+
+def unknown_jp4_with_vdd_in(root: Path) -> float:
+    """A JetPack 4 tree whose model is in neither place (no device tree exposed)."""
+    add_iio_chip(root, "0-0041", "iio:device1", {0: ("VDD_IN", 4100), 1: ("VDD_SYS_CPU", 700)})
+    return 4.1
+
+
+@pytest.mark.parametrize(
+    ("builder", "rail", "shown"),
+    [
+        (unknown_jp5_with_vin, "VIN", "Acme Robot Brain v2"),
+        (unknown_jp4_with_vdd_in, "VDD_IN", "(no device-tree model)"),
+    ],
+)
+def test_unknown_board_with_an_input_rail_is_read_as_board_scope_with_a_warning(
+    tmp_path: Path, builder: Callable[[Path], float], rail: str, shown: str
+) -> None:
+    total_w = builder(tmp_path)
+    avail = JetsonReader.is_available(options(tmp_path))
+    assert avail.available, avail.reason
+    assert "warning" in avail.reason and shown in avail.reason
+    clock = ManualClock()
+    reader = JetsonReader(options(tmp_path), clock=clock)
+    info = reader.info()
+    assert info.scope is EnergyScope.BOARD
+    assert info.component == rail
+    (warning,) = reader.setup_warnings()
+    assert shown in warning and f"jetson.total_rail={rail}" in warning
+    assert info.details["warnings"] == [warning]
+    reader.start()
+    clock.now += 4.0
+    reading = reader.stop()
+    reader.close()
+    assert reading.scope is EnergyScope.BOARD
+    assert reading.valid, reading.invalid_reasons
+    assert reading.energy_j == pytest.approx(total_w * 4.0)
+    assert reading.details["warnings"] == [warning]
+    assert reading.uncertainty_j is not None and reading.uncertainty_j > 0
+    # The CLI's reader selection passes the warning on to the user.
+    readers, warnings = select_readers(["jetson"], options(tmp_path))
+    readers[0].close()
+    assert warnings == [f"jetson: {warning}"]
+
+
+def test_confirmed_input_rail_of_an_unknown_board_is_module_scope(tmp_path: Path) -> None:
+    unknown_jp5_with_vin(tmp_path)
+    reader = JetsonReader(options(tmp_path, total_rail="VIN"))
+    assert reader.info().scope is EnergyScope.MODULE
+    assert reader.setup_warnings() == []
+
+
+def test_model_falls_back_to_the_firmware_device_tree(tmp_path: Path) -> None:
+    assert read_model(tmp_path) is None
+    write_model(tmp_path, "NVIDIA Jetson Orin Nano Developer Kit")
+    move_model_to_firmware(tmp_path)
+    assert read_model(tmp_path) == "NVIDIA Jetson Orin Nano Developer Kit"
+    # /proc/device-tree wins when both are there.
+    write_model(tmp_path, "Jetson AGX Orin")
+    assert read_model(tmp_path) == "Jetson AGX Orin"
 
 
 def test_unknown_board_with_total_rail_measures_it(tmp_path: Path) -> None:
@@ -483,3 +582,109 @@ def test_jp4_garbage_in_a_non_total_rail_is_a_gap_for_that_rail_only(tmp_path: P
     assert not rails["POM_5V_GPU"]["valid"]
     assert rails["POM_5V_GPU"]["energy_j"] == pytest.approx(0.4 * reading.duration_s)
     assert rails["POM_5V_IN"]["missing_samples"] == 0
+
+
+# -- uncertainty: TI INA3221 datasheet maxima plus the sampling bound -------------
+
+
+def _expected_u(
+    rails: list[tuple[float, float, float]], seconds: float, tolerance: float = 0.01
+) -> float:
+    """``(watts, volts, shunt ohms)`` per rail of the total -> the sensor's half-width, J."""
+    error_w = 0.0
+    for watts, volts, ohms in rails:
+        rel = 0.0025 + 0.0025 + tolerance + (0.016 + 0.004) / volts
+        error_w += rel * watts + volts * (80e-6 + 20e-6) / ohms
+    return error_w * seconds
+
+
+def test_jp5_uncertainty_uses_the_drivers_shunt_and_the_measured_bus_voltage(
+    tmp_path: Path,
+) -> None:
+    orin_nano_jp6(tmp_path)
+    hwmon = tmp_path / "sys/bus/i2c/drivers/ina3221/1-0040/hwmon/hwmon3"
+    _write(hwmon / "shunt1_resistor", "10000\n")  # µΩ, as the mainline driver has it
+    clock = ManualClock()
+    reader = JetsonReader(options(tmp_path), clock=clock)
+    reader.start()
+    clock.now += 10.0
+    reading = reader.stop()
+    # 6 W at 5 V through 10 mΩ; constant, so the trapezoid adds nothing.
+    assert reading.uncertainty_j == pytest.approx(_expected_u([(6.0, 5.0, 0.010)], 10.0))
+    rail = reading.details["rails"]["VDD_IN"]
+    assert rail["shunt_ohm"] == pytest.approx(0.010)
+    assert rail["shunt_source"] == "shunt1_resistor"
+    assert rail["bus_voltage_v"] == pytest.approx(5.0)
+    assert reading.details["integration_error_j"] == pytest.approx(0.0)
+    # ~2.6 % of 60 J: the offsets weigh on a 6 W rail.
+    assert 0.01 < reading.uncertainty_j / reading.energy_j < 0.05
+
+
+def test_jp4_uncertainty_reads_the_shunt_from_the_device_tree(tmp_path: Path) -> None:
+    nano_jp4(tmp_path)
+    move_model_to_firmware(tmp_path)
+    dev = tmp_path / "sys/bus/i2c/drivers/ina3221x/6-0040"
+    prop = dev / "of_node" / "channel@0" / "ti,shunt-resistor-mohm"
+    prop.parent.mkdir(parents=True)
+    prop.write_bytes((20).to_bytes(4, "big"))  # a device-tree cell: big-endian u32
+    clock = ManualClock()
+    reader = JetsonReader(options(tmp_path), clock=clock)
+    reader.start()
+    clock.now += 10.0
+    reading = reader.stop()
+    rail = reading.details["rails"]["POM_5V_IN"]
+    assert rail["shunt_ohm"] == pytest.approx(0.020)
+    # in_power gives no voltage; in_voltage is read once at the window's end.
+    assert rail["bus_voltage_v"] == pytest.approx(5.0)
+    assert "end" in rail["bus_voltage_source"]
+    assert reading.uncertainty_j == pytest.approx(_expected_u([(3.2, 5.0, 0.020)], 10.0))
+
+
+def test_summed_rails_add_their_errors_and_an_unknown_shunt_is_the_smallest(
+    tmp_path: Path,
+) -> None:
+    board = agx_orin_jp5(tmp_path)
+    clock = ManualClock()
+    reader = JetsonReader(options(tmp_path, shunt_tolerance_pct="0.5"), clock=clock)
+    reader.start()
+    clock.now += 2.0
+    reading = reader.stop()
+    expected = _expected_u(
+        [
+            (4.75, 19.0, DEFAULT_SHUNT_OHM),
+            (2.85, 19.0, DEFAULT_SHUNT_OHM),
+            (3.0, 5.0, DEFAULT_SHUNT_OHM),
+        ],
+        2.0,
+        tolerance=0.005,
+    )
+    assert reading.energy_j == pytest.approx(board.total_w * 2.0)
+    assert reading.uncertainty_j == pytest.approx(expected)
+    assert "assumed" in reading.details["rails"]["VDD_GPU_SOC"]["shunt_source"]
+    assert "VDD_GPU_SOC" in reading.details["sensor_accuracy"]["source"]
+
+
+def test_uncertainty_adds_the_sampling_bound_and_options_override(tmp_path: Path) -> None:
+    orin_nano_jp6(tmp_path)
+    curr = tmp_path / "sys/bus/i2c/drivers/ina3221/1-0040/hwmon/hwmon3/curr1_input"
+    clock = ManualClock()
+    reader = JetsonReader(options(tmp_path, accuracy_pct="1", accuracy_w="0"), clock=clock)
+    reader.start()
+    clock.now += 1.0
+    curr.write_text("2000\n")  # 6 W -> 10 W
+    reader.sample_now()
+    clock.now += 1.0
+    reading = reader.stop()
+    # 8 J + 10 J; the trapezoid's bound |10 - 6| x 1 s / 2 = 2 J; the options replace the
+    # INA3221 terms: 1 % of the 9 W mean for 2 s = 0.18 J.
+    assert reading.energy_j == pytest.approx(18.0)
+    assert reading.details["integration_error_j"] == pytest.approx(2.0)
+    assert reading.uncertainty_j == pytest.approx(0.18 + 2.0)
+    with pytest.raises(ConfigError, match=r"jetson\.shunt_tolerance_pct"):
+        JetsonReader(options(tmp_path, shunt_tolerance_pct="-1"))
+
+
+def test_rail_error_model_matches_the_datasheet_terms() -> None:
+    rel, abs_w = ina3221_rail_error(5.0, 0.005, 0.01)
+    assert rel == pytest.approx(0.0025 + 0.0025 + 0.01 + 0.020 / 5.0)
+    assert abs_w == pytest.approx(5.0 * 100e-6 / 0.005)  # 20 mA of offset at 5 V

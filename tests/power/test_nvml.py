@@ -163,8 +163,11 @@ def test_counter_gpu_measures_with_the_counter_and_cross_checks() -> None:
     assert d["warnings"] == []
     assert any("25 %" in n for n in d["notes"])  # H100: part-time sensor
     assert reading.samples == 7  # two edges and five polls
+    # The counter moved between every two reads 1 s apart: its update period, unknown, may
+    # be up to 1 s, so each edge may be 1 s of 200 W stale.
+    assert d["counter_staleness_s"] == pytest.approx(1.0)
     assert reading.uncertainty_j == pytest.approx(
-        DEFAULT_REL_UNCERTAINTY * 1000.0 + COUNTER_RESOLUTION_J
+        DEFAULT_REL_UNCERTAINTY * 1000.0 + COUNTER_RESOLUTION_J + 2 * 200.0 * 1.0
     )
     assert gpu.field_calls[-1] == [pynvml.NVML_FI_DEV_POWER_INSTANT]
     r.close()

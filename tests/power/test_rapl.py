@@ -581,3 +581,28 @@ def test_background_thread_stops_on_close(tree: FakePowercap) -> None:
     assert any(t.name == "rapl-poll" for t in threading.enumerate())
     r.close()
     assert not any(t.name == "rapl-poll" for t in threading.enumerate())
+
+
+def test_read_jitter_term_counts_how_long_the_edge_reads_took(tree: FakePowercap) -> None:
+    """A read round is stamped before its zones are read: each edge can be off by as long
+    as its round took, at the window's mean power."""
+    tree.zone("intel-rapl:0", "package-0", 0)
+
+    class SlowReads:
+        """Every call moves time by 1 ms: a round's reads take 1 ms between its two calls."""
+
+        now = 500.0
+
+        def __call__(self) -> float:
+            self.now += 0.001
+            return self.now
+
+    clock = SlowReads()
+    r = RaplReader(options(tree.root), clock=clock, background_poll=False)
+    r.start()
+    clock.now += 2.0
+    tree.advance("intel-rapl:0", 100.0)
+    reading = r.stop()
+    terms = reading.details["uncertainty_terms_j"]
+    assert terms["read_jitter"] == pytest.approx(reading.mean_power_w * 2 * 0.001)
+    assert reading.uncertainty_j == pytest.approx(sum(terms.values()))

@@ -1,8 +1,10 @@
 """ShellyReader and TasmotaReader against real local HTTP servers speaking the plugs' JSON.
 
-The servers emulate Shelly Gen2 ``/rpc/Switch.GetStatus`` and Tasmota
-``/cm?cmnd=Status%208`` with the documented answer shapes, a power value the
-test sets, and an energy counter that integrates it in real time. Readers
+The servers emulate Shelly Gen2 ``/rpc/Switch.GetStatus``, Shelly Gen1
+``/status``, the ``/shelly`` identification both generations answer, and
+Tasmota ``/cm?cmnd=Status%208`` with the documented answer shapes, a power
+value the test sets, and an energy counter that integrates it in real time
+(or that only the test moves, ``frozen``). Readers
 measure real windows of about a second: the "ten update periods" rule lives
 in the harness protocol, not in the reader, so it does not apply here.
 """
@@ -20,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from wattbench.core.errors import MeasurementError, UnavailableError
+from wattbench.core.errors import ConfigError, MeasurementError, UnavailableError
 from wattbench.core.power import EnergyMethod, EnergyScope, ReaderOptions
 from wattbench.power.smartplug import (
     PLUG_UPDATE_PERIOD_S,
@@ -46,14 +48,30 @@ class PlugState:
     user: str | None = None
     password: str | None = None
     counter_wh: float = 1234.5
+    #: Shelly generation emulated: 1 (``/status``) or 2 (RPC)
+    gen: int = 2
+    #: whether ``GET /shelly`` answers (old firmware, or not a Shelly, when False)
+    shelly_endpoint: bool = True
+    #: Gen1 ``meters[0].is_valid``
+    is_valid: bool = True
+    #: the counter moves only when the test sets it
+    frozen: bool = False
     paths: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     _t_last: float = field(default_factory=time.monotonic)
 
     def _advance(self) -> None:
         now = time.monotonic()
-        self.counter_wh += self.power_w * (now - self._t_last) / 3600.0
+        if not self.frozen:
+            self.counter_wh += self.power_w * (now - self._t_last) / 3600.0
         self._t_last = now
+
+    def set(self, **values: object) -> None:
+        """Change several fields at once, as one update of the plug."""
+        with self.lock:
+            self._advance()
+            for key, value in values.items():
+                setattr(self, key, value)
 
     def set_power(self, power_w: float) -> None:
         with self.lock:
@@ -104,8 +122,12 @@ class _Handler(BaseHTTPRequestHandler):
             return
         url = urlsplit(self.path)
         query = parse_qs(url.query)
-        if url.path == "/rpc/Switch.GetStatus":
+        if url.path == "/shelly" and state.shelly_endpoint:
+            self._identify(state)
+        elif url.path == "/rpc/Switch.GetStatus" and state.gen >= 2:
             self._shelly(state, query, power_w, counter_wh)
+        elif url.path == "/status" and state.gen == 1:
+            self._shelly_gen1(state, power_w, counter_wh)
         elif url.path == "/cm":
             self._tasmota(state, query, power_w, counter_wh)
         else:
@@ -135,6 +157,60 @@ class _Handler(BaseHTTPRequestHandler):
                     "minute_ts": now - now % 60,
                 },
                 "temperature": {"tC": 41.2, "tF": 106.2},
+            },
+        )
+
+    def _identify(self, state: PlugState) -> None:
+        if state.gen == 1:  # Shelly Plug S, firmware 1.14
+            payload: dict[str, object] = {
+                "type": "SHPLG-S",
+                "mac": "C45BBE7928B9",
+                "auth": False,
+                "fw": "20230913-114008/v1.14.0-gcb84623",
+                "num_outputs": 1,
+                "num_meters": 1,
+            }
+        else:  # Shelly Plus Plug S
+            payload = {
+                "name": None,
+                "id": "shellyplusplugs-e86beae1a2b4",
+                "mac": "E86BEAE1A2B4",
+                "model": "SNPL-00112EU",
+                "gen": state.gen,
+                "fw_id": "20231107-164738/1.0.8-g",
+                "ver": "1.0.8",
+                "app": "PlugS",
+                "auth_en": False,
+                "auth_domain": None,
+            }
+        self._json(200, payload)
+
+    def _shelly_gen1(self, state: PlugState, power_w: float, counter_wh: float) -> None:
+        now = int(time.time())
+        self._json(
+            200,
+            {
+                "wifi_sta": {"connected": True, "ssid": "lab", "ip": "127.0.0.1", "rssi": -55},
+                "relays": [
+                    {
+                        "ison": state.output,
+                        "has_timer": False,
+                        "overpower": False,
+                        "source": "http",
+                    }
+                ],
+                "meters": [
+                    {
+                        "power": round(power_w, 2),
+                        "overpower": 0.0,
+                        "is_valid": state.is_valid,
+                        "timestamp": now,
+                        "counters": [round(power_w, 3)] * 3,
+                        "total": int(counter_wh * 60),  # whole watt-minutes
+                    }
+                ],
+                "temperature": 41.2,
+                "uptime": 86400,
             },
         )
 
@@ -428,3 +504,195 @@ def test_tasmota_without_energy_monitor_is_unavailable(plug: tuple[str, PlugStat
     state.with_energy_sensor = False
     avail = TasmotaReader.is_available(opts(TasmotaReader, url))
     assert not avail.available and "no ENERGY sensor" in avail.reason
+
+
+# -- uncertainty --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("reader_cls", "sensor_w"),
+    [
+        (ShellyReader, 0.02 * 42.0 + 0.5 + 0.1 / 2),  # ±2 % ± 0.5 W, apower in 0.1 W
+        (TasmotaReader, 0.05 * 42.0 + 0.5 + 1.0 / 2),  # ±5 % ± 0.5 W, whole watts
+    ],
+)
+def test_plug_readings_carry_the_plugs_accuracy(
+    plug: tuple[str, PlugState], reader_cls: type[SmartPlugReader], sensor_w: float
+) -> None:
+    url, state = plug
+    state.set_power(42.0)
+    reading, _ = measure(reader_cls(opts(reader_cls, url)), 0.5)
+    # Constant power: the trapezoid's bound is 0, so this is the plug's accuracy alone.
+    assert reading.uncertainty_j == pytest.approx(sensor_w * reading.duration_s)
+    assert "convention" in reading.details["sensor_accuracy"]["source"]
+    override = reader_cls(opts(reader_cls, url, accuracy_pct="1", accuracy_w="0"))
+    reading, _ = measure(override, 0.5)
+    resolution_w = reading.details["sensor_accuracy"]["resolution_w"]
+    assert reading.uncertainty_j == pytest.approx(
+        (0.01 * 42.0 + resolution_w / 2) * reading.duration_s
+    )
+
+
+# -- Shelly generations ---------------------------------------------------------
+
+
+def test_shelly_gen2_is_identified_by_its_shelly_endpoint(plug: tuple[str, PlugState]) -> None:
+    url, state = plug
+    reader = ShellyReader(opts(ShellyReader, url))
+    details = reader.info().details
+    assert details["generation"] == "2"
+    assert "gen 2" in details["generation_source"]
+    assert details["url"] == f"{url}/rpc/Switch.GetStatus?id=0"
+    assert state.paths[0] == "/shelly"
+
+
+def test_shelly_without_shelly_endpoint_falls_back_to_rpc(plug: tuple[str, PlugState]) -> None:
+    url, state = plug
+    state.shelly_endpoint = False
+    state.set_power(30.0)
+    assert ShellyReader.is_available(opts(ShellyReader, url)).available
+    reading, _ = measure(ShellyReader(opts(ShellyReader, url)), 0.3)
+    assert reading.valid and reading.mean_power_w == pytest.approx(30.0)
+    assert reading.details["generation"] == "2"
+    assert "HTTP 404" in reading.details["generation_source"]
+
+
+def test_shelly_gen1_is_identified_and_read_from_status(plug: tuple[str, PlugState]) -> None:
+    url, state = plug
+    state.gen = 1
+    state.set_power(42.0)
+    avail = ShellyReader.is_available(opts(ShellyReader, url))
+    assert avail.available, avail.reason
+    assert f"{url}/status" in avail.reason
+    reader = ShellyReader(opts(ShellyReader, url))
+    assert reader.info().component == f"Shelly plug at {url}/status"
+    reading, _ = measure(reader, WINDOW_S)
+    assert reading.valid, reading.invalid_reasons
+    assert reading.energy_j == pytest.approx(42.0 * reading.duration_s, rel=1e-6)
+    d = reading.details
+    assert (d["generation"], d["counter_unit"], d["counter_resolution_j"]) == ("1", "Wmin", 60.0)
+    # 42 W for 1.2 s is under one watt-minute: the integral is the energy.
+    assert d["energy_source"] == "integrated"
+    assert d["counter_reads"] >= 10 and d["counter_reasons"] == []
+    assert reading.uncertainty_j is not None and reading.uncertainty_j > 0
+    assert reading.details["sensor_accuracy"]["resolution_w"] == pytest.approx(0.01)
+    assert "/status" in state.paths and not any("/rpc/" in p for p in state.paths)
+
+
+def test_shelly_gen_option_skips_the_probe_and_is_checked(plug: tuple[str, PlugState]) -> None:
+    url, state = plug
+    state.gen = 1
+    assert ShellyReader.is_available(opts(ShellyReader, url, gen="1")).available
+    assert "/shelly" not in state.paths
+    wrong = ShellyReader.is_available(opts(ShellyReader, url, gen="2"))
+    assert not wrong.available and "shelly.gen=1" in wrong.reason
+    bad = ShellyReader.is_available(opts(ShellyReader, url, gen="3"))
+    assert not bad.available and "shelly.gen" in bad.reason
+    with pytest.raises(ConfigError, match=r"shelly\.gen"):
+        ShellyReader(opts(ShellyReader, url, gen="gen1"))
+    state.gen = 2
+    wrong = ShellyReader.is_available(opts(ShellyReader, url, gen="1"))
+    assert not wrong.available and "shelly.gen=2" in wrong.reason
+
+
+def test_shelly_gen1_relay_off_is_unavailable(plug: tuple[str, PlugState]) -> None:
+    url, state = plug
+    state.gen, state.output = 1, False
+    avail = ShellyReader.is_available(opts(ShellyReader, url))
+    assert not avail.available and "relay 0 is switched off" in avail.reason
+
+
+class ManualClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def gen1_manual(url: str) -> tuple[ShellyReader, ManualClock]:
+    """A Gen1 reader whose samples are taken by the test, on a clock it moves."""
+    clock = ManualClock()
+    options = ReaderOptions(sample_interval_s=3600.0, params={"shelly.url": url, "shelly.gen": "1"})
+    return ShellyReader(options, clock=clock), clock
+
+
+def test_shelly_gen1_counter_is_the_energy_where_it_advances(
+    plug: tuple[str, PlugState],
+) -> None:
+    """Power that swings between samples makes the integral's bound large; the plug's
+    own counter integrated it all along, so where it advanced it is the better figure."""
+    url, state = plug
+    state.gen = 1
+    state.set(frozen=True, counter_wh=1000 / 60, power_w=0.0)
+    reader, clock = gen1_manual(url)
+    reader.start()
+    for k in range(1, 12):
+        clock.now += 1.0
+        # 720 W on average (12 Wmin a second); the samples see 1200 W and 0 W in turn.
+        state.set(counter_wh=(1000 + 12 * k) / 60, power_w=1200.0 if k % 2 else 0.0)
+        if k < 11:
+            reader.sample_now()
+    reading = reader.stop()
+    reader.close()
+    d = reading.details
+    assert d["energy_source"] == "counter"
+    assert reading.energy_j == pytest.approx(11 * 12 * 60.0)  # 132 Wmin
+    assert reading.mean_power_w == pytest.approx(720.0)
+    assert d["integrated_energy_j"] == pytest.approx(11 * 600.0)
+    assert d["integrated_uncertainty_j"] > 6000.0  # 11 swings of 1200 W x 1 s / 2
+    # The counter: the plug's accuracy, one 60 J step, and its update period at each edge:
+    # it moved between every two reads 1 s apart, so up to 1 s.
+    sensor_j = (0.02 * 720.0 + 0.5 + 0.01 / 2) * 11.0
+    assert d["counter_staleness_s"] == pytest.approx(1.0)
+    assert reading.uncertainty_j == pytest.approx(sensor_j + 60.0 + 2 * 720.0 * 1.0)
+    assert reading.uncertainty_j < d["integrated_uncertainty_j"]
+    assert reading.valid and reading.peak_power_w >= reading.mean_power_w
+
+
+@pytest.mark.parametrize("fault", ["reset", "still"])
+def test_shelly_gen1_counter_that_resets_or_stands_still_leaves_the_integral(
+    plug: tuple[str, PlugState], fault: str
+) -> None:
+    url, state = plug
+    state.gen = 1
+    state.set(frozen=True, counter_wh=5000 / 60, power_w=1200.0)
+    reader, clock = gen1_manual(url)
+    reader.start()
+    for k in range(1, 6):
+        clock.now += 1.0
+        if fault == "reset":  # the plug rebooted at k = 3: its total starts again at 0
+            wmin = 5000 + 20 * k if k < 3 else 20 * (k - 3)
+            state.set(counter_wh=wmin / 60, power_w=1200.0 if k % 2 else 0.0)
+        else:
+            state.set(power_w=1200.0 if k % 2 else 0.0)
+        reader.sample_now()
+    clock.now += 1.0
+    reading = reader.stop()
+    reader.close()
+    d = reading.details
+    assert d["energy_source"] == "integrated"
+    assert reading.energy_j == pytest.approx(d["integrated_energy_j"])
+    if fault == "reset":
+        assert any("decreased" in r for r in d["counter_reasons"])
+    else:
+        assert d["counter_energy_j"] == 0.0
+    assert reading.valid  # the integral itself is sound; the counter just cannot help
+
+
+def test_shelly_gen1_invalid_meter_is_a_gap_not_zero(plug: tuple[str, PlugState]) -> None:
+    url, state = plug
+    state.gen = 1
+    state.set(power_w=100.0)
+    reader, clock = gen1_manual(url)
+    reader.start()
+    clock.now += 1.0
+    state.set(is_valid=False, power_w=0.0)  # "not valid": the 0 W must not be used
+    reader.sample_now()
+    state.set(is_valid=True, power_w=100.0)
+    clock.now += 1.0
+    reading = reader.stop()
+    reader.close()
+    assert reading.energy_j == pytest.approx(200.0)
+    assert reading.details["missing_samples"] == 1
+    assert "is_valid" in reading.details["first_failure"]

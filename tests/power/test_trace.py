@@ -84,7 +84,11 @@ def test_csv_ramp_over_unaligned_wall_window_is_exact(tmp_path: Path, header: st
     assert reading.scope is EnergyScope.WALL
     assert reading.samples == 20
     assert reading.sample_rate_hz == pytest.approx(1.0)
-    assert reading.uncertainty_j is None
+    # No trace.accuracy_*: the ±5 % convention for an unknown meter, plus the trapezoid bound.
+    assert reading.uncertainty_j == pytest.approx(
+        0.05 * reading.energy_j + reading.details["integration_error_j"]
+    )
+    assert "convention" in reading.details["sensor_accuracy"]["source"]
 
 
 @pytest.mark.parametrize(("t_key", "w_key"), [("t", "w"), ("timestamp", "watts")])
