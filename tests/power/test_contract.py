@@ -555,7 +555,8 @@ def plug_server(env: Env) -> tuple[str, PlugState]:
 
 
 def _plug_fake(env: Env, name: str, gen: int = 2) -> Fake:
-    from wattbench.power.smartplug import ShellyReader, TasmotaReader
+    from wattbench.power.shelly import ShellyReader
+    from wattbench.power.tasmota import TasmotaReader
 
     cls = {"shelly": ShellyReader, "tasmota": TasmotaReader}[name]
     url, state = plug_server(env)
@@ -602,13 +603,13 @@ def tasmota_fake(env: Env) -> Fake:
 
 
 def shelly_unavailable(env: Env) -> Unavailable:
-    from wattbench.power.smartplug import ShellyReader
+    from wattbench.power.shelly import ShellyReader
 
     return Unavailable(_opts(), ShellyReader, ShellyReader.is_available)
 
 
 def tasmota_unavailable(env: Env) -> Unavailable:
-    from wattbench.power.smartplug import TasmotaReader
+    from wattbench.power.tasmota import TasmotaReader
 
     return Unavailable(_opts(), TasmotaReader, TasmotaReader.is_available)
 

@@ -24,12 +24,9 @@ import pytest
 
 from wattbench.core.errors import ConfigError, MeasurementError, UnavailableError
 from wattbench.core.power import EnergyMethod, EnergyScope, ReaderOptions
-from wattbench.power.smartplug import (
-    PLUG_UPDATE_PERIOD_S,
-    ShellyReader,
-    SmartPlugReader,
-    TasmotaReader,
-)
+from wattbench.power.shelly import ShellyReader
+from wattbench.power.smartplug import PLUG_UPDATE_PERIOD_S, SmartPlugReader
+from wattbench.power.tasmota import TasmotaReader
 
 INTERVAL_S = 0.05
 WINDOW_S = 1.2
