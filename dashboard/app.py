@@ -25,6 +25,7 @@ class PageSpec:
 
 def _pages() -> list[PageSpec]:
     from wattbench.dashboard.views import (
+        campaigns,
         compare,
         escalation,
         leaderboard,
@@ -40,6 +41,7 @@ def _pages() -> list[PageSpec]:
         PageSpec("Compare", "compare", ":material/compare_arrows:", compare.render),
         PageSpec("Procurement", "procurement", ":material/shopping_cart:", procurement.render),
         PageSpec("Escalation sweep", "escalation", ":material/call_split:", escalation.render),
+        PageSpec("Campaigns", "campaigns", ":material/dns:", campaigns.render),
     ]
 
 
@@ -51,6 +53,7 @@ PAGE_TITLES = (
     "Compare",
     "Procurement",
     "Escalation sweep",
+    "Campaigns",
 )
 
 

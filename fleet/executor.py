@@ -120,3 +120,69 @@ def load_executor(spec: str | None) -> Executor:
     except (ImportError, AttributeError) as exc:
         raise UnavailableError(f"--executor {spec!r} cannot be loaded: {_one_line(exc)}") from None
     return obj() if isinstance(obj, type) else obj
+
+
+class NoopExecutor:
+    """Runs nothing: every cell's result is one fake run (fake adapter, suite and power
+    reader on a fake clock, made once per process) carrying the cell's config and labels.
+
+    For measuring the campaign plumbing itself (benchmarks/fleet_bench.py) and for a dry run
+    of a new rack: ``wattbench worker --executor wattbench.fleet.executor:NoopExecutor``.
+    """
+
+    def __init__(self) -> None:
+        self._base: RunResult | None = None
+
+    def unavailable(self, options: dict[str, Any], device: str) -> str | None:
+        return None
+
+    def config(self, options: dict[str, Any], *, device: str, labels: list[str]) -> RunConfig:
+        opts = {**options, "adapter": options.get("adapter") or "noop", "device-name": device}
+        given = opts.get("label", [])
+        opts["label"] = [*([given] if isinstance(given, str) else list(given)), *labels]
+        return RunConfig.from_options(opts, source="campaign cell")
+
+    def _make_base(self) -> RunResult:
+        import tempfile
+        from pathlib import Path
+
+        from wattbench.core.cache import ModelCache
+        from wattbench.core.testing import FakeAdapter, FakeClock, FakePowerReader, FakeSuite
+        from wattbench.harness.protocol import Runner
+
+        clock = FakeClock()
+        cfg = RunConfig(
+            suite="fake",
+            adapter="fake",
+            duration_s=0.01,
+            min_queries=1,
+            repeats=1,
+            warmup_s=0,
+            warmup_queries=0,
+            idle_s=0.01,
+            cooldown_s=0,
+            e2e_queries=0,
+        )
+        cache = ModelCache(Path(tempfile.gettempdir()) / "wattbench-noop-cache")
+        return Runner(
+            cfg,
+            FakeSuite(),
+            FakeAdapter(clock, 0.001),
+            [FakePowerReader(clock, 5.0)],
+            cache,
+            clock_ns=clock,
+            sleep=clock.advance,
+        ).execute()
+
+    def run(self, cfg: RunConfig, progress: CellProgress) -> RunResult:
+        if self._base is None:
+            self._base = self._make_base()
+        progress.phase("noop")
+        base = self._base
+        return base.model_copy(
+            update={
+                "config": cfg,
+                "labels": list(cfg.labels),
+                "device": base.device | {"name": cfg.device_name},
+            }
+        )
