@@ -44,3 +44,7 @@ class StoreError(WattbenchError):
 
 class SchemaVersionError(StoreError):
     """The database schema is older or newer than this wattbench expects."""
+
+
+class ImplausibleResultError(WattbenchError):
+    """A run that breaks a plausibility rule (:mod:`wattbench.core.validation`): not stored."""

@@ -5,12 +5,14 @@ Endpoints (JSON in and out):
 * ``POST /api/v1/runs`` — body: a :class:`~wattbench.core.results.RunResult` as JSON
   (``wattbench run --json``), header ``Authorization: Bearer <token>``. 201
   ``{"status": "created"}``; 200 ``{"status": "duplicate"}`` when the run's uuid is
-  already stored with the same content (a re-upload is acknowledged, never stored twice). Errors are
-  ``{"status": "error", "error": <code>, "detail": <one line>}``: 400 malformed JSON,
-  401 missing/unknown/revoked token, 403 token of another device, 409 uuid stored
-  with different content (or for another device; the body names the first differing
-  field as ``path``; the stored run is kept), 413 body over the limit, 422 invalid run,
-  503 database unavailable (retry later).
+  already stored with the same content (a re-upload is acknowledged, never stored
+  twice). Errors are ``{"status": "error", "error": <code>, "detail": <one line>}``:
+  400 malformed JSON, 401 missing/unknown/revoked token, 403 token of another device,
+  409 uuid stored with different content or for another device (``path``: the first
+  differing field; the stored run is kept), 413 body over the limit, 415 compressed
+  body, 422 invalid or implausible run (``problems``: the JSON path and reason of each
+  bad field, :mod:`wattbench.core.validation`), 503 database unavailable or too many
+  connections (retry later).
 * ``GET /api/v1/leaderboard?suite=&include_invalid=&hide_estimated=&limit=`` — the
   rows of :meth:`Store.leaderboard`, top ``limit`` (default 100) per suite/scenario.
 * ``GET /healthz`` — 200 with the schema revision, 503 when the database is down.
@@ -23,7 +25,6 @@ from __future__ import annotations
 
 import functools
 import os
-import uuid
 from typing import Any
 
 import anyio
@@ -38,6 +39,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from wattbench.core.errors import StoreError
 from wattbench.core.results import RunResult
+from wattbench.core.validation import Problem, describe_problems, validate_result
 from wattbench.results_db.errors import RunConflictError
 from wattbench.results_db.schema import UPLOAD_RECEIVED
 from wattbench.results_db.store import Store, device_name, head_revision
@@ -45,8 +47,6 @@ from wattbench.results_db.tokens import check_token
 
 #: Largest accepted run body; a real run with full power traces is well under 1 MiB.
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
-#: Most latency-histogram bins accepted (fixed log bins: 20 per decade).
-MAX_HISTOGRAM_BINS = 1000
 #: Uploads validated and written at once (the store's connection pool is sized to match).
 DEFAULT_INGEST_THREADS = int(os.environ.get("WATTBENCH_INGEST_THREADS", "8"))
 TOKEN_HINT = "create one on the server with `wattbench token create --device NAME`"
@@ -174,7 +174,13 @@ def _ingest(store: Store, token: str, body: bytes) -> tuple[int, dict[str, Any]]
     result = _parse(body)
     problems = ingest_problems(result)
     if problems:
-        raise _error(422, "invalid_run", problems[0], errors=problems)
+        raise _error(
+            422,
+            "invalid_run",
+            f"implausible run {result.run_id[:60]}: {describe_problems(problems)}",
+            errors=[str(p) for p in problems],
+            problems=[{"path": p.path, "message": p.message} for p in problems],
+        )
     owner = device_name(result)
     if owner != check.device:
         raise _error(
@@ -244,73 +250,9 @@ def _describe(error: Any) -> str:
     return f"{loc}: {error.get('msg', 'invalid')}"
 
 
-#: Column widths of the fields that become indexed strings (see schema.py).
-_LIMITS: tuple[tuple[str, int], ...] = (
-    ("suite", 100),
-    ("suite_version", 50),
-    ("scenario", 50),
-    ("adapter.adapter", 100),
-    ("adapter.runtime_version", 100),
-    ("adapter.execution_provider", 200),
-    ("adapter.device", 100),
-    ("model.sha256", 64),
-    ("model.name", 200),
-    ("model.format", 50),
-    ("model.weights", 200),
-)
-_DEVICE_FIELDS: dict[str, tuple[type | tuple[type, ...], int | None]] = {
-    "name": (str, 200),
-    "hostname": (str, 255),
-    "cpu_model": (str, 255),
-    "arch": (str, 50),
-    "accelerator": (str, 200),
-    "currency": (str, 3),
-    "rack": (str, 100),
-    "location": (str, 200),
-    "cpu_cores_logical": (int, None),
-    "cpu_cores_physical": (int, None),
-    "memory_bytes": (int, None),
-    "nameplate_power_w": ((int, float), None),
-    "purchase_price": ((int, float), None),
-    "tags": ((list, dict), None),
-}
-
-
-def ingest_problems(result: RunResult) -> list[str]:
-    """What the database would refuse in a validated run, as readable one-liners."""
-    problems: list[str] = []
-    try:
-        uuid.UUID(result.run_id)
-    except ValueError:
-        problems.append(f"run_id: {result.run_id[:60]!r} is not a UUID")
-    for path, limit in _LIMITS:
-        value: Any = result
-        for part in path.split("."):
-            value = getattr(value, part)
-        if len(str(value)) > limit:
-            problems.append(f"{path}: longer than {limit} characters")
-    for key, (types, max_len) in _DEVICE_FIELDS.items():
-        field = result.device.get(key)
-        if field is None:
-            continue
-        if isinstance(field, bool) or not isinstance(field, types):
-            problems.append(f"device.{key}: wrong type {type(field).__name__}")
-        elif max_len is not None and len(str(field)) > max_len:
-            problems.append(f"device.{key}: longer than {max_len} characters")
-    names = [(e.reader, e.component) for e in result.energy]
-    names += [(e.reader, e.component) for t in result.trials for e in t.energy]
-    for reader, component in names:
-        if len(reader) > 100 or len(component) > 200:
-            problems.append(f"energy reader {reader[:40]!r}: name or component too long")
-            break
-    if len(result.trials) != len({t.index for t in result.trials}):
-        problems.append("trials: trial indexes repeat")
-    hist = getattr(result, "latency_histogram", None) or []
-    if len(hist) > MAX_HISTOGRAM_BINS:
-        problems.append(f"latency_histogram: more than {MAX_HISTOGRAM_BINS} bins")
-    if any(c < 0 for _, c in hist):
-        problems.append("latency_histogram: negative count")
-    return problems
+def ingest_problems(result: RunResult) -> list[Problem]:
+    """Why a parsed run may not be stored (:func:`wattbench.core.validation.validate_result`)."""
+    return validate_result(result)
 
 
 def _bearer(header: str | None) -> str:

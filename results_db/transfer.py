@@ -31,6 +31,7 @@ from sqlalchemy.engine import make_url
 
 from wattbench.core.errors import ConfigError
 from wattbench.core.results import RunResult
+from wattbench.core.validation import describe_problems, validate_result
 from wattbench.results_db.errors import RunConflictError
 from wattbench.results_db.schema import UPLOAD_RECEIVED, Run
 from wattbench.results_db.store import Store
@@ -131,6 +132,14 @@ def import_runs(
             first = exc.errors()[0]
             loc = ".".join(str(x) for x in first.get("loc", ())) or "body"
             problem(report.invalid, where, f"{where}: not a wattbench run ({loc}: {first['msg']})")
+            continue
+        problems = validate_result(result)
+        if problems:
+            problem(
+                report.invalid,
+                result.run_id,
+                f"{where}: run {result.run_id[:60]} refused: {describe_problems(problems)}",
+            )
             continue
         try:
             created = store.save_run(result, upload_state=UPLOAD_RECEIVED, keep_payload=True)

@@ -44,6 +44,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from wattbench.core.errors import ConfigError, StoreError
 from wattbench.core.results import RunResult
+from wattbench.core.validation import describe_problems, validate_result
 from wattbench.results_db.errors import RunConflictError
 from wattbench.results_db.schema import UPLOAD_RECEIVED, Run, RunPayload
 from wattbench.results_db.store import Store
@@ -192,6 +193,9 @@ class _DatabaseTarget:
             if self.store is None:
                 self.store = Store.open(self.url)
             result = RunResult.model_validate_json(body)
+            problems = validate_result(result)
+            if problems:
+                raise _Rejected(f"implausible run: {describe_problems(problems)}")
             created = self.store.save_run(result, upload_state=UPLOAD_RECEIVED, keep_payload=False)
         except ValidationError as exc:
             raise _Rejected(f"not a valid run: {exc.errors()[0]['msg']}") from exc

@@ -48,7 +48,21 @@ def clone(
     if labels is not None:
         update["labels"] = labels
     if ipj is not None:
-        head = result.energy[0].model_copy(update={"inferences_per_joule": ipj})
+        # consistent figures (the ingest API checks inferences / gross J): scale the energy
+        old = result.energy[0]
+        scale = (result.inferences / ipj) / old.gross_j
+        head = old.model_copy(
+            update={
+                "inferences_per_joule": ipj,
+                "joules_per_inference": 1 / ipj,
+                "gross_j": old.gross_j * scale,
+                "net_j": old.net_j * scale,
+                "mean_power_w": old.mean_power_w * scale,
+                "inferences_per_joule_net": (
+                    result.inferences / (old.net_j * scale) if old.net_j > 0 else None
+                ),
+            }
+        )
         update["energy"] = [head, *result.energy[1:]]
     return result.model_copy(update=update)
 
