@@ -33,6 +33,12 @@ class SweepPoint(BaseModel):
     feasible: bool | None = Field(
         default=None, description="Meets the latency bound (None: no bound given)."
     )
+    throttled: bool = Field(
+        default=False, description="At least one of its trials throttled (power/thermal.py)."
+    )
+    max_temp_c: float | None = Field(
+        default=None, description="Hottest temperature sampled in its trials, deg C."
+    )
 
 
 class SweepAnswer(BaseModel):
@@ -113,6 +119,8 @@ def point_from_result(
     """A point from a :class:`~wattbench.core.results.RunResult` (measured or stored)."""
     head = result.headline
     lat = result.latency
+    trials = list(getattr(result, "trials", None) or [])
+    temps = [t.max_temp_c for t in trials if getattr(t, "max_temp_c", None) is not None]
     return SweepPoint(
         key=key,
         settings=settings,
@@ -123,4 +131,6 @@ def point_from_result(
         latency_ms={"p50": lat.p50_ms, "p90": lat.p90_ms, "p95": lat.p95_ms, "p99": lat.p99_ms},
         throughput_ips=result.throughput_ips,
         valid=bool(result.valid),
+        throttled=any(getattr(t, "throttled", False) for t in trials),
+        max_temp_c=max(temps) if temps else None,
     )

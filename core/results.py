@@ -47,6 +47,46 @@ class TrialResult(BaseModel):
     throughput_ips: float
     latency: LatencyStats
     energy: list[TrialEnergy]
+    throttled: bool = Field(
+        default=False,
+        description="The device throttled during this trial (clock below the value set, a "
+        "thermal trip point reached, or a platform throttle flag); see throttle_reasons.",
+    )
+    max_temp_c: float | None = Field(
+        default=None, description="Hottest temperature sampled during the trial, deg C."
+    )
+    throttle_reasons: list[str] = Field(default_factory=list)
+
+
+class TrialThermal(BaseModel):
+    """A trial's thermal figures, kept in the run's ``thermal`` section as well (a run
+    rebuilt from the store's rows gets them back from there)."""
+
+    index: int
+    throttled: bool = False
+    max_temp_c: float | None = None
+    throttle_reasons: list[str] = Field(default_factory=list)
+
+
+class ThermalSummary(BaseModel):
+    """Temperatures and throttling sampled during a run's measured windows."""
+
+    max_temp_c: float | None = Field(description="Hottest sample over all trials, deg C.")
+    sensors: dict[str, float] = Field(
+        default_factory=dict, description="Hottest sample per sensor over all trials, deg C."
+    )
+    throttled_trials: list[int] = Field(
+        default_factory=list, description="Indices of the trials that throttled."
+    )
+    trials: list[TrialThermal] = Field(default_factory=list)
+    period_s: float | None = Field(default=None, description="Sampling period, s.")
+    sources: list[str] = Field(
+        default_factory=list, description="What was sampled (thermal zones, hwmon, NVML, ...)."
+    )
+
+    @property
+    def throttled(self) -> bool:
+        return bool(self.throttled_trials)
 
 
 class EnergySummary(BaseModel):
@@ -139,6 +179,9 @@ class RunResult(BaseModel):
     carbon: CarbonFootprint | None = None
     generation: GenerationMetrics | None = None
     network: NetworkResult | None = None
+    thermal: ThermalSummary | None = Field(
+        default=None, description="Temperatures and throttling during the trials."
+    )
     valid: bool
     invalid_reasons: list[str]
     warnings: list[str]

@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
 
-from wattbench.core.errors import WattbenchError
+from wattbench.core.errors import ConfigError, WattbenchError
 
 
 class TunerPermissionError(WattbenchError):
@@ -44,6 +44,18 @@ class Tuner(ABC):
     @abstractmethod
     def read_current(self) -> Any:
         """The current setting, JSON-serialisable; :meth:`restore` takes it back."""
+
+    def configure(self, **options: Any) -> None:
+        """Tuner options from the sweep file (e.g. the Jetson tuner's ``jetson_clocks``);
+        the default knows none and refuses any with one line."""
+        if options:
+            raise ConfigError(f"tuner {self.name!r} takes no options (got {', '.join(options)})")
+
+    def snapshot(self) -> Any:
+        """What the journal saves before the first change (default: :meth:`read_current`).
+        A tuner may save more here (the Jetson tuner stores its clocks to a file and keeps
+        the file's path); :meth:`restore` gets it back."""
+        return self.read_current()
 
     @abstractmethod
     def allowed_values(self) -> list[Any]:

@@ -71,10 +71,15 @@ def _write_journal(path: Path, data: dict[str, Any]) -> None:
 TunerFactory = Callable[[str, "Path | None"], Tuner]
 
 
-def load_tuner(name: str, sysfs_root: Path | None = None) -> Tuner:
-    """The registered tuner ``name`` (entry-point group ``wattbench.tuners``)."""
+def load_tuner(
+    name: str, sysfs_root: Path | None = None, options: dict[str, Any] | None = None
+) -> Tuner:
+    """The registered tuner ``name`` (entry-point group ``wattbench.tuners``), configured
+    with ``options`` (:meth:`Tuner.configure`)."""
     cls = plugins.load(plugins.TUNERS, name)
     tuner: Tuner = cls.create(sysfs_root=sysfs_root)
+    if options:
+        tuner.configure(**options)
     return tuner
 
 
@@ -137,7 +142,7 @@ class TuneSession:
         """Set tuner ``name`` to ``value``, journalling its original value first."""
         tuner = self.tuners[name]
         if name not in self.saved:
-            self.saved[name] = tuner.read_current()
+            self.saved[name] = tuner.snapshot()
             _write_journal(
                 self.journal,
                 {

@@ -187,14 +187,18 @@ class GenerationRunner(Runner):
             session = self.generator.load(artifact, opts)
             load_ms = (self.clock_ns() - t0) / 1e6
             try:
-                return self._generate(
-                    session, artifact, opts, inputs, prompts, started, load_ms, pre_ms
+                return self._with_thermal(
+                    self._generate(
+                        session, artifact, opts, inputs, prompts, started, load_ms, pre_ms
+                    )
                 )
             finally:
                 session.close()
         finally:
             for r in self.readers:
                 r.close()
+            if self.thermal is not None:
+                self.thermal.close()
 
     def _generate(
         self,

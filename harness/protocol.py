@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -35,6 +35,9 @@ from wattbench.core.results import (
 from wattbench.core.stats import latency_histogram, latency_stats, stability_warnings
 from wattbench.core.suite import InputSet, Suite
 from wattbench.harness.scenarios import WindowResult, make_driver, timed_loop
+
+if TYPE_CHECKING:
+    from wattbench.power.thermal import ThermalMonitor, ThermalWindow
 
 __all__ = ["Runner", "create_runner", "summarize_energy", "timed_loop"]
 
@@ -99,6 +102,9 @@ class Runner:
         self.sleep = sleep
         self.warnings: list[str] = list(warnings)
         self._driver = make_driver(config)  # a bad scenario fails before anything loads
+        #: Samples temperatures/throttling in every window (create_runner sets it).
+        self.thermal: ThermalMonitor | None = None
+        self._thermal_window: ThermalWindow | None = None
 
     # -- steps ---------------------------------------------------------------------------
     def _artifact(self) -> ModelArtifact:
@@ -184,6 +190,15 @@ class Runner:
         return totals, {k: v / n / 1e6 for k, v in stages.items()}
 
     def _window(self, fn: Callable[[], Any]) -> tuple[Any, list[EnergyReading]]:
+        if self.thermal is not None:
+            self.thermal.start()
+        try:
+            return self._window_energy(fn)
+        finally:
+            if self.thermal is not None:
+                self._thermal_window = self.thermal.stop()
+
+    def _window_energy(self, fn: Callable[[], Any]) -> tuple[Any, list[EnergyReading]]:
         for i, r in enumerate(self.readers):
             try:
                 r.start()
@@ -225,12 +240,34 @@ class Runner:
             session = self.adapter.load(artifact, opts)
             load_ms = (self.clock_ns() - t0) / 1e6
             try:
-                return self._measure(session, artifact, inputs, started, load_ms)
+                return self._with_thermal(
+                    self._measure(session, artifact, inputs, started, load_ms)
+                )
             finally:
                 session.close()
         finally:
             for r in self.readers:
                 r.close()
+            if self.thermal is not None:
+                self.thermal.close()
+
+    def _with_thermal(self, result: RunResult) -> RunResult:
+        """The run's thermal section and a warning per throttled trial (power/thermal.py)."""
+        if self.thermal is None:
+            return result
+        from wattbench.power.thermal import summarize
+
+        summary = summarize(
+            result.trials,
+            self.thermal.windows,
+            period_s=self.thermal.period_s,
+            sources=self.thermal.sources(),
+        )
+        warnings = list(result.warnings)
+        for t in result.trials:
+            if t.throttled:
+                warnings.append(f"trial {t.index + 1} throttled: {'; '.join(t.throttle_reasons)}")
+        return result.model_copy(update={"thermal": summary, "warnings": warnings})
 
     def _measure(
         self,
@@ -360,7 +397,7 @@ class Runner:
             )
             for r, iw in zip(readings, idle_w, strict=True)
         ]
-        return TrialResult(
+        trial = TrialResult(
             index=index,
             queries=win.queries,
             inferences=win.samples,
@@ -369,6 +406,11 @@ class Runner:
             latency=latency_stats(win.latencies_ns),
             energy=energy,
         )
+        if self._thermal_window is not None:  # what the thermal monitor saw in this window
+            from wattbench.power.thermal import trial_with
+
+            trial = trial_with(trial, self._thermal_window)
+        return trial
 
     def _assemble(
         self,
@@ -504,8 +546,10 @@ def create_runner(
     *,
     progress: Progress | None = None,
     warnings: Sequence[str] = (),
+    thermal: ThermalMonitor | None = None,
 ) -> Runner:
-    """The runner for this configuration: generation suites and cloud/hybrid modes differ."""
+    """The runner for this configuration: generation suites and cloud/hybrid modes differ.
+    ``thermal`` samples temperatures and throttling during every trial."""
     from wattbench.core.generative import GenerativeAdapter
 
     if isinstance(adapter, GenerativeAdapter) and suite.task != "text-generation":
@@ -522,4 +566,6 @@ def create_runner(
         from wattbench.harness.network.hybrid import HybridRunner
 
         cls = HybridRunner
-    return cls(config, suite, adapter, readers, cache, progress=progress, warnings=warnings)
+    runner = cls(config, suite, adapter, readers, cache, progress=progress, warnings=warnings)
+    runner.thermal = thermal
+    return runner

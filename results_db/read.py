@@ -196,6 +196,20 @@ def _rebuild(run: Run) -> RunResult:
         )
         for t in run.trials
     ]
+    thermal = (run.extras or {}).get("thermal") or {}
+    flags = {int(t["index"]): t for t in thermal.get("trials", [])}
+    trials = [  # throttled / hottest temperature per trial, kept in the thermal section
+        t.model_copy(
+            update={
+                k: flags[t.index][k]
+                for k in ("throttled", "max_temp_c", "throttle_reasons")
+                if k in flags[t.index]
+            }
+        )
+        if t.index in flags
+        else t
+        for t in trials
+    ]
     lat = [t.latency for t in trials]
     latency = LatencyStats(
         count=sum(x.count for x in lat),

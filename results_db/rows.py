@@ -29,6 +29,7 @@ EXTRA_SECTIONS = {
     "artifacts",
     "generation",
     "network",
+    "thermal",  # temperatures and throttling (optional; per-trial flags kept here too)
 }
 
 

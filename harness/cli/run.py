@@ -153,6 +153,7 @@ def run(
     from wattbench.core.suite import SuiteOptions
     from wattbench.harness.protocol import create_runner
     from wattbench.power.select import select_readers
+    from wattbench.power.thermal import ThermalMonitor
     from wattbench.results_db.store import Store
 
     # a printed run file stays reproducible: git labels are added when it runs
@@ -196,6 +197,7 @@ def run(
             ModelCache(),
             progress=progress,
             warnings=warnings,
+            thermal=ThermalMonitor(cfg.sysfs_root),  # temperatures + throttling per trial
         ).execute()
     store.save_run(result)
     for w in result.warnings[len(warnings) :]:

@@ -93,7 +93,24 @@ def print_run_summary(result: Any, where: str) -> None:
             f"{c.g_co2e_per_1000_inferences:.4g} gCO2e per 1000 inferences at "
             f"{c.intensity_g_per_kwh:.0f} g/kWh ({c.intensity_source}){est}",
         )
+    thermal = getattr(result, "thermal", None)
+    if thermal is not None:
+        t.add_row("thermal", thermal_line(result))
     t.add_row("quality", f"{'pass' if result.quality.passed else 'FAIL'}: {result.quality.detail}")
     t.add_row("valid", "yes" if result.valid else "NO: " + "; ".join(result.invalid_reasons))
     out.print(t)
     out.print(f"stored in {where}; see `wattbench leaderboard`")
+
+
+def thermal_line(result: Any) -> str:
+    """``max 71.0 C (x86_pkg_temp); no throttling`` or which trials throttled and why."""
+    th = result.thermal
+    hottest = max(th.sensors, key=th.sensors.get) if th.sensors else None
+    temp = f"max {th.max_temp_c:.1f} C ({hottest})" if th.max_temp_c is not None else "no temp"
+    throttled = [t for t in result.trials if t.throttled]
+    if not throttled:
+        return f"{temp}; no throttling"
+    why = "; ".join(
+        f"trial {t.index + 1}: {', '.join(t.throttle_reasons) or 'throttled'}" for t in throttled
+    )
+    return f"{temp}; THROTTLED in {len(throttled)}/{len(result.trials)} trials ({why})"

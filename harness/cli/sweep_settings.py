@@ -27,7 +27,25 @@ def settings(
         str | None, typer.Option(help="Latency percentile of the bound: p50, p90, p95, p99.")
     ] = None,
     search: Annotated[
-        str | None, typer.Option(help="exhaustive (every grid point; the only one so far).")
+        str | None,
+        typer.Option(
+            help="exhaustive (every grid point) or coordinate (alias bisect: coordinate "
+            "descent, golden-section along ordered axes; a fraction of the grid)."
+        ),
+    ] = None,
+    cooldown_until_temp: Annotated[
+        float | None,
+        typer.Option(
+            help="Before each point wait until the hottest sensor is at or below this (deg C)."
+        ),
+    ] = None,
+    cooldown_timeout: Annotated[
+        float | None,
+        typer.Option(help="Longest wait for --cooldown-until-temp, s (default 600)."),
+    ] = None,
+    cooldown_sensor: Annotated[
+        str | None,
+        typer.Option(help="Only sensors whose name contains this count for the cooldown."),
     ] = None,
     db: DbOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the sweep as JSON.")] = False,
@@ -55,11 +73,13 @@ def settings(
     from wattbench.harness.protocol import create_runner
     from wattbench.harness.settings_sweep import (
         TUNER_KEYS,
+        check_spec,
         config_builder,
         load_sweep_file,
         run_sweep,
     )
     from wattbench.power.select import select_readers
+    from wattbench.power.thermal import ThermalMonitor
     from wattbench.results_db.store import Store
 
     spec = load_sweep_file(config)
@@ -69,6 +89,13 @@ def settings(
         spec.percentile = percentile
     if search is not None:
         spec.search = search
+    if cooldown_until_temp is not None:
+        spec.cooldown_until_c = cooldown_until_temp
+    if cooldown_timeout is not None:
+        spec.cooldown_timeout_s = cooldown_timeout
+    if cooldown_sensor is not None:
+        spec.cooldown_sensor = cooldown_sensor
+    check_spec(spec)  # a bad search or option fails before anything is measured
 
     def resolve(fields: dict[str, Any]) -> RunConfig:
         if not fields.get("suite"):
@@ -98,6 +125,7 @@ def settings(
         raise UnavailableError(f"adapter {probe.adapter!r} is not available: {reason}")
     cache = ModelCache()
     shown_warnings: set[str] = set()
+    thermal = ThermalMonitor(sysfs_root)
 
     def measure(cfg: RunConfig) -> Any:
         readers, warnings = select_readers(cfg.power, run_reader_options(cfg))
@@ -106,7 +134,7 @@ def settings(
                 shown_warnings.add(w)
                 err.print(f"warning: {w}", markup=False)
         suite_obj = plugins.load(plugins.SUITES, cfg.suite)(
-            SuiteOptions(data_dir=cfg.data_dir, seed=cfg.seed)
+            SuiteOptions(data_dir=cfg.data_dir, seed=cfg.seed, weights=cfg.weights)
         )
         result = create_runner(
             cfg,
@@ -115,12 +143,16 @@ def settings(
             readers,
             cache,
             warnings=warnings,
+            thermal=thermal,
         ).execute()
         store.save_run(result)
         return result
 
+    options = {"jetson": {"jetson_clocks": True}} if spec.jetson_clocks else {}
     tuners = {
-        TUNER_KEYS[k]: load_tuner(TUNER_KEYS[k], sysfs_root) for k in spec.axes if k in TUNER_KEYS
+        TUNER_KEYS[k]: load_tuner(TUNER_KEYS[k], sysfs_root, options.get(TUNER_KEYS[k]))
+        for k in spec.axes
+        if k in TUNER_KEYS
     }
     with TuneSession(tuners, sysfs_root=sysfs_root) as session:
         result = run_sweep(
@@ -130,6 +162,7 @@ def settings(
             tuners=tuners,
             session=session,
             say=lambda s: err.print(s, markup=False),
+            thermal=thermal,
         )
     if as_json:
         sys.stdout.write(json.dumps(result.as_dict(), indent=2) + "\n")
@@ -144,7 +177,10 @@ def _print(result: Any) -> None:
     pct = ans.percentile
     bound = f", bound {pct} <= {ans.latency_bound_ms:g} ms" if ans.latency_bound_ms else ""
     table = Table(title=f"sweep {result.sweep_id} ({result.search}{bound})")
-    for col in ("setting", "J/inference", "inferences/J", "p90 ms", "p99 ms", "feasible", ""):
+    cols = ["setting", "J/inference", "inferences/J", "p90 ms", "p99 ms", "feasible"]
+    temps = any(p.max_temp_c is not None for p in result.points)
+    cols += ["max C", "throttled", ""] if temps else ["throttled", ""]
+    for col in cols:
         table.add_column(col)
     for p in result.points:
         marks = []
@@ -152,16 +188,31 @@ def _print(result: Any) -> None:
             marks.append("pareto")
         if p.key == ans.optimal:
             marks.append("OPTIMAL")
-        table.add_row(
+        row = [
             p.key,
             fmt_num(p.j_per_inference, 4),
             fmt_num(p.inferences_per_joule),
             fmt_num(p.latency_ms.get("p90")),
             fmt_num(p.latency_ms.get("p99")),
             "-" if p.feasible is None else ("yes" if p.feasible else "no"),
-            " ".join(marks),
-        )
+        ]
+        if temps:
+            row.append(fmt_num(p.max_temp_c, 1))
+        row += ["THROTTLED" if p.throttled else "no", " ".join(marks)]
+        table.add_row(*row)
     out.print(table)
+    out.print(
+        f"measured {result.measured} of {result.grid} grid points (+ the baseline)", markup=False
+    )
+    for note in result.notes:
+        out.print(f"note: {note}", markup=False)
+    throttled = [p.key for p in result.points if p.throttled]
+    if throttled:
+        out.print(
+            f"THROTTLED during a trial: {', '.join(throttled)} (their figures include the "
+            f"slowdown; cool the device or use --cooldown-until-temp and re-measure)",
+            markup=False,
+        )
     out.print(f"pareto front ({pct} latency vs J/inference): {', '.join(ans.pareto)}", markup=False)
     best = result.by_key(ans.optimal)
     if best is None:
