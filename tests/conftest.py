@@ -28,6 +28,7 @@ def _isolated_dirs(
     """No test touches the user's real database or cache."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("WATTBENCH_DB", f"sqlite:///{home / 'default.db'}")
+    monkeypatch.setenv("WATTBENCH_JOURNAL_DIR", str(home / "journal"))  # the run journal
     monkeypatch.setenv("WATTBENCH_CACHE", str(_shared_cache(tmp_path_factory)))
     monkeypatch.delenv("WATTBENCH_DATA_DIR", raising=False)
 

@@ -151,6 +151,7 @@ def run(
     """
     from wattbench.core.cache import ModelCache
     from wattbench.core.suite import SuiteOptions
+    from wattbench.harness.journal import RunJournal, store_result
     from wattbench.harness.protocol import create_runner
     from wattbench.power.select import select_readers
     from wattbench.power.thermal import ThermalMonitor
@@ -188,18 +189,23 @@ def run(
     for w in warnings:
         err.print(f"warning: {w}")
     suite_obj = suite_cls(SuiteOptions(data_dir=cfg.data_dir, seed=cfg.seed))
-    with CliProgress(err, planned_seconds(cfg)) as progress:
-        result = create_runner(
-            cfg,
-            suite_obj,
-            adapter_cls(),
-            readers,
-            ModelCache(),
-            progress=progress,
-            warnings=warnings,
-            thermal=ThermalMonitor(cfg.sysfs_root),  # temperatures + throttling per trial
-        ).execute()
-    store.save_run(result)
+    # The journal follows the run phase by phase: a kill leaves it behind, so the next
+    # start reports the run as aborted (and where); the store write is one transaction.
+    with RunJournal.recording(
+        suite=cfg.suite, adapter=cfg.adapter, device_name=cfg.device_name, db=store.display_url
+    ) as journal:
+        with CliProgress(err, planned_seconds(cfg)) as bar:
+            result = create_runner(
+                cfg,
+                suite_obj,
+                adapter_cls(),
+                readers,
+                ModelCache(),
+                progress=journal.progress(bar),
+                warnings=warnings,
+                thermal=ThermalMonitor(cfg.sysfs_root),  # temperatures + throttling per trial
+            ).execute()
+        store_result(result, store, journal)  # implausible figures: one error line
     for w in result.warnings[len(warnings) :]:
         err.print(f"warning: {w}")
     if as_json:
