@@ -32,6 +32,7 @@ def _pages() -> list[PageSpec]:
         pareto,
         procurement,
         run_detail,
+        sweep,
     )
 
     return [
@@ -41,6 +42,7 @@ def _pages() -> list[PageSpec]:
         PageSpec("Compare", "compare", ":material/compare_arrows:", compare.render),
         PageSpec("Procurement", "procurement", ":material/shopping_cart:", procurement.render),
         PageSpec("Escalation sweep", "escalation", ":material/call_split:", escalation.render),
+        PageSpec("Settings sweep", "sweep", ":material/tune:", sweep.render),
         PageSpec("Campaigns", "campaigns", ":material/dns:", campaigns.render),
     ]
 
@@ -53,6 +55,7 @@ PAGE_TITLES = (
     "Compare",
     "Procurement",
     "Escalation sweep",
+    "Settings sweep",
     "Campaigns",
 )
 

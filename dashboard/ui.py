@@ -15,7 +15,14 @@ import pandas as pd
 import streamlit as st
 
 from wattbench.core.errors import WattbenchError
-from wattbench.dashboard.queries import aggregated, compare, escalation, leaderboard, run_detail
+from wattbench.dashboard.queries import (
+    aggregated,
+    compare,
+    escalation,
+    leaderboard,
+    run_detail,
+    settings_sweep,
+)
 from wattbench.dashboard.queries.common import Filters
 from wattbench.results_db.readonly import DB_ENV, Database, open_readonly
 
@@ -88,6 +95,16 @@ def sweeps(url: str) -> pd.DataFrame:
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner="Loading sweep…")
 def sweep_points(url: str, sweep_id: str) -> pd.DataFrame:
     return escalation.sweep_points(_database(url), sweep_id)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def settings_sweeps(url: str) -> pd.DataFrame:
+    return settings_sweep.sweeps(_database(url))
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner="Loading sweep…")
+def settings_sweep_points(url: str, sweep_id: str) -> pd.DataFrame:
+    return settings_sweep.sweep_points(_database(url), sweep_id)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)

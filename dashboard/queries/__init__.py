@@ -7,6 +7,8 @@
 - :mod:`~wattbench.dashboard.queries.aggregated`: the same configurations and the sidebar's
   facets, grouped by the database (the default views of big databases);
 - :mod:`~wattbench.dashboard.queries.escalation`: escalation sweeps and their points;
+- :mod:`~wattbench.dashboard.queries.settings_sweep`: settings sweeps, their points, front
+  and optimum;
 - :mod:`~wattbench.dashboard.queries.run_detail`: one run, its trials, traces and latencies;
 - :mod:`~wattbench.dashboard.queries.compare`: pooled trial samples, headline power.
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Integer, String, Text, select, type_coerce
 
 from wattbench.dashboard.queries.common import energy_badge, labels_text
+from wattbench.dashboard.queries.settings_sweep import is_settings_sweep
 from wattbench.results_db.readonly import Database
 from wattbench.results_db.schema import Device, Run, SuiteRow
 
@@ -57,7 +58,7 @@ def sweeps(db: Database) -> pd.DataFrame:
     with db.engine.connect() as conn:
         for labels, suite, device, valid, started in conn.execute(q):
             sid, kind, _value = _sweep_labels(labels)
-            if sid is not None:
+            if sid is not None and not is_settings_sweep(labels):  # those: the Sweep page
                 rows.append((sid, kind or "?", suite, device, bool(valid), started))
     cols = ["sweep", "kind", "suite", "device", "valid", "started_at"]
     df = pd.DataFrame(rows, columns=cols)

@@ -131,6 +131,53 @@ def check_escalation(at: Any, runs: list[RunResult]) -> None:
     _ok(at)
 
 
+def _sweep_answer(runs: list[RunResult], bound_ms: float | None) -> Any:
+    """The seeded settings sweep's front and optimum, computed apart from the page: from the
+    RunResults themselves, as `wattbench sweep settings` does."""
+    from wattbench.analysis.sweep import answer, point_from_result
+
+    points = []
+    for r in runs:
+        settings = dict(
+            x.removeprefix("setting:").split("=", 1)
+            for x in r.labels
+            if x.startswith("setting:") and "=" in x
+        )
+        base = "setting:baseline" in r.labels
+        key = "baseline" if base else ",".join(f"{k}={v}" for k, v in settings.items())
+        points.append(point_from_result(r, key=key, settings=settings, baseline=base))
+    return answer(points, bound_ms=bound_ms, percentile="p90")
+
+
+def check_settings_sweep(at: Any, runs: list[RunResult]) -> None:
+    from seed_sweep import BOUND_MS, HOT, SETTINGS_SWEEP_ID
+
+    _ok(at)
+    assert at.title[0].value == "Settings sweep"
+    assert at.selectbox(key="sw_sweep").value == SETTINGS_SWEEP_ID
+    assert at.number_input(key=f"sw_bound_{SETTINGS_SWEEP_ID}").value == BOUND_MS
+    marked, ans = _sweep_answer(runs, BOUND_MS)
+    assert ans.optimal not in (None, HOT, "baseline")
+    assert any(not p.feasible for p in marked)  # the bound excludes something
+    table = at.dataframe[0].value
+    assert len(table) == len(runs) == 7
+    assert table["setting"].iloc[0] == "baseline" and "baseline" in table[""].iloc[0]
+    assert table.loc[table[""].str.contains("OPTIMAL"), "setting"].tolist() == [ans.optimal]
+    on_front = table.loc[table[""].str.contains("pareto"), "setting"]
+    assert set(on_front) == set(ans.pareto)
+    assert table.loc[table["throttled"] == "THROTTLED", "setting"].tolist() == [HOT]
+    assert table.loc[table["setting"] == HOT, "max °C"].iloc[0] == 97.0
+    feasible = {p.key: "yes" if p.feasible else "no" for p in marked}
+    assert dict(zip(table["setting"], table["within bound"], strict=True)) == feasible
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["energy-optimal"] == ans.optimal
+    assert metrics["vs the baseline"] == f"{ans.gain:.2f}× inf/J"
+    captions = " ".join(c.value for c in at.caption)
+    assert "measured **6** of **6** grid points" in captions
+    assert any("1 THROTTLED point(s)" in w.value and HOT in w.value for w in at.warning)
+    assert len(at.get("plotly_chart")) == 1 and at.get("download_button")
+
+
 def check_pareto(at: Any) -> None:
     _ok(at)
     assert at.title[0].value == "Pareto front"
@@ -249,6 +296,45 @@ def test_slm_ranks_by_tokens_per_joule(lab_sqlite: LabDb, run_page: Callable[...
         assert table["tokens/J"].tolist() == pytest.approx([v for v, _k in expected])
 
 
+@pytest.fixture(scope="module")
+def sweep_sqlite(tmp_path_factory: pytest.TempPathFactory) -> LabDb:
+    """A database holding one seeded settings sweep (seed_sweep.py)."""
+    from seed_sweep import seed_settings_sweep
+
+    d = tmp_path_factory.mktemp("sweep-db")
+    url = f"sqlite:///{d / 'sweep.db'}"
+    return url, seed_settings_sweep(url, d)
+
+
+def test_settings_sweep(sweep_sqlite: LabDb, run_page: Callable[..., Any]) -> None:
+    url, runs = sweep_sqlite
+    at = run_page(url, "sweep")
+    check_settings_sweep(at, runs)
+    # No bound: every point is feasible and the optimum is the cheapest point of all.
+    from seed_sweep import SETTINGS_SWEEP_ID
+
+    at.number_input(key=f"sw_bound_{SETTINGS_SWEEP_ID}").set_value(0.0).run()
+    _ok(at)
+    _, ans = _sweep_answer(runs, None)
+    table = at.dataframe[0].value
+    assert table.loc[table[""].str.contains("OPTIMAL"), "setting"].tolist() == [ans.optimal]
+    assert set(table["within bound"]) == {"-"}
+    # Another percentile moves the chart's axis and the front with it.
+    at.radio(key=f"sw_pct_{SETTINGS_SWEEP_ID}").set_value("p99").run()
+    _ok(at)
+
+
+def test_settings_sweeps_are_not_escalation_sweeps(
+    sweep_sqlite: LabDb, lab_sqlite: LabDb, run_page: Callable[..., Any]
+) -> None:
+    at = run_page(sweep_sqlite[0], "escalation")
+    _ok(at)
+    assert any("No sweeps stored yet" in i.value for i in at.info)
+    at = run_page(lab_sqlite[0], "sweep")  # the lab database has no settings sweep
+    _ok(at)
+    assert "wattbench sweep settings" in at.code[0].value
+
+
 def test_pareto(lab_sqlite: LabDb, run_page: Callable[..., Any]) -> None:
     check_pareto(run_page(lab_sqlite[0], "pareto"))
 
@@ -310,7 +396,7 @@ def test_empty_database_explains_how_to_get_a_first_result(
         from wattbench.results_db.store import Store
 
         Store.open(url).close()  # schema, no runs
-    for page in ("leaderboard", "pareto", "run", "compare", "procurement", "escalation"):
+    for page in ("leaderboard", "pareto", "run", "compare", "procurement", "escalation", "sweep"):
         at = run_page(url, page)
         _ok(at)
         assert "wattbench run --suite mobilenet_v2" in at.code[0].value
@@ -335,7 +421,7 @@ def test_pages_do_not_write(lab_sqlite: LabDb, run_page: Callable[..., Any]) -> 
     url, runs = lab_sqlite
     path = Path(url.removeprefix("sqlite:///"))
     before = hashlib.sha256(path.read_bytes()).hexdigest()
-    for page in ("leaderboard", "pareto", "compare", "procurement", "escalation"):
+    for page in ("leaderboard", "pareto", "compare", "procurement", "escalation", "sweep"):
         _ok(run_page(url, page))
     _ok(run_page(url, "run", {"run": runs[0].run_id}))
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
