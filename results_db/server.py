@@ -47,6 +47,15 @@ from wattbench.results_db.tokens import check_token
 
 #: Largest accepted run body; a real run with full power traces is well under 1 MiB.
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+#: Seconds a client has for a request's headers (from its first byte, or from connecting)
+#: and then again for its body; a slower client is dropped (slowloris).
+DEFAULT_READ_TIMEOUT_S = 30.0
+#: Seconds an idle kept-alive connection stays open.
+DEFAULT_IDLE_TIMEOUT_S = 5.0
+#: Connections served at once; a request beyond them gets 503 (clients retry later).
+DEFAULT_MAX_CONNECTIONS = 256
+#: Largest request line + headers (h11).
+MAX_HEADER_BYTES = 64 * 1024
 #: Uploads validated and written at once (the store's connection pool is sized to match).
 DEFAULT_INGEST_THREADS = int(os.environ.get("WATTBENCH_INGEST_THREADS", "8"))
 TOKEN_HINT = "create one on the server with `wattbench token create --device NAME`"
@@ -55,14 +64,19 @@ TOKEN_HINT = "create one on the server with `wattbench token create --device NAM
 class _Reply(Exception):
     """A finished response raised from deep inside the ingest path."""
 
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
+    def __init__(
+        self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(body.get("detail", ""))
         self.status = status
         self.body = body
+        self.headers = headers
 
 
-def _error(status: int, code: str, detail: str, **extra: Any) -> _Reply:
-    return _Reply(status, {"status": "error", "error": code, "detail": detail, **extra})
+def _error(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> _Reply:
+    return _Reply(status, {"status": "error", "error": code, "detail": detail, **extra}, headers)
 
 
 def create_app(
@@ -70,6 +84,7 @@ def create_app(
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ingest_threads: int = DEFAULT_INGEST_THREADS,
+    read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
 ) -> FastAPI:
     """A FastAPI app that ingests runs into ``store`` (one app per store; no globals).
 
@@ -86,7 +101,7 @@ def create_app(
 
     @app.exception_handler(_Reply)
     async def _reply(_request: Request, exc: _Reply) -> JSONResponse:
-        return JSONResponse(exc.body, status_code=exc.status)
+        return JSONResponse(exc.body, status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -141,17 +156,36 @@ def create_app(
 
     @app.post("/api/v1/runs")
     async def post_run(request: Request) -> JSONResponse:
+        encoding = request.headers.get("content-encoding", "").strip().lower()
+        if encoding not in ("", "identity"):  # no decompression: no zip bombs
+            raise _error(
+                415,
+                "unsupported_encoding",
+                f"Content-Encoding {encoding[:40]!r} refused: send the run as plain JSON "
+                f"(`wattbench upload` does)",
+                headers={"Connection": "close"},
+            )
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > max_body_bytes:
             raise _too_large(max_body_bytes)
         token = _bearer(request.headers.get("authorization"))
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > max_body_bytes:
-                raise _too_large(max_body_bytes)
-            chunks.append(chunk)
+        try:
+            # the whole body (Content-Length or chunked) within the read timeout
+            with anyio.fail_after(read_timeout_s):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > max_body_bytes:
+                        raise _too_large(max_body_bytes)
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise _error(
+                408,
+                "request_timeout",
+                f"the body did not arrive within {read_timeout_s:g} s: check the network",
+                headers={"Connection": "close"},
+            ) from None
         nonlocal limiter
         if limiter is None:  # created inside the event loop that uses it
             limiter = anyio.CapacityLimiter(ingest_threads)
@@ -269,6 +303,7 @@ def _too_large(limit: int) -> _Reply:
         413,
         "too_large",
         f"body over {limit} bytes: a run is far smaller; is this a wattbench run JSON?",
+        headers={"Connection": "close"},  # the rest of the body is not read
     )
 
 
@@ -284,6 +319,7 @@ def _first_line(exc: BaseException) -> str:
 #: Environment of the worker processes of ``run_server(workers=N)`` (see app_from_env).
 ENV_DB = "WATTBENCH_SERVE_DB"
 ENV_MAX_BODY = "WATTBENCH_SERVE_MAX_BODY"
+ENV_READ_TIMEOUT = "WATTBENCH_SERVE_READ_TIMEOUT"
 
 
 def app_from_env() -> FastAPI:
@@ -291,7 +327,89 @@ def app_from_env() -> FastAPI:
     return create_app(
         Store.open(os.environ[ENV_DB]),
         max_body_bytes=int(os.environ.get(ENV_MAX_BODY, DEFAULT_MAX_BODY_BYTES)),
+        read_timeout_s=float(os.environ.get(ENV_READ_TIMEOUT, DEFAULT_READ_TIMEOUT_S)),
     )
+
+
+def _guarded_protocol() -> type[Any]:
+    """uvicorn's HTTP protocol (httptools or h11) with a deadline on request headers.
+
+    uvicorn times out idle kept-alive connections but not a client that connects and
+    sends nothing, or sends its headers one byte a second: each such connection would be
+    held forever and count against ``--max-connections``. Here the headers of every
+    request must be complete within the read timeout of its first byte (or of the
+    connection); the app then gives the body the same time. Defined once, at module
+    level, so that ``--workers N`` can pickle it by name.
+    """
+    global _GuardedHTTPProtocol
+    if _GuardedHTTPProtocol is not None:
+        return _GuardedHTTPProtocol
+    import logging
+
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    log = logging.getLogger("uvicorn.error")
+    base: Any = AutoHTTPProtocol
+
+    class GuardedHTTPProtocol(base):  # type: ignore[misc]
+        def __init__(self, config: Any, *args: Any, **kwargs: Any) -> None:
+            super().__init__(config, *args, **kwargs)
+            self._wb_timeout = float(
+                getattr(config, "wattbench_read_timeout_s", None)
+                or os.environ.get(ENV_READ_TIMEOUT)
+                or DEFAULT_READ_TIMEOUT_S
+            )
+            self._wb_timer: Any = None
+            self._wb_cycle: Any = None
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._wb_arm()
+
+        def data_received(self, data: bytes) -> None:
+            if self._wb_timer is None and (self.cycle is None or self.cycle.response_complete):
+                self._wb_arm()  # the first bytes of the next request
+            super().data_received(data)
+            if self.cycle is not None and self.cycle is not self._wb_cycle:
+                self._wb_cycle = self.cycle  # its headers are complete
+                self._wb_disarm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._wb_disarm()
+            super().connection_lost(exc)
+
+        def _wb_arm(self) -> None:
+            self._wb_disarm()
+            self._wb_timer = self.loop.call_later(self._wb_timeout, self._wb_expire)
+
+        def _wb_disarm(self) -> None:
+            if self._wb_timer is not None:
+                self._wb_timer.cancel()
+                self._wb_timer = None
+
+        def _wb_expire(self) -> None:
+            self._wb_timer = None
+            if not self.transport.is_closing():
+                log.warning(
+                    "dropped %s: no complete request headers within %g s",
+                    self.client,
+                    self._wb_timeout,
+                )
+                self.transport.close()
+
+    GuardedHTTPProtocol.__qualname__ = "GuardedHTTPProtocol"  # picklable by name
+    _GuardedHTTPProtocol = GuardedHTTPProtocol
+    return GuardedHTTPProtocol
+
+
+_GuardedHTTPProtocol: type[Any] | None = None
+
+
+def __getattr__(name: str) -> Any:
+    # uvicorn's worker processes unpickle the protocol class by name
+    if name == "GuardedHTTPProtocol":
+        return _guarded_protocol()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def uvicorn_config(
@@ -301,17 +419,42 @@ def uvicorn_config(
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     access_log: bool = True,
+    read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
+    idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    tls_certfile: str | None = None,
+    tls_keyfile: str | None = None,
 ) -> Any:
     """The ``uvicorn.Config`` that ``wattbench serve`` runs (one process)."""
     import uvicorn
 
-    return uvicorn.Config(
-        create_app(store, max_body_bytes=max_body_bytes),
+    config = uvicorn.Config(
+        create_app(store, max_body_bytes=max_body_bytes, read_timeout_s=read_timeout_s),
         host=host,
         port=port,
         access_log=access_log,
         log_level="info",
+        **_hardening(idle_timeout_s, max_connections, tls_certfile, tls_keyfile),
     )
+    config.wattbench_read_timeout_s = read_timeout_s  # type: ignore[attr-defined]
+    return config
+
+
+def _hardening(
+    idle_timeout_s: float,
+    max_connections: int,
+    tls_certfile: str | None,
+    tls_keyfile: str | None,
+) -> dict[str, Any]:
+    """uvicorn settings against slow, idle and too many clients; TLS when given."""
+    return {
+        "http": _guarded_protocol(),
+        "timeout_keep_alive": idle_timeout_s,
+        "limit_concurrency": max_connections,
+        "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
+        "ssl_certfile": tls_certfile,
+        "ssl_keyfile": tls_keyfile,
+    }
 
 
 def run_server(
@@ -322,23 +465,38 @@ def run_server(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     access_log: bool = True,
     workers: int = 1,
+    read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
+    idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    tls_certfile: str | None = None,
+    tls_keyfile: str | None = None,
 ) -> None:
     """Serve ``store`` with uvicorn until interrupted.
 
     ``workers > 1`` runs that many server processes on the port (uvicorn's process
     manager); each opens the store itself, so the store's URL must reach them: it is
-    passed in the environment.
+    passed in the environment. ``max_connections`` is per process.
     """
     import uvicorn
 
     if workers <= 1:
         config = uvicorn_config(
-            store, host, port, max_body_bytes=max_body_bytes, access_log=access_log
+            store,
+            host,
+            port,
+            max_body_bytes=max_body_bytes,
+            access_log=access_log,
+            read_timeout_s=read_timeout_s,
+            idle_timeout_s=idle_timeout_s,
+            max_connections=max_connections,
+            tls_certfile=tls_certfile,
+            tls_keyfile=tls_keyfile,
         )
         uvicorn.Server(config).run()
         return
     os.environ[ENV_DB] = store.engine.url.render_as_string(hide_password=False)
     os.environ[ENV_MAX_BODY] = str(max_body_bytes)
+    os.environ[ENV_READ_TIMEOUT] = str(read_timeout_s)
     store.close()
     uvicorn.run(
         "wattbench.results_db.server:app_from_env",
@@ -348,4 +506,5 @@ def run_server(
         access_log=access_log,
         log_level="info",
         workers=workers,
+        **_hardening(idle_timeout_s, max_connections, tls_certfile, tls_keyfile),
     )

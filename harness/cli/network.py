@@ -67,6 +67,12 @@ def serve(
         int | None, typer.Option(help="Exit after answering this many inferences.")
     ] = None,
     verbose: Annotated[bool, typer.Option(help="Log every request.")] = False,
+    read_timeout: Annotated[
+        float, typer.Option(help="Seconds a client has to send a whole request.")
+    ] = 30.0,
+    max_connections: Annotated[
+        int, typer.Option(help="Connections served at once; beyond: HTTP 503.")
+    ] = 64,
 ) -> None:
     """Serve SUITE's model over HTTP: POST /v1/infer, GET /v1/health (docs/network.md)."""
     from wattbench.core import plugins
@@ -78,6 +84,8 @@ def serve(
         raise ConfigError(f"invalid --port {port}: use 0-65535")
     if max_requests is not None and max_requests < 1:
         raise ConfigError("--max-requests must be at least 1")
+    if read_timeout <= 0 or max_connections < 1:
+        raise ConfigError("--read-timeout must be > 0 and --max-connections at least 1")
     suite_cls = plugins.load(plugins.SUITES, suite)
     adapter_cls = plugins.load(plugins.ADAPTERS, adapter)
     ok, reason = adapter_cls.is_available(adapter_cls.default_device)
@@ -100,7 +108,14 @@ def serve(
         readers=readers,
     )
     try:
-        server = CloudServer((host, port), cm, max_requests=max_requests, verbose=verbose)
+        server = CloudServer(
+            (host, port),
+            cm,
+            max_requests=max_requests,
+            verbose=verbose,
+            read_timeout_s=read_timeout,
+            max_connections=max_connections,
+        )
     except OSError as exc:
         cm.close()
         raise ConfigError(

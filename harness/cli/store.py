@@ -48,8 +48,22 @@ def serve(
     workers: Annotated[
         int, typer.Option(help="Server processes (use about one per CPU core).")
     ] = 1,
+    read_timeout: Annotated[
+        float,
+        typer.Option(help="Seconds a client has for a request's headers, then for its body."),
+    ] = 30.0,
+    idle_timeout: Annotated[
+        float, typer.Option(help="Seconds an idle kept-alive connection stays open.")
+    ] = 5.0,
+    max_connections: Annotated[
+        int, typer.Option(help="Connections per server process; beyond: HTTP 503.")
+    ] = 256,
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="Serve HTTPS with this certificate (PEM).")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="The certificate's private key.")] = None,
 ) -> None:
-    """Serve the ingest API (POST /api/v1/runs) and the leaderboard over HTTP."""
+    """Serve the ingest API (POST /api/v1/runs) and the leaderboard over HTTP(S)."""
     from wattbench.results_db.store import Store
 
     try:
@@ -65,9 +79,19 @@ def serve(
         raise ConfigError("--max-body-mb must be > 0")
     if workers < 1:
         raise ConfigError("--workers must be at least 1")
+    if read_timeout <= 0 or idle_timeout <= 0:
+        raise ConfigError("--read-timeout and --idle-timeout must be > 0 seconds")
+    if max_connections < 1:
+        raise ConfigError("--max-connections must be at least 1")
+    if (tls_cert is None) != (tls_key is None):
+        raise ConfigError("HTTPS needs both --tls-cert and --tls-key")
+    for path in (tls_cert, tls_key):
+        if path is not None and not path.is_file():
+            raise ConfigError(f"TLS file not found: {path}")
     store = Store.open(db)
+    scheme = "https" if tls_cert else "http"
     _err().print(
-        f"wattbench: serving {store.display_url} on http://{host}:{port} "
+        f"wattbench: serving {store.display_url} on {scheme}://{host}:{port} "
         f"(POST /api/v1/runs, GET /api/v1/leaderboard)"
     )
     run_server(
@@ -77,6 +101,11 @@ def serve(
         max_body_bytes=int(max_body_mb * 1024 * 1024),
         access_log=access_log,
         workers=workers,
+        read_timeout_s=read_timeout,
+        idle_timeout_s=idle_timeout,
+        max_connections=max_connections,
+        tls_certfile=str(tls_cert) if tls_cert else None,
+        tls_keyfile=str(tls_key) if tls_key else None,
     )
 
 

@@ -7,12 +7,19 @@ its own: when the server runs power readers, each request's inference is wrapped
 in a reader window and the joules go back in the answer (``compute_j``).
 
 The standard library's threading HTTP server keeps the endpoint free of extra
-dependencies, so any board can play "cloud" for another.
+dependencies, so any board can play "cloud" for another. Hardened for an open network:
+each request (headers and body) must arrive within ``read_timeout_s`` (a client sending
+a byte a second is dropped, the others are served), an idle kept-alive connection closes
+after ``idle_timeout_s``, at most ``max_connections`` are served at once (more get 503),
+chunked bodies (no Content-Length) get 411 and compressed ones 415.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -31,6 +38,12 @@ from wattbench.harness.network.payload import confidence_reader, decode
 
 #: Largest request body accepted (a 4K PNG is ~25 MB).
 MAX_BODY_BYTES = 64 * 1024 * 1024
+#: Seconds to receive one whole request (headers and body) once the server waits for it.
+READ_TIMEOUT_S = 30.0
+#: Seconds an idle kept-alive connection (or one silent read) may take.
+IDLE_TIMEOUT_S = 10.0
+#: Connections served at once (one thread each); more are answered 503 and closed.
+MAX_CONNECTIONS = 64
 
 
 def choose_artifact(
@@ -160,13 +173,96 @@ class CloudServer(ThreadingHTTPServer):
         *,
         max_requests: int | None = None,
         verbose: bool = False,
+        read_timeout_s: float = READ_TIMEOUT_S,
+        idle_timeout_s: float = IDLE_TIMEOUT_S,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         self.model = model
         self.max_requests = max_requests
         self.verbose = verbose
         self.answered = 0
         self.stopping = False
+        self.read_timeout_s = read_timeout_s
+        self.idle_timeout_s = idle_timeout_s
+        self.max_connections = max_connections
+        self.refused = 0  # connections answered 503 (over max_connections)
+        self.dropped = 0  # connections closed for sending too slowly
+        self._guard = threading.Lock()
+        self._active = 0
+        self._deadlines: dict[socket.socket, float] = {}
+        self._closed = threading.Event()
         super().__init__(address, _Handler)
+        threading.Thread(target=self._reap, name="cloud-reaper", daemon=True).start()
+
+    # -- connection cap and read deadlines --------------------------------------------------
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._guard:
+            busy = self._active >= self.max_connections
+            if busy:
+                self.refused += 1
+            else:
+                self._active += 1
+        if busy:  # answered here, without a thread: the cap holds under a flood
+            body = b'{"error":"too many connections: retry later"}'
+            head = (
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            )
+            try:
+                request.settimeout(1.0)
+                request.sendall(head.encode() + body)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._release(request)
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._release(request)
+
+    def _release(self, request: Any) -> None:
+        with self._guard:
+            self._active -= 1
+            self._deadlines.pop(request, None)
+
+    def expect_request(self, conn: socket.socket) -> None:
+        """The handler starts reading a request on ``conn``: it has read_timeout_s."""
+        with self._guard:
+            self._deadlines[conn] = time.monotonic() + self.read_timeout_s
+
+    def request_read(self, conn: socket.socket) -> None:
+        """The request on ``conn`` has arrived in full: no deadline while it is answered."""
+        with self._guard:
+            self._deadlines.pop(conn, None)
+
+    def _reap(self) -> None:
+        """Shut down connections whose request is late (a blocked read then ends)."""
+        while not self._closed.wait(0.2):
+            now = time.monotonic()
+            with self._guard:
+                late = [c for c, t in self._deadlines.items() if t < now]
+                for c in late:
+                    del self._deadlines[c]
+                self.dropped += len(late)
+            for c in late:
+                with contextlib.suppress(OSError):
+                    c.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], OSError):  # a client gone or dropped: not a bug
+            return
+        super().handle_error(request, client_address)
+
+    def server_close(self) -> None:
+        self._closed.set()
+        super().server_close()
 
     @property
     def url(self) -> str:
@@ -195,6 +291,21 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.verbose:
             super().log_message(format, *args)
 
+    def setup(self) -> None:
+        self.timeout = self.server.idle_timeout_s  # each blocking read, idle waits included
+        super().setup()
+
+    def handle_one_request(self) -> None:
+        self.server.expect_request(self.connection)
+        try:
+            super().handle_one_request()
+        finally:
+            self.server.request_read(self.connection)
+
+    def _refuse(self, status: int, error: str) -> None:
+        self.close_connection = True  # the body (if any) was not read
+        self._send(status, {"error": error})
+
     def _send(self, status: int, payload: dict[str, Any]) -> None:
         body = json.dumps(payload, separators=(",", ":")).encode()
         self.send_response(status)
@@ -204,6 +315,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self) -> None:
+        self.server.request_read(self.connection)
         if self.path.rstrip("/") in ("/v1/health", ""):
             self._send(200, {"status": "ok", **self.server.model.describe()})
         else:
@@ -214,12 +326,26 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._send(503, {"error": "server is shutting down"})
             return
-        length = int(self.headers.get("Content-Length") or 0)
+        if self.headers.get("Transfer-Encoding"):
+            self._refuse(411, "send the body with a Content-Length (chunked bodies are refused)")
+            return
+        encoding = (self.headers.get("Content-Encoding") or "").strip().lower()
+        if encoding not in ("", "identity"):
+            self._refuse(415, f"Content-Encoding {encoding[:40]!r} refused: send it uncompressed")
+            return
+        raw_length = (self.headers.get("Content-Length") or "0").strip()
+        if not raw_length.isdigit():
+            self._refuse(400, f"invalid Content-Length {raw_length[:40]!r}")
+            return
+        length = int(raw_length)
         if length > MAX_BODY_BYTES:
-            self.close_connection = True
-            self._send(413, {"error": f"body over {MAX_BODY_BYTES} bytes"})
+            self._refuse(413, f"body over {MAX_BODY_BYTES} bytes")
             return
         body = self.rfile.read(length)
+        if len(body) < length:  # dropped for being slow, or the client left
+            self.close_connection = True
+            return
+        self.server.request_read(self.connection)
         if self.path.rstrip("/") != "/v1/infer":
             self._send(404, {"error": f"no such path {self.path}: POST /v1/infer"})
             return

@@ -74,10 +74,13 @@ def free_port() -> int:
 
 
 def wait_healthy(url: str, timeout_s: float = 30.0) -> None:
+    import ssl
+
+    context = ssl.create_default_context() if url.startswith("https") else None
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=1) as resp:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=1, context=context) as resp:
                 if resp.status == 200:
                     return
         except OSError:
@@ -98,7 +101,8 @@ def serve_in_thread(store: Store, **options: Any) -> Iterator[str]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    url = f"http://127.0.0.1:{port}"
+    scheme = "https" if options.get("tls_certfile") else "http"
+    url = f"{scheme}://127.0.0.1:{port}"
     try:
         wait_healthy(url)
         yield url
