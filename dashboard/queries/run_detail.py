@@ -83,6 +83,12 @@ def trial_table(result: RunResult) -> pd.DataFrame:
                 "energy_invalid_reasons": "; ".join(e.invalid_reasons) if e else "",
             }
         )
+        if result.thermal is not None:  # sampled: the thermal monitor's verdict per trial
+            rows[-1] |= {
+                "throttled": t.throttled,
+                "max_temp_c": t.max_temp_c,
+                "throttle_reasons": "; ".join(t.throttle_reasons),
+            }
     return pd.DataFrame(rows)
 
 

@@ -220,6 +220,11 @@ def render() -> None:
             )
 
     st.markdown("#### Trials")
+    if r.thermal is not None and r.thermal.throttled_trials:
+        st.warning(
+            f"THROTTLED in trial(s) {', '.join(str(i + 1) for i in r.thermal.throttled_trials)} "
+            f"(hottest {r.thermal.max_temp_c} °C): the figures include the slowdown."
+        )
     st.dataframe(trial_table(r), hide_index=True, width="stretch")
     st.markdown("#### Quality check")
     st.json(r.quality.model_dump(mode="json"), expanded=True)

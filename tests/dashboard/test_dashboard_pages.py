@@ -324,6 +324,19 @@ def test_settings_sweep(sweep_sqlite: LabDb, run_page: Callable[..., Any]) -> No
     _ok(at)
 
 
+def test_run_detail_of_a_throttled_run(sweep_sqlite: LabDb, run_page: Callable[..., Any]) -> None:
+    from seed_sweep import HOT
+
+    url, runs = sweep_sqlite
+    hot = next(r for r in runs if {f"setting:{kv}" for kv in HOT.split(",")} <= set(r.labels))
+    at = run_page(url, "run", {"run": hot.run_id})
+    _ok(at)
+    trials = at.dataframe[1].value
+    assert trials["throttled"].tolist() == [False, True, False]
+    assert trials["max_temp_c"].tolist() == [88.0, 97.0, 88.0]
+    assert any("THROTTLED in trial(s) 2" in w.value for w in at.warning)
+
+
 def test_settings_sweeps_are_not_escalation_sweeps(
     sweep_sqlite: LabDb, lab_sqlite: LabDb, run_page: Callable[..., Any]
 ) -> None:
