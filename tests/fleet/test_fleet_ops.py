@@ -168,3 +168,33 @@ def test_submit_errors_are_one_line(fleet: Fleet) -> None:
     )
     code, _, err = cli("campaign", "status", "nope", "--db", fleet.db)
     assert code != 0 and "no campaign 'nope'" in err
+
+
+def test_workers_reconnect_after_the_broker_goes_away(fleet: Fleet) -> None:
+    from urllib.parse import urlsplit
+
+    from fleetkit import TcpProxy
+
+    parts = urlsplit(fleet.broker)
+    proxy = TcpProxy((parts.hostname or "127.0.0.1", parts.port or 5672))
+    try:
+        via_proxy = fleet.broker.replace(parts.netloc.split("@")[-1], f"127.0.0.1:{proxy.port}")
+        fleet.start_worker("recon-1", extra=("--broker", via_proxy))
+        fleet.wait_registered("recon-1")
+        body = f'name = "before"\n[run]\n{FAST_RUN}\n[target]\ndevices = ["recon-1"]\n'
+        first = fleet.submit(body)
+        assert fleet.wait_settled(first)["overall"]["done"] == 1
+
+        proxy.cut()  # every connection dropped, new ones refused: the broker "restarts"
+        second = fleet.submit(body.replace("before", "during"))  # the broker itself is up
+        time.sleep(3.0)
+        fleet.check_alive()  # the worker waits for its broker, it does not exit
+        assert fleet.status(second)["overall"]["pending"] == 1  # nothing reached it
+        assert "Connection to broker lost" in fleet.logs()
+        proxy.resume()
+        st = fleet.wait_settled(second, timeout=90)
+        assert st["overall"]["done"] == 1, st
+        with fleet.engine.connect() as conn:
+            assert conn.scalar(select(func.count(Run.id))) == 2
+    finally:
+        proxy.close()
