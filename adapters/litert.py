@@ -1,8 +1,21 @@
 """LiteRT adapter (formerly TensorFlow Lite) for ``.tflite`` models on the CPU.
 
-Uses ``ai_edge_litert.interpreter`` and falls back to ``tflite_runtime.interpreter``.
-LiteRT applies XNNPACK as its default CPU delegate; describe() records whether
-it took the graph.
+Two APIs (``--adapter-opt api=compiled|interpreter``; describe() records which ran):
+
+* ``compiled`` (the default with ``ai_edge_litert``): LiteRT's ``CompiledModel``, the API
+  ``litert-benchmark`` times. ``prepare`` writes each batch once into its own input
+  ``TensorBuffer``; ``run`` is ``run_by_index`` on those buffers and output buffers
+  created at load, then one read of each output into a fresh array. The CPU
+  accelerator is XNNPACK-based (``delegate=none`` selects the builtin kernels).
+* ``interpreter``: ``ai_edge_litert.interpreter`` (or ``tflite_runtime.interpreter``):
+  ``run`` is ``set_tensor`` + ``invoke()`` + ``get_tensor``. LiteRT applies XNNPACK as
+  its default CPU delegate; describe() records whether it took the graph. This is
+  the path of the Coral adapter's Edge TPU delegate, which ``CompiledModel`` cannot
+  take, and the fallback where ``CompiledModel`` cannot run a model (tensor types
+  its buffers lack, no ``CompiledModel`` in ``tflite_runtime``); describe() says why.
+
+Both give the same outputs for the same model and settings (checked on the Coral
+models and the suite's fp32/fp16/int8 builds: bit-identical).
 
 Quantised models
     Inputs: a feed whose dtype equals the model input's dtype is passed as is
@@ -55,7 +68,17 @@ EDGETPU_CUSTOM_OP = "edgetpu-custom-op"
 _INT_DTYPES = (np.dtype(np.uint8), np.dtype(np.int8))
 
 #: --adapter-opt keys this adapter understands, with their values
-KNOWN_OPTIONS = {"delegate": "xnnpack|none, default xnnpack (none: LiteRT's builtin kernels)"}
+KNOWN_OPTIONS = {
+    "delegate": "xnnpack|none, default xnnpack (none: LiteRT's builtin kernels)",
+    "api": "compiled|interpreter, default compiled (CompiledModel, as litert-benchmark; "
+    "interpreter where it cannot run the model)",
+}
+
+#: LiteRT APIs, in order of preference
+APIS = ("compiled", "interpreter")
+
+#: module with LiteRT's CompiledModel API (ai_edge_litert only)
+COMPILED_MODULE = "ai_edge_litert.compiled_model"
 
 
 def import_interpreter() -> tuple[ModuleType, str, str] | None:
@@ -117,14 +140,19 @@ def check_precision(options: AdapterOptions, precision: Precision, kind: str, pa
         )
 
 
-def _delegate_nodes(interpreter: Any) -> int | None:
+def _op_names(interpreter: Any) -> list[str] | None:
     details = getattr(interpreter, "_get_ops_details", None)
     if details is None:
         return None
     try:
-        return sum(1 for op in details() if op.get("op_name") == "DELEGATE")
+        return [str(op.get("op_name")) for op in details()]
     except Exception:
         return None
+
+
+def _delegate_nodes(interpreter: Any) -> int | None:
+    names = _op_names(interpreter)
+    return None if names is None else names.count("DELEGATE")
 
 
 def _quant(detail: Mapping[str, Any]) -> tuple[float, int] | None:
@@ -133,12 +161,16 @@ def _quant(detail: Mapping[str, Any]) -> tuple[float, int] | None:
 
 
 class LiteRtSession(Session):
-    """A LiteRT interpreter with allocated tensors.
+    """A LiteRT model ready to run; this class runs it through the Interpreter API.
 
     ``prepare`` converts each feed to the model's input dtype and shape once;
     ``run`` copies the prepared batch into the input tensor (``set_tensor``),
     calls ``invoke()`` and copies the outputs out (``get_tensor``).
+    :class:`LiteRtCompiledSession` runs a model through ``CompiledModel`` instead.
     """
+
+    #: the LiteRT API the session runs (describe() records it)
+    api: ClassVar[str] = "interpreter"
 
     def __init__(
         self,
@@ -153,14 +185,16 @@ class LiteRtSession(Session):
         execution_provider: str | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> None:
+        self._init_common(
+            adapter=adapter,
+            runtime=runtime,
+            runtime_version=runtime_version,
+            options=options,
+            precision=precision,
+            quantization=quantization,
+            extra=extra,
+        )
         self._it = interpreter
-        self._adapter = adapter
-        self._runtime = runtime
-        self._version = runtime_version
-        self._options = options
-        self._precision = precision
-        self._quantization = quantization
-        self._extra = dict(extra or {})
         self._delegated = _delegate_nodes(interpreter)
         self._default_delegate = execution_provider is None
         if execution_provider is None:
@@ -177,6 +211,25 @@ class LiteRtSession(Session):
         self._set = interpreter.set_tensor
         self._invoke = interpreter.invoke
         self._get = interpreter.get_tensor
+
+    def _init_common(
+        self,
+        *,
+        adapter: str,
+        runtime: str,
+        runtime_version: str,
+        options: AdapterOptions,
+        precision: Precision,
+        quantization: str,
+        extra: Mapping[str, Any] | None,
+    ) -> None:
+        self._adapter = adapter
+        self._runtime = runtime
+        self._version = runtime_version
+        self._options = options
+        self._precision = precision
+        self._quantization = quantization
+        self._extra = dict(extra or {})
 
     @staticmethod
     def _spec(d: Mapping[str, Any]) -> TensorSpec:
@@ -217,6 +270,19 @@ class LiteRtSession(Session):
             f"fit this model"
         )
 
+    def _converted(self, feed: Mapping[str, np.ndarray]) -> list[tuple[int, np.ndarray]]:
+        """``[(input position, array in the model's dtype)]`` for each fed input."""
+        converted = []
+        for name, value in feed.items():
+            i = self._index.get(name)
+            if i is None:
+                raise ModelError(
+                    f"model has no input {name!r} (inputs: {', '.join(self._index)}): "
+                    f"the suite does not fit this model"
+                )
+            converted.append((i, self._convert(self._in[i], value)))
+        return converted
+
     def _fit_shape(self, i: int, shape: tuple[int, ...]) -> None:
         d = self._in[i]
         if tuple(int(v) for v in d["shape"]) == shape:
@@ -235,17 +301,10 @@ class LiteRtSession(Session):
         self._in = self._it.get_input_details()
         self._out = self._it.get_output_details()
 
-    def prepare(self, feed: Mapping[str, np.ndarray]) -> list[tuple[int, np.ndarray]]:
+    def prepare(self, feed: Mapping[str, np.ndarray]) -> Any:
         """``[(tensor index, array)]`` in the model's dtype; resizes the batch if it must."""
         prepared = []
-        for name, value in feed.items():
-            i = self._index.get(name)
-            if i is None:
-                raise ModelError(
-                    f"model has no input {name!r} (inputs: {', '.join(self._index)}): "
-                    f"the suite does not fit this model"
-                )
-            arr = self._convert(self._in[i], value)
+        for i, arr in self._converted(feed):
             self._fit_shape(i, arr.shape)
             prepared.append((int(self._in[i]["index"]), arr))
         return prepared
@@ -268,15 +327,19 @@ class LiteRtSession(Session):
                 result.append(((a.astype(np.float32) - q[1]) * q[0]).astype(np.float32))
         return result
 
-    def describe(self) -> AdapterDescription:
-        recorded: dict[str, Any] = {
-            "num_threads": self._options.threads or "runtime default",
-            "adapter_options": dict(self._options.extra),
-        }
+    def _api_options(self) -> dict[str, Any]:
+        """describe() entries particular to the API."""
+        recorded: dict[str, Any] = {"api": self.api, "api_call": "Interpreter.invoke"}
         if self._default_delegate:
             recorded["xnnpack"] = (
                 "not reported" if self._delegated is None else self._provider == "XNNPACK"
             )
+        recorded["delegate_nodes"] = (
+            self._delegated if self._delegated is not None else "not reported"
+        )
+        return recorded
+
+    def describe(self) -> AdapterDescription:
         return AdapterDescription(
             adapter=self._adapter,
             runtime=self._runtime,
@@ -285,10 +348,9 @@ class LiteRtSession(Session):
             execution_provider=self._provider,
             precision=self._precision,
             options={
-                **recorded,
-                "delegate_nodes": self._delegated
-                if self._delegated is not None
-                else "not reported",
+                "num_threads": self._options.threads or "runtime default",
+                "adapter_options": dict(self._options.extra),
+                **self._api_options(),
                 "quantization": self._quantization,
                 "input_quantization": {d["name"]: _quant(d) for d in self._in},
                 "output_quantization": {d["name"]: _quant(d) for d in self._out},
@@ -302,6 +364,159 @@ class LiteRtSession(Session):
         self._it = None
 
 
+class _Batch:
+    """A batch prepared for ``CompiledModel``: one input TensorBuffer per signature input,
+    written once by ``prepare`` and only read by ``run``."""
+
+    __slots__ = ("buffers",)
+
+    def __init__(self, buffers: list[Any]) -> None:
+        self.buffers = buffers
+
+
+class LiteRtCompiledSession(LiteRtSession):
+    """A LiteRT ``CompiledModel`` (signature 0) with output buffers created at load.
+
+    ``prepare`` converts each feed like the Interpreter path and writes it into input
+    TensorBuffers of its own (one set per prepared batch); ``run`` is one
+    ``run_by_index`` on those and the output buffers, then one read of each output into
+    a fresh array: nothing is converted or allocated in LiteRT's memory in the timed
+    call. ``inputs``, ``outputs``, ``dequantize`` and the quantisation recorded by
+    describe() come from the same tensor metadata as the Interpreter path.
+    """
+
+    api: ClassVar[str] = "compiled"
+
+    def __init__(
+        self,
+        model: Any,
+        inputs: Sequence[Mapping[str, Any]],
+        outputs: Sequence[Mapping[str, Any]],
+        *,
+        adapter: str,
+        runtime: str,
+        runtime_version: str,
+        options: AdapterOptions,
+        precision: Precision,
+        quantization: str,
+        execution_provider: str,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._init_common(
+            adapter=adapter,
+            runtime=runtime,
+            runtime_version=runtime_version,
+            options=options,
+            precision=precision,
+            quantization=quantization,
+            extra=extra,
+        )
+        self._model = model
+        self._provider = execution_provider
+        self._in = [dict(d) for d in inputs]
+        self._out = [dict(d) for d in outputs]
+        self._index = {d["name"]: i for i, d in enumerate(self._in)}
+        self._fully_accelerated = model.is_fully_accelerated()
+        self._run_by_index = model.run_by_index
+        self._out_buffers: list[Any] = []
+        self._reads: list[tuple[Any, int, np.dtype[Any], tuple[int, ...]]] = []
+        self._check_run()
+
+    def _check_run(self) -> None:
+        """New output buffers for the current shapes, then one run on zeroed inputs.
+
+        LiteRT allocates on the first run and reports some failures only then: this
+        brings them (and the allocation) out of the timed region.
+        """
+        inputs = self._model.create_input_buffers(0)
+        for b, d in zip(inputs, self._in, strict=True):
+            b.write(np.zeros([int(v) for v in d["shape"]], np.dtype(d["dtype"])))
+        buffers = self._model.create_output_buffers(0)
+        self._model.run_by_index(0, inputs, buffers)
+        reads = []
+        for b, d in zip(buffers, self._out, strict=True):
+            shape = tuple(int(v) for v in b.get_tensor_details()["shape"])
+            d["shape"] = np.array(shape, np.int32)
+            reads.append((b.read, int(np.prod(shape)), np.dtype(d["dtype"]), shape))
+        self._out_buffers, self._reads = buffers, reads
+
+    def _fit_shapes(self, shapes: Mapping[int, tuple[int, ...]]) -> None:
+        changed = {
+            i: s for i, s in shapes.items() if tuple(int(v) for v in self._in[i]["shape"]) != s
+        }
+        if not changed:
+            return
+        old = {i: [int(v) for v in self._in[i]["shape"]] for i in changed}
+        try:
+            for i, shape in changed.items():
+                self._model.resize_input_tensor(i, list(shape), strict=False)
+                self._in[i]["shape"] = np.array(shape, np.int32)
+            self._check_run()
+        except Exception as exc:
+            for i, dims in old.items():
+                self._model.resize_input_tensor(i, dims, strict=False)
+                self._in[i]["shape"] = np.array(dims, np.int32)
+            self._check_run()
+            first, asked = next(iter(changed.items()))
+            raise ModelError(
+                f"model input {self._in[first]['name']!r} has the fixed shape {old[first]}, got "
+                f"{list(asked)} ({one_line(exc)}): use --batch {old[first][0]}"
+            ) from exc
+
+    def prepare(self, feed: Mapping[str, np.ndarray]) -> _Batch:
+        """The feed in the model's dtypes, written into input buffers of its own."""
+        converted = dict(self._converted(feed))
+        missing = [d["name"] for i, d in enumerate(self._in) if i not in converted]
+        if missing:
+            raise ModelError(
+                f"the feed lacks model input(s) {', '.join(missing)}: the suite does not fit "
+                f"this model"
+            )
+        self._fit_shapes({i: a.shape for i, a in converted.items()})
+        arrays = [converted[i] for i in range(len(self._in))]
+        buffers = self._model.create_input_buffers(0)
+        for b, a in zip(buffers, arrays, strict=True):
+            b.write(a)
+        return _Batch(buffers)
+
+    def run(self, prepared: Any) -> Sequence[np.ndarray]:
+        self._run_by_index(0, prepared.buffers, self._out_buffers)
+        return [read(n, dtype).reshape(shape) for read, n, dtype, shape in self._reads]
+
+    def _api_options(self) -> dict[str, Any]:
+        return {
+            "api": self.api,
+            "api_call": "CompiledModel.run_by_index (signature 0)",
+            "delegate_nodes": "not reported (CompiledModel)",
+            "fully_accelerated": self._fully_accelerated,
+        }
+
+    def close(self) -> None:
+        self._out_buffers, self._reads = [], []
+        self._run_by_index = None
+        if self._model is not None:
+            self._model.close()
+        self._model = None
+
+
+def _load_error(
+    exc: BaseException, path: Path, runtime: str, *, edgetpu_hint: bool = True
+) -> ConfigError | ModelError:
+    """The one-line error for a model LiteRT cannot load."""
+    msg = str(exc)
+    if edgetpu_hint and (EDGETPU_CUSTOM_OP in msg or has_edgetpu_op(path)):
+        return edgetpu_model_error(path)
+    if "custom op" in msg:
+        return ModelError(
+            f"{runtime} cannot run {path}: {one_line(exc)} (the model needs a custom op "
+            f"LiteRT lacks: re-convert it with builtin ops only)"
+        )
+    return ModelError(
+        f"{runtime} cannot load {path}: {one_line(exc)} "
+        f"(is it a valid .tflite model? re-convert it or pass another --model)"
+    )
+
+
 def open_interpreter(
     make: Any, path: Path, runtime: str, *, edgetpu_hint: bool = True, **kwargs: Any
 ) -> Any:
@@ -310,19 +525,69 @@ def open_interpreter(
         interpreter = make(model_path=str(path), **kwargs)
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
-        msg = str(exc)
-        if edgetpu_hint and (EDGETPU_CUSTOM_OP in msg or has_edgetpu_op(path)):
-            raise edgetpu_model_error(path) from exc
-        if "custom op" in msg:
-            raise ModelError(
-                f"{runtime} cannot run {path}: {one_line(exc)} (the model needs a custom op "
-                f"LiteRT lacks: re-convert it with builtin ops only)"
-            ) from exc
-        raise ModelError(
-            f"{runtime} cannot load {path}: {one_line(exc)} "
-            f"(is it a valid .tflite model? re-convert it or pass another --model)"
-        ) from exc
+        raise _load_error(exc, path, runtime, edgetpu_hint=edgetpu_hint) from exc
     return interpreter
+
+
+def open_metadata(mod: ModuleType, path: Path, runtime: str) -> Any:
+    """An Interpreter that only reads the model's tensor metadata: no delegate, nothing
+    allocated. ConfigError for an Edge TPU model, one-line ModelError for a broken file."""
+    kwargs: dict[str, Any] = {}
+    resolver = getattr(mod, "OpResolverType", None)
+    if resolver is not None:
+        kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    try:
+        interpreter = mod.Interpreter(model_path=str(path), **kwargs)
+    except (ValueError, RuntimeError) as exc:
+        raise _load_error(exc, path, runtime) from exc
+    ops = _op_names(interpreter)
+    if EDGETPU_CUSTOM_OP in ops if ops is not None else has_edgetpu_op(path):
+        raise edgetpu_model_error(path)
+    return interpreter
+
+
+#: tensor types LiteRT's TensorBuffer reads and writes (ai-edge-litert 2.3)
+BUFFER_DTYPES = frozenset({"float32", "float16", "int32", "int8", "uint8", "bool"})
+
+
+def signature_details(
+    model: Any, meta: Any
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | str:
+    """Interpreter-style details of signature 0's inputs and outputs, in its order.
+
+    Matched to the metadata interpreter's tensors by index and name, so quantisation
+    parameters come along; a reason string where they do not match (a signature on
+    another subgraph) or a tensor type has no TensorBuffer support.
+    """
+    key = next(iter(model.get_signature_list()), None)
+    if key is None:
+        return "the model has no signature"
+    names = model.get_signature_list()[key]
+    found: list[list[dict[str, Any]]] = []
+    for kind, details, meta_details in (
+        ("input", model.get_input_tensor_details(key), meta.get_input_details()),
+        ("output", model.get_output_tensor_details(key), meta.get_output_details()),
+    ):
+        by_index = {int(d["index"]): d for d in meta_details}
+        rows = []
+        for name in names[f"{kind}s"]:
+            d = details[name]
+            m = by_index.get(int(d["index"]))
+            if m is None or m["name"] != d["name"]:
+                return f"signature {key!r} {kind} {name!r} is not a tensor of the main subgraph"
+            if str(d["dtype"]) not in BUFFER_DTYPES:
+                return f"{kind} {d['name']!r} is {d['dtype']}, which TensorBuffer cannot hold"
+            rows.append(dict(m))
+        found.append(rows)
+    return found[0], found[1]
+
+
+def import_compiled() -> tuple[ModuleType | None, str]:
+    """(``ai_edge_litert.compiled_model``, "") or (None, why not)."""
+    try:
+        return importlib.import_module(COMPILED_MODULE), ""
+    except ImportError as exc:
+        return None, f"{COMPILED_MODULE} does not import ({one_line(exc)})"
 
 
 class LiteRtAdapter(Adapter):
@@ -333,9 +598,17 @@ class LiteRtAdapter(Adapter):
     option_keys: ClassVar[Mapping[str, str]] = KNOWN_OPTIONS
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
 
-    def __init__(self, interpreter_module: ModuleType | None = None, version: str = "") -> None:
-        # The interpreter module is injectable so tests can hand in a double.
+    def __init__(
+        self,
+        interpreter_module: ModuleType | None = None,
+        version: str = "",
+        compiled_module: ModuleType | None = None,
+    ) -> None:
+        # The runtime modules are injectable so tests can hand in doubles; an injected
+        # interpreter module without a compiled one runs the Interpreter API.
         self._mod = interpreter_module
+        self._compiled = compiled_module
+        self._discover_compiled = interpreter_module is None and compiled_module is None
         self._runtime_name = "ai_edge_litert"
         self._version = version or "injected"
 
@@ -365,11 +638,19 @@ class LiteRtAdapter(Adapter):
         self._mod, self._runtime_name, self._version = found
         return self._mod
 
+    def _compiled_module(self) -> tuple[ModuleType | None, str]:
+        if self._compiled is not None:
+            return self._compiled, ""
+        if not self._discover_compiled:
+            return None, "an injected interpreter module without CompiledModel"
+        if self._runtime_name != "ai_edge_litert":
+            return None, f"{self._runtime_name} has no CompiledModel"
+        self._compiled, why = import_compiled()
+        return self._compiled, why
+
     def model_precision(self, artifact: ModelArtifact) -> Precision:
-        interpreter = open_interpreter(
-            self._interpreter_module().Interpreter, Path(artifact.path), self._runtime_name
-        )
-        return model_precision(interpreter)[0]
+        meta = open_metadata(self._interpreter_module(), Path(artifact.path), self._runtime_name)
+        return model_precision(meta)[0]
 
     def load(self, artifact: ModelArtifact, options: AdapterOptions) -> Session:
         mod = self._interpreter_module()
@@ -386,9 +667,25 @@ class LiteRtAdapter(Adapter):
         delegate = choice(
             self.name, "delegate", options.extra.get("delegate", "xnnpack"), ["xnnpack", "none"]
         )
+        api = options.extra.get("api")
+        if api is not None:
+            api = choice(self.name, "api", api, APIS)
         path = Path(artifact.path)
         if not path.is_file():
             raise ModelError(f"model file not found: {path} (check the --model path)")
+        fallback = ""
+        if api != "interpreter":
+            compiled, fallback = self._compiled_module()
+            if compiled is None and api == "compiled":
+                raise ConfigError(
+                    f"--adapter-opt api=compiled needs LiteRT's CompiledModel ({fallback}): "
+                    f"pip install ai-edge-litert, or drop the option"
+                )
+            if compiled is not None:
+                session = self._load_compiled(compiled, mod, path, options, delegate, api)
+                if isinstance(session, Session):
+                    return session
+                fallback = session
         kwargs: dict[str, Any] = {"num_threads": options.threads}
         if delegate == "none":
             resolver = getattr(mod, "OpResolverType", None)
@@ -409,4 +706,53 @@ class LiteRtAdapter(Adapter):
             options=options,
             precision=precision,
             quantization=kind,
+            extra={"api_fallback": f"CompiledModel not used: {fallback}"} if fallback else None,
         )
+
+    def _load_compiled(
+        self,
+        compiled: ModuleType,
+        mod: ModuleType,
+        path: Path,
+        options: AdapterOptions,
+        delegate: str,
+        api: str | None,
+    ) -> Session | str:
+        """A CompiledModel session, or (unless api=compiled was asked for) why not."""
+        meta = open_metadata(mod, path, self._runtime_name)
+        precision, kind = model_precision(meta)
+        check_precision(options, precision, kind, path)
+        cpu = compiled.CpuOptions(
+            num_threads=options.threads or 0,  # 0: LiteRT's default
+            kernel_mode=None if delegate == "xnnpack" else compiled.CpuKernelMode.BUILTIN,
+        )
+        model_options = compiled.Options(
+            hardware_accelerators=compiled.HardwareAccelerator.CPU, cpu_options=cpu
+        )
+        why: str
+        try:
+            model = compiled.CompiledModel.from_file(str(path), options=model_options)
+            details = signature_details(model, meta)
+            if isinstance(details, str):
+                model.close()
+                why = details
+            else:
+                return LiteRtCompiledSession(
+                    model,
+                    *details,
+                    adapter=self.name,
+                    runtime=self._runtime_name,
+                    runtime_version=self._version,
+                    options=options,
+                    precision=precision,
+                    quantization=kind,
+                    execution_provider="XNNPACK" if delegate == "xnnpack" else "builtin kernels",
+                )
+        except (RuntimeError, ValueError) as exc:
+            why = one_line(exc)
+        if api == "compiled":
+            raise ModelError(
+                f"LiteRT's CompiledModel cannot run {path.name} ({why}): "
+                f"use --adapter-opt api=interpreter"
+            )
+        return why

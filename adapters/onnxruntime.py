@@ -3,16 +3,24 @@
 Settings beyond device/threads/precision come as ``--adapter-opt KEY=VALUE``
 (:data:`KNOWN_OPTIONS`); unknown keys are refused.
 
-IO binding (``io_binding``, on by default for the CUDA and TensorRT providers)
-uploads each prepared batch to the provider's device once, in ``prepare``
-(not timed); ``run`` binds those device tensors, runs, and binds the outputs to
-host memory, so the device→host copy of the outputs *is* timed (a result is
-only usable once on the host), but the input upload is not. Without IO binding
-``InferenceSession.run`` copies inputs to the device inside the timed call.
+IO binding (``io_binding``, on by default on every provider) binds each prepared
+batch once, in ``prepare`` (not timed): its inputs become OrtValues on the
+provider's device (on the CPU they share the prepared arrays' memory; on CUDA and
+TensorRT they are uploaded once) and its outputs are bound to host memory, on the
+CPU pre-allocated wherever their shape follows from the inputs' (the same symbolic
+dimension, or a fixed one). ``run`` is then ``run_with_iobinding`` on that binding
+and one copy of each output into a fresh array: no feed dict is validated or
+converted and no binding is built in the timed call. The device→host copy of the
+outputs *is* timed (a result is only usable once on the host), the input upload is
+not. A batch run by two threads at once gets a fresh binding for the second
+(offline/server workers may share a batch). ``io_binding=off`` runs
+``InferenceSession.run(None, feed)``, which validates and wraps the feed, and on a
+GPU provider copies the inputs to the device, inside the timed call.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from types import ModuleType
 from typing import Any, ClassVar
@@ -55,7 +63,7 @@ KNOWN_OPTIONS = {
     "graph_optimization_level": "|".join(GRAPH_OPTIMIZATION_LEVELS) + ", default all",
     "execution_mode": "sequential|parallel, default sequential",
     "inter_op_threads": "N >= 1, used by execution_mode=parallel",
-    "io_binding": "on|off, default on for cuda/tensorrt, off otherwise",
+    "io_binding": "on|off, default on (off: InferenceSession.run with a feed dict)",
 }
 
 #: providers whose tensors live in CUDA memory (IO binding uploads to device "cuda")
@@ -89,11 +97,48 @@ def _specs(args: Sequence[Any]) -> list[TensorSpec]:
 
 
 class _Bound:
-    """A prepared batch already on the provider's device (IO binding)."""
+    """A prepared batch bound once to an IOBinding (inputs and, where possible, outputs)."""
 
-    def __init__(self, values: dict[str, Any], host: list[np.ndarray]) -> None:
+    __slots__ = ("binding", "host", "lock", "outputs", "values")
+
+    def __init__(
+        self,
+        binding: Any,
+        values: dict[str, Any],
+        host: dict[str, np.ndarray],
+        outputs: list[np.ndarray] | None,
+    ) -> None:
+        self.binding = binding
         self.values = values  # input name -> OrtValue
-        self.host = host  # keeps CPU OrtValues' numpy memory alive
+        self.host = host  # input name -> the prepared array (CPU OrtValues share its memory)
+        self.outputs = outputs  # pre-allocated host outputs bound to the binding, else None
+        self.lock = threading.Lock()  # held while a run uses this binding
+
+
+def _dim_sizes(specs: Sequence[Any], arrays: Mapping[str, np.ndarray]) -> dict[str, int]:
+    """Symbolic dimension -> size, read off the fed arrays (``"N" -> 4``)."""
+    sizes: dict[str, int] = {}
+    for spec in specs:
+        arr = arrays.get(spec.name)
+        if arr is None or len(spec.shape) != arr.ndim:
+            continue
+        for dim, n in zip(spec.shape, arr.shape, strict=True):
+            if isinstance(dim, str):
+                sizes[dim] = int(n)
+    return sizes
+
+
+def _output_shape(spec: Any, sizes: Mapping[str, int]) -> tuple[int, ...] | None:
+    """The output's shape when the inputs determine it, else None (ORT allocates it)."""
+    shape = []
+    for dim in spec.shape:
+        if isinstance(dim, int) and dim >= 0:
+            shape.append(dim)
+        elif isinstance(dim, str) and dim in sizes:
+            shape.append(sizes[dim])
+        else:
+            return None
+    return tuple(shape)
 
 
 class OnnxRuntimeSession(Session):
@@ -112,7 +157,13 @@ class OnnxRuntimeSession(Session):
         self._provider = provider
         self._io_binding = io_binding
         self._binding_device = binding_device
-        self._output_names = [o.name for o in sess.get_outputs()] if io_binding else []
+        self._input_specs = list(sess.get_inputs()) if io_binding else []
+        self._output_specs = list(sess.get_outputs()) if io_binding else []
+        self._output_names = [o.name for o in self._output_specs]
+        # pre-allocated host outputs only for CPU bindings: on a GPU provider ORT copies
+        # the outputs to host memory it allocates, as before
+        self._preallocate = binding_device[0] == "cpu"
+        self._bound_run = sess.run_with_iobinding  # bound once
 
     def inputs(self) -> list[TensorSpec]:
         return _specs(self._sess.get_inputs())
@@ -129,19 +180,56 @@ class OnnxRuntimeSession(Session):
         values = {
             k: self._ort.OrtValue.ortvalue_from_numpy(a, kind, index) for k, a in arrays.items()
         }
-        return _Bound(values, list(arrays.values()))
+        binding = self._sess.io_binding()
+        for name, value in values.items():
+            binding.bind_ortvalue_input(name, value)
+        outputs = self._bind_outputs(binding, arrays)
+        return _Bound(binding, values, arrays, outputs)
 
-    def run(self, prepared: Any) -> Sequence[np.ndarray]:
-        if not isinstance(prepared, _Bound):
-            return self._sess.run(None, prepared)
-        # A fresh binding per call: concurrent offline/server workers may share a batch.
+    def _bind_outputs(
+        self, binding: Any, arrays: Mapping[str, np.ndarray]
+    ) -> list[np.ndarray] | None:
+        """Bind host outputs: pre-allocated where the inputs fix their shapes (all or none)."""
+        allocated: list[np.ndarray] = []
+        if self._preallocate:
+            sizes = _dim_sizes(self._input_specs, arrays)
+            for spec in self._output_specs:
+                shape = _output_shape(spec, sizes)
+                dtype = _ORT_DTYPES.get(spec.type)
+                if shape is None or dtype is None:
+                    break
+                allocated.append(np.empty(shape, dtype))
+        if self._preallocate and len(allocated) == len(self._output_specs):
+            for name, out in zip(self._output_names, allocated, strict=True):
+                binding.bind_ortvalue_output(name, self._ort.OrtValue.ortvalue_from_numpy(out))
+            return allocated
+        for name in self._output_names:
+            binding.bind_output(name, "cpu")
+        return None
+
+    def _run_fresh(self, prepared: _Bound) -> list[np.ndarray]:
+        """A binding of its own, for a batch another thread is running right now."""
         binding = self._sess.io_binding()
         for name, value in prepared.values.items():
             binding.bind_ortvalue_input(name, value)
         for name in self._output_names:
             binding.bind_output(name, "cpu")
-        self._sess.run_with_iobinding(binding)
+        self._bound_run(binding)
         return list(binding.copy_outputs_to_cpu())
+
+    def run(self, prepared: Any) -> Sequence[np.ndarray]:
+        if not isinstance(prepared, _Bound):
+            return self._sess.run(None, prepared)
+        if not prepared.lock.acquire(blocking=False):
+            return self._run_fresh(prepared)
+        try:
+            self._bound_run(prepared.binding)
+            if prepared.outputs is not None:
+                # copied out: the next run of this batch writes the same memory
+                return [o.copy() for o in prepared.outputs]
+            return list(prepared.binding.copy_outputs_to_cpu())
+        finally:
+            prepared.lock.release()
 
     def describe(self) -> AdapterDescription:
         so = self._sess.get_session_options()
@@ -160,10 +248,12 @@ class OnnxRuntimeSession(Session):
                     -1
                 ],
                 "io_binding": (
-                    f"on (inputs on {self._binding_device[0]}:{self._binding_device[1]}, "
-                    f"outputs to host inside run)"
+                    f"on (inputs on {self._binding_device[0]}:{self._binding_device[1]} bound "
+                    f"in prepare; outputs to host inside run, "
+                    f"{'pre-allocated' if self._preallocate else 'allocated by ORT'} "
+                    f"where the inputs fix their shapes)"
                     if self._io_binding
-                    else "off"
+                    else "off (InferenceSession.run with a feed dict)"
                 ),
                 "providers": self._sess.get_providers(),
                 "adapter_options": dict(self._options.extra),
@@ -260,9 +350,7 @@ class OnnxRuntimeAdapter(Adapter):
             so.inter_op_num_threads = positive_int(
                 self.name, "inter_op_threads", extra["inter_op_threads"]
             )
-        io_binding = boolean(
-            self.name, "io_binding", extra.get("io_binding", "on" if base in _CUDA_BASES else "off")
-        )
+        io_binding = boolean(self.name, "io_binding", extra.get("io_binding", "on"))
         binding_device = ("cuda", int(index or 0)) if base in _CUDA_BASES else ("cpu", 0)
         provider_opts: dict[str, Any] = {"device_id": int(index)} if index else {}
         providers: list[Any] = [(provider, provider_opts)] if provider_opts else [provider]

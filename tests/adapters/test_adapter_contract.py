@@ -2,7 +2,8 @@
 
 onnxruntime and openvino run the suite-built MobileNetV2 ONNX (random weights);
 litert runs the pretrained Coral MobileNetV2 (full-integer uint8 .tflite) from
-shared/data, skipping with a reason where that data is absent.
+shared/data, skipping with a reason where that data is absent, on both of its APIs
+(CompiledModel, the default, and the Interpreter).
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ class Case:
     threads_key: str  # describe().options key that records the thread count
     corrupt_suffix: str
     foreign_format: str  # a format the adapter does not load
+    api: str = ""  # litert: --adapter-opt api=...; "" = the adapter's default
+
+    @property
+    def id(self) -> str:
+        return f"{self.adapter}-{self.api}" if self.api else self.adapter
 
 
 def _onnxruntime() -> Adapter:
@@ -73,6 +79,10 @@ CASES = [
         "litert", "ai_edge_litert", _litert, "coral", "int8", "num_threads",
         ".tflite", "onnx",
     ),
+    Case(
+        "litert", "ai_edge_litert", _litert, "coral", "int8", "num_threads",
+        ".tflite", "onnx", api="interpreter",
+    ),
 ]  # fmt: skip
 
 
@@ -80,10 +90,10 @@ CASES = [
 def onnx_model(tmp_path_factory: pytest.TempPathFactory) -> ModelArtifact:
     pytest.importorskip("onnx", reason="building the suite model needs onnx (wattbench[models])")
     cache = ModelCache(tmp_path_factory.mktemp("cache"))
-    return MobileNetV2Suite(SuiteOptions(seed=0)).build_model("onnx", cache)
+    return MobileNetV2Suite(SuiteOptions(seed=0, weights="random")).build_model("onnx", cache)
 
 
-@pytest.fixture(scope="module", params=CASES, ids=[c.adapter for c in CASES])
+@pytest.fixture(scope="module", params=CASES, ids=[c.id for c in CASES])
 def case(request: pytest.FixtureRequest) -> Case:
     c: Case = request.param
     if importlib.util.find_spec(c.module) is None:
@@ -108,6 +118,8 @@ def adapter(case: Case) -> Adapter:
 
 def _load(adapter: Adapter, artifact: ModelArtifact, case: Case, **kw: Any) -> Session:
     opts: dict[str, Any] = {"device": "cpu", "precision": case.precision} | kw
+    if case.api:
+        opts["extra"] = {"api": case.api}
     return adapter.load(artifact, AdapterOptions(**opts))
 
 
@@ -194,6 +206,8 @@ def test_describe(case: Case, adapter: Adapter, session: Session) -> None:
     assert d.device == "cpu"
     assert d.execution_provider
     assert d.precision == case.precision
+    if case.adapter == "litert":  # which LiteRT API ran
+        assert d.options["api"] == (case.api or "compiled")
     json.dumps(d.model_dump(mode="json"))  # storable as is
 
 
@@ -424,6 +438,67 @@ def test_litert_dequantises_outside_run() -> None:
     (real,) = s.dequantize([np.array([[4, 8, 0, 255]], np.uint8)])
     np.testing.assert_allclose(real, [[0.0, 1.0, -1.0, 62.75]])
     assert real.dtype == np.float32
+
+
+# -- LiteRT: CompiledModel (the default) and the Interpreter ------------------------------
+
+
+def _coral_int8() -> ModelArtifact:
+    pytest.importorskip("ai_edge_litert")
+    if not CORAL_MNV2.is_file():
+        pytest.skip(f"pretrained Coral model not present at {CORAL_MNV2} (shared/data)")
+    return MobileNetV2Suite().user_model(CORAL_MNV2).model_copy(update={"precision": "int8"})
+
+
+def test_litert_compiled_fixed_batch_is_a_model_error_and_the_session_still_runs() -> None:
+    from wattbench.adapters.litert import LiteRtAdapter, LiteRtCompiledSession
+
+    s = LiteRtAdapter().load(_coral_int8(), AdapterOptions(threads=1, precision="int8"))
+    assert isinstance(s, LiteRtCompiledSession)
+    x = np.zeros((2, 224, 224, 3), np.uint8)
+    with pytest.raises(ModelError, match=r"fixed shape \[1, 224, 224, 3\].*--batch 1") as ei:
+        s.prepare({"input": x})
+    assert "\n" not in str(ei.value)
+    (out,) = s.run(s.prepare({"input": x[:1]}))  # resized back: still runs batch 1
+    assert out.shape == (1, 1001)
+    with pytest.raises(ModelError, match="lacks model input"):
+        s.prepare({})
+    s.close()
+
+
+def test_litert_falls_back_to_the_interpreter_where_compiled_model_fails() -> None:
+    from types import SimpleNamespace
+
+    from ai_edge_litert import compiled_model, interpreter
+
+    from wattbench.adapters.litert import LiteRtAdapter, LiteRtCompiledSession, LiteRtSession
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("CompiledModel error: code=3\nsecond line")
+
+    broken = SimpleNamespace(
+        CompiledModel=SimpleNamespace(from_file=refuse),
+        CpuOptions=compiled_model.CpuOptions,
+        CpuKernelMode=compiled_model.CpuKernelMode,
+        Options=compiled_model.Options,
+        HardwareAccelerator=compiled_model.HardwareAccelerator,
+    )
+    art = _coral_int8()
+    opts = AdapterOptions(threads=1, precision="int8")
+    adapter = LiteRtAdapter(interpreter, "x", compiled_module=broken)  # type: ignore[arg-type]
+    s = adapter.load(art, opts)
+    assert type(s) is LiteRtSession
+    d = s.describe().options
+    assert d["api"] == "interpreter"
+    assert d["api_fallback"] == "CompiledModel not used: CompiledModel error: code=3"
+    with pytest.raises(ModelError, match="use --adapter-opt api=interpreter") as ei:
+        adapter.load(art, opts.model_copy(update={"extra": {"api": "compiled"}}))
+    assert "\n" not in str(ei.value)
+    # an injected interpreter module alone runs the Interpreter; api=compiled is refused
+    plain = LiteRtAdapter(interpreter, "x")  # type: ignore[arg-type]
+    assert not isinstance(plain.load(art, opts), LiteRtCompiledSession)
+    with pytest.raises(ConfigError, match="needs LiteRT's CompiledModel"):
+        plain.load(art, opts.model_copy(update={"extra": {"api": "compiled"}}))
 
 
 # -- OpenVINO with an injected runtime: a device this machine lacks ----------------------

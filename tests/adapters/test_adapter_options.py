@@ -90,7 +90,7 @@ def test_onnxruntime_graph_optimisation_level_and_execution_mode(
     assert opts["adapter_options"]["graph_optimization_level"] == "disable"
     default = _ort(onnx_model).describe().options
     assert default["graph_optimization_level"] == "ORT_ENABLE_ALL"
-    assert default["io_binding"] == "off"  # off on the CPU provider unless asked for
+    assert default["io_binding"].startswith("on (")  # on by default, the CPU provider too
     # an unoptimised graph computes the same function
     out = s.run(_feed(s))[0]
     ref = _ort(onnx_model)
@@ -98,8 +98,9 @@ def test_onnxruntime_graph_optimisation_level_and_execution_mode(
 
 
 def test_onnxruntime_io_binding_gives_the_same_outputs(onnx_model: ModelArtifact) -> None:
-    bound, plain = _ort(onnx_model, io_binding="on"), _ort(onnx_model)
+    bound, plain = _ort(onnx_model, io_binding="on"), _ort(onnx_model, io_binding="off")
     assert bound.describe().options["io_binding"].startswith("on (inputs on cpu:0")
+    assert plain.describe().options["io_binding"].startswith("off")
     prepared = _feed(bound)
     assert not isinstance(prepared, dict)  # device tensors, made outside the timed region
     a, b = bound.run(prepared), plain.run(_feed(plain))
@@ -186,7 +187,8 @@ def test_openvino_bad_options_are_one_line(
     assert fragment in _one_line(ei)
 
 
-def test_litert_delegate_none_runs_builtin_kernels(coral_data: Path) -> None:
+@pytest.mark.parametrize("api", ["compiled", "interpreter"])
+def test_litert_delegate_none_runs_builtin_kernels(coral_data: Path, api: str) -> None:
     pytest.importorskip("ai_edge_litert")
     from wattbench.adapters.litert import LiteRtAdapter
 
@@ -194,21 +196,28 @@ def test_litert_delegate_none_runs_builtin_kernels(coral_data: Path) -> None:
     art = art.model_copy(update={"precision": "int8"})
     x = {"input": np.random.default_rng(0).integers(0, 255, (1, 224, 224, 3), dtype=np.uint8)}
     sessions = {
-        d: LiteRtAdapter().load(art, AdapterOptions(precision="int8", extra={"delegate": d}))
+        d: LiteRtAdapter().load(
+            art, AdapterOptions(precision="int8", extra={"delegate": d, "api": api})
+        )
         for d in ("xnnpack", "none")
     }
     outs = {}
     for d, s in sessions.items():
         name = s.inputs()[0].name
         outs[d] = s.run(s.prepare({name: x["input"]}))[0].astype(np.int32)
+        assert s.describe().options["api"] == api
     assert sessions["none"].describe().execution_provider == "builtin kernels"
-    assert sessions["none"].describe().options["delegate_nodes"] == 0
+    if api == "interpreter":  # the Interpreter lists its delegate nodes; CompiledModel does not
+        assert sessions["none"].describe().options["delegate_nodes"] == 0
     assert sessions["xnnpack"].describe().execution_provider == "XNNPACK"
     assert outs["none"].argmax() == outs["xnnpack"].argmax()
     assert np.abs(outs["none"] - outs["xnnpack"]).max() <= 2  # int8 rounding may differ
     with pytest.raises(ConfigError) as ei:
         LiteRtAdapter().load(art, AdapterOptions(precision="int8", extra={"threads": "2"}))
     assert "known: delegate" in _one_line(ei)
+    with pytest.raises(ConfigError) as ei:
+        LiteRtAdapter().load(art, AdapterOptions(precision="int8", extra={"api": "legacy"}))
+    assert "use one of compiled, interpreter" in _one_line(ei)
 
 
 def test_adapters_without_options_refuse_every_key(onnx_model: ModelArtifact) -> None:
@@ -245,6 +254,8 @@ def test_cli_refuses_an_unknown_key_before_building_anything(tmp_path: Path) -> 
     assert p.returncode == 2
     assert p.stderr.strip().splitlines() == [
         "error: unknown --adapter-opt delegat for litert (known: delegate (xnnpack|none, "
-        "default xnnpack (none: LiteRT's builtin kernels)))"
+        "default xnnpack (none: LiteRT's builtin kernels)); api (compiled|interpreter, default "
+        "compiled (CompiledModel, as litert-benchmark; interpreter where it cannot run the "
+        "model)))"
     ]
     assert not cache.exists() or not any(cache.rglob("*.tflite"))  # no 15 s TFLite build first

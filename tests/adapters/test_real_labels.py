@@ -52,6 +52,10 @@ def _litert() -> Adapter:
     return LiteRtAdapter()
 
 
+#: LiteRT's two APIs (--adapter-opt api=...)
+LITERT_APIS = ["compiled", "interpreter"]
+
+
 def _openvino() -> Adapter:
     _needs("openvino", "openvino")
     from wattbench.adapters.openvino import OpenVinoAdapter
@@ -73,12 +77,18 @@ def _top1(session: Session, image: Image.Image) -> tuple[int, np.ndarray]:
 
 
 @needs_data
-@pytest.mark.parametrize("make", [_litert, _openvino], ids=["litert", "openvino"])
-def test_pretrained_mobilenet_v2_gives_the_known_labels(make: Callable[[], Adapter]) -> None:
+@pytest.mark.parametrize(
+    ("make", "extra"),
+    [(_litert, {"api": a}) for a in LITERT_APIS] + [(_openvino, {})],
+    ids=[f"litert-{a}" for a in LITERT_APIS] + ["openvino"],
+)
+def test_pretrained_mobilenet_v2_gives_the_known_labels(
+    make: Callable[[], Adapter], extra: dict[str, str]
+) -> None:
     adapter = make()
     session = adapter.load(
         _coral_artifact("mobilenet_v2_1.0_224_quant.tflite"),
-        AdapterOptions(device="cpu", threads=2, precision="int8"),
+        AdapterOptions(device="cpu", threads=2, precision="int8", extra=extra),
     )
     labels = (CORAL_DATA / "imagenet_labels.txt").read_text().splitlines()
     assert len(labels) == 1001
@@ -118,6 +128,36 @@ def test_suite_quality_check_accepts_the_1001_class_uint8_outputs() -> None:
     probs = session.dequantize([rows[0][None]])[0]
     assert probs.dtype == np.float32
     assert abs(float(probs.sum()) - 1.0) < 0.05
+
+
+@needs_data
+@pytest.mark.parametrize("model", ["mobilenet_v2_1.0_224_quant", "mobilenet_v1_0.25_128_quant"])
+def test_litert_apis_give_identical_outputs(model: str) -> None:
+    """CompiledModel (the default, timed like litert-benchmark) and the Interpreter: the
+    same raw tensors for every image, and the same dequantised values."""
+    adapter = _litert()
+    art = _coral_artifact(f"{model}.tflite")
+    outs: dict[str, list[np.ndarray]] = {}
+    real: dict[str, list[np.ndarray]] = {}
+    for api in LITERT_APIS:
+        s = adapter.load(art, AdapterOptions(threads=2, precision="int8", extra={"api": api}))
+        assert s.describe().options["api"] == api
+        (spec,) = s.inputs()
+        outs[api] = []
+        for name in EXPECTED_TOP1:
+            with Image.open(CORAL_DATA / name) as im:
+                row = MobileNetV2Suite().preprocess(im.convert("RGB"), spec)
+            outs[api].append(s.run(s.prepare({spec.name: row[None]}))[0])
+        from wattbench.adapters.litert import LiteRtSession
+
+        assert isinstance(s, LiteRtSession)
+        real[api] = [s.dequantize([o])[0] for o in outs[api]]
+        s.close()
+    for a, b in zip(outs["compiled"], outs["interpreter"], strict=True):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(real["compiled"], real["interpreter"], strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 @needs_data
@@ -184,7 +224,11 @@ def test_onnxruntime_and_openvino_agree_on_the_same_onnx(
 def test_registry_pins_the_shipped_coral_files() -> None:
     from wattbench.core.cache import sha256_file
 
-    for e in registry.REGISTRY.values():
+    coral = [
+        e for e in registry.REGISTRY.values() if e.url.startswith(registry.CORAL_TEST_DATA_URL)
+    ]
+    assert len(coral) == 9  # 3 models, the labels, 5 images
+    for e in coral:
         assert e.url == registry.CORAL_TEST_DATA_URL + e.filename
         assert e.url.startswith("https://github.com/google-coral/test_data/raw/104342d")
         assert sha256_file(CORAL_DATA / e.filename) == e.sha256, e.filename

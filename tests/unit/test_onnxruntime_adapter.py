@@ -96,6 +96,7 @@ class TestOnnxRuntimeAdapterContract:
         assert d.options["inter_op_num_threads"] == 1
         assert d.options["providers"][0] == "CPUExecutionProvider"
         assert d.options["graph_optimization_level"] == "ORT_ENABLE_ALL"
+        assert d.options["io_binding"].startswith("on (inputs on cpu:0 bound in prepare")
 
     def test_describe_runtime_default_threads(
         self, adapter: OnnxRuntimeAdapter, mobilenet: ModelArtifact
@@ -120,7 +121,9 @@ class TestOnnxRuntimeAdapterContract:
     def test_prepare_and_run(self, session: Any, batch: int) -> None:
         x = _batch(batch)
         prepared = session.prepare({"input": x[:, :, :, ::-1]})  # non-contiguous view
-        assert prepared["input"].flags["C_CONTIGUOUS"]
+        assert prepared.host["input"].flags["C_CONTIGUOUS"]  # bound zero-copy on the CPU
+        # the output is pre-allocated: "N" of the output is "N" of the input
+        assert [o.shape for o in prepared.outputs] == [(batch, 1000)]
         out = session.run(prepared)
         assert len(out) == 1
         assert out[0].shape == (batch, 1000)
@@ -168,6 +171,69 @@ class TestOnnxRuntimeAdapterContract:
         assert self.adapter_cls.is_available("cuda").available is False
         with pytest.raises(UnavailableError, match="CUDAExecutionProvider"):
             adapter.load(mobilenet, AdapterOptions(device="cuda"))
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_io_binding_gives_the_outputs_of_a_plain_run(mobilenet: ModelArtifact, batch: int) -> None:
+    """IO binding (the default) and InferenceSession.run: bit-identical outputs, fresh
+    arrays every run, whichever batches alternate."""
+    opts = AdapterOptions(threads=2)
+    bound = OnnxRuntimeAdapter().load(mobilenet, opts)
+    plain = OnnxRuntimeAdapter().load(
+        mobilenet, opts.model_copy(update={"extra": {"io_binding": "off"}})
+    )
+    assert plain.describe().options["io_binding"].startswith("off")
+    feeds = [{"input": _batch(batch) * k} for k in (1.0, -0.5)]
+    a, b = (bound.prepare(f) for f in feeds)
+    ref = [plain.run(plain.prepare(f))[0] for f in feeds]
+    out_a = bound.run(a)[0]
+    out_b = bound.run(b)[0]
+    again = bound.run(a)[0]
+    np.testing.assert_array_equal(out_a, ref[0])
+    np.testing.assert_array_equal(out_b, ref[1])
+    np.testing.assert_array_equal(again, ref[0])
+    assert not np.shares_memory(out_a, again)  # a later run leaves earlier results alone
+    assert not np.array_equal(out_a, out_b)
+    bound.close()
+    plain.close()
+
+
+def test_one_batch_run_by_two_threads_at_once(mobilenet: ModelArtifact) -> None:
+    """Offline/server workers may share a prepared batch: the second gets a binding of its own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    s = OnnxRuntimeAdapter().load(mobilenet, AdapterOptions(threads=1))
+    prepared = s.prepare({"input": _batch(1)})
+    ref = s.run(prepared)[0].copy()
+    assert prepared.lock.acquire()  # as if another thread were inside run() with it
+    try:
+        np.testing.assert_array_equal(s.run(prepared)[0], ref)
+    finally:
+        prepared.lock.release()
+    with ThreadPoolExecutor(2) as pool:
+        outs = list(pool.map(lambda _: s.run(prepared)[0], range(8)))
+    for o in outs:
+        np.testing.assert_array_equal(o, ref)
+    s.close()
+
+
+def test_outputs_the_inputs_do_not_size_are_allocated_by_ort(tmp_path: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])
+    idx = helper.make_tensor_value_info("idx", TensorProto.INT64, [2, None])
+    graph = helper.make_graph([helper.make_node("NonZero", ["x"], ["idx"])], "g", [x], [idx])
+    path = tmp_path / "nonzero.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    art = ModelArtifact(path=path, sha256="0" * 64, format="onnx", weights="none", name="nz")
+    s = OnnxRuntimeAdapter().load(art, AdapterOptions())
+    for row in ([0, 1, 0, 2], [3, 0, 0, 0]):
+        p = s.prepare({"x": np.array([row], np.float32)})
+        assert p.outputs is None  # the number of non-zeros is known only after the run
+        (out,) = s.run(p)
+        np.testing.assert_array_equal(out, np.array(np.nonzero([row])))
+    s.close()
 
 
 # -- an injected runtime double ----------------------------------------------------------
