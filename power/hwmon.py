@@ -36,11 +36,11 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from wattbench.core.availability import Availability
 from wattbench.core.errors import ConfigError, MeasurementError, UnavailableError
@@ -318,17 +318,28 @@ class HwmonReader(PolledReader):
             "unit": "uJ" if self.is_counter else "uW",
         }
 
+    #: one sysfs file per sample: read by the sampler process (see PolledReader)
+    READ_KIND: ClassVar[Literal["call", "file"]] = "file"
+
+    def sample_files(self) -> tuple[Path, ...]:
+        return (self.channel.path,)
+
+    def sample_from_files(self, raw: Sequence[float]) -> float | None:
+        """µJ from the energy counter, or W from the power channel (µW / 1e6)."""
+        value = raw[0]
+        if not math.isfinite(value):
+            return None
+        return value if self.is_counter else value / 1e6
+
     def read_power_w(self) -> float | None:
         """Power in W from ``power*_input``; None for an energy channel (no instant power)."""
         if self.is_counter:
             return None
-        return read_int(self.channel.path) / 1e6
+        return self.read_file(0) / 1e6
 
     def read_sample(self) -> float | None:
         """µJ from the energy counter, or W from the power channel."""
-        if self.is_counter:
-            return float(read_int(self.channel.path))
-        return self.read_power_w()
+        return self.sample_from_files((self.read_file(0),))
 
     def make_reading(self, samples: list[Sample], t_start: float, t_end: float) -> EnergyReading:
         if not self.is_counter:

@@ -87,13 +87,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from wattbench.core.availability import Availability
 from wattbench.core.errors import UnavailableError
@@ -593,15 +594,49 @@ class JetsonReader(PolledReader):
     def details(self) -> dict[str, Any]:
         return self._static_details(self._get_plan())
 
-    def read_power_w(self) -> float | None:
-        """Read every rail once; the module total in watts, or None when a total rail failed."""
+    #: the rails' sysfs files: read by the sampler process (see PolledReader)
+    READ_KIND: ClassVar[Literal["call", "file"]] = "file"
+
+    def _file_layout(self) -> list[tuple[Rail, int, int | None]]:
+        """Per rail: the index of its power (mW) or voltage (mV) file in
+        :meth:`sample_files`, and of its current (mA) file (None with a power file)."""
+        layout: list[tuple[Rail, int, int | None]] = []
+        k = 0
+        for rail in self._get_plan().rails:
+            if rail.power_mw_path is not None:
+                layout.append((rail, k, None))
+                k += 1
+            else:
+                layout.append((rail, k, k + 1))
+                k += 2
+        return layout
+
+    def sample_files(self) -> list[Path]:
+        files: list[Path] = []
+        for rail in self._get_plan().rails:
+            if rail.power_mw_path is not None:
+                files.append(rail.power_mw_path)
+            else:
+                assert rail.voltage_mv_path is not None and rail.current_ma_path is not None
+                files += [rail.voltage_mv_path, rail.current_ma_path]
+        return files
+
+    def sample_from_files(self, raw: Sequence[float]) -> float | None:
+        """Every rail from one read of its files (as :meth:`Rail.read` computes it); the
+        module total in watts, or None when a total rail failed. The rails' values are
+        left for :meth:`sample_now` / :meth:`record_file_sample`."""
         plan = self._get_plan()
         values: dict[str, float | None] = {}
         volts: dict[str, float | None] = {}
-        for rail in plan.rails:
-            try:
-                values[rail.name], volts[rail.name] = rail.read()
-            except (OSError, ValueError, IndexError):
+        for rail, i, j in self._file_layout():
+            if j is None:
+                ok = math.isfinite(raw[i])
+                values[rail.name] = raw[i] / 1e3 if ok else None
+                volts[rail.name] = None
+            elif math.isfinite(raw[i]) and math.isfinite(raw[j]):
+                bus_v = raw[i] / 1e3
+                values[rail.name], volts[rail.name] = bus_v * raw[j] / 1e3, bus_v
+            else:
                 values[rail.name], volts[rail.name] = None, None
         self._last_read.values = values
         self._last_read.volts = volts
@@ -609,6 +644,20 @@ class JetsonReader(PolledReader):
         if any(p is None for p in parts):
             return None
         return sum(p for p in parts if p is not None)
+
+    def read_power_w(self) -> float | None:
+        """Read every rail once; the module total in watts, or None when a total rail failed."""
+        return self.sample_from_files(self.read_files())
+
+    def record_file_sample(self, t_s: float, raw: Sequence[float]) -> None:
+        """Keep one sample of the sampler process, with every rail under its time stamp."""
+        self._last_read.values = None
+        self._last_read.volts = None
+        super().record_file_sample(t_s, raw)
+        with self._rail_lock:
+            self._rail_samples.append(
+                (t_s, self._last_read.values or {}, self._last_read.volts or {})
+            )
 
     def sample_now(self) -> Sample:
         """Take one sample (the total) and keep every rail's value under the same time stamp."""

@@ -14,23 +14,48 @@ Settings every polled reader takes through ``--power-opt <name>.<key>=…``:
 * ``accuracy_pct``, ``accuracy_w``, ``resolution_w``: the sensor's accuracy,
   from its datasheet; see :func:`accuracy_uncertainty_j`. Each one replaces
   that term of the reader's built-in :class:`SensorAccuracy` (its
-  ``DEFAULT_ACCURACY``), so every measured reading carries an uncertainty.
+  ``DEFAULT_ACCURACY``), so every measured reading carries an uncertainty;
+* ``sampler``: ``auto`` (default), ``process`` or ``thread``: what samples a
+  reader whose read is a file read (:attr:`PolledReader.READ_KIND` ``"file"``).
+  ``auto`` uses a separate sampler process (:mod:`~wattbench.power.sampler`)
+  when the interval is below :attr:`PolledReader.PROCESS_BELOW_S`, so the
+  sampler does not wait for the workload's GIL; readers whose read is a Python
+  call (HTTP plugs) always sample in a thread;
+* ``sampler_realtime``: ``1`` (default) lets the sampler process ask for the
+  lowest real-time priority (granted to root or with an ``rtprio`` limit), so
+  it keeps its rate when every core is busy; ``0`` keeps it an ordinary process.
+
+Every reading records the sampler used, the achieved rate and the largest gap
+between samples; an achieved rate more than :attr:`PolledReader.RATE_TOLERANCE`
+below the requested one is a warning in ``details["warnings"]``, a gap over the
+gap limit makes the reading invalid, and a sampler process that died or stopped
+answering during the window makes it invalid too (never a valid 0 J).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import threading
 import time
 from abc import abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import Any, ClassVar, Literal
 
 from wattbench.core.errors import ConfigError, MeasurementError
 from wattbench.core.power import EnergyReading, PowerReader, ReaderOptions
 from wattbench.power.accounting import Sample, integrate_power, uncertainty_j
+from wattbench.power.sampler import (
+    DEFAULT_CAPACITY,
+    ProcessSampler,
+    SamplerError,
+    SensorFiles,
+)
+
+SAMPLER_MODES = ("auto", "process", "thread")
 
 
 def float_param(
@@ -153,12 +178,21 @@ class PolledReader(PowerReader):
     (or override :meth:`default_accuracy`), and may override
     :meth:`uncertainty_j` and :meth:`details`.
 
+    A reader whose sample is a read of sensor files sets :attr:`READ_KIND` to
+    ``"file"`` and implements :meth:`sample_files` and :meth:`sample_from_files`:
+    a sampler process (:mod:`~wattbench.power.sampler`) then reads the files in
+    the background, and the window's samples are converted with
+    :meth:`sample_from_files` at :meth:`stop` (:meth:`record_file_sample`, which
+    a reader that keeps more than the value per sample extends).
+
     The window runs from the end of :meth:`start` to the beginning of
-    :meth:`stop`. Each of them takes one sample just outside the window, so
-    both edges are interpolated between real samples. Samples are stamped at
-    the midpoint of the read with the injected monotonic ``clock``; the
-    background thread schedules itself on ``time.monotonic`` whatever the
-    clock, so tests may pass a manual clock and call :meth:`sample_now`.
+    :meth:`stop`. Each of them takes one sample in this process just outside
+    the window, so both edges are interpolated between real samples. Samples
+    are stamped at the midpoint of the read with the injected monotonic
+    ``clock``; the background sampler schedules itself on ``time.monotonic``
+    whatever the clock, so tests may pass a manual clock and call
+    :meth:`sample_now` (an injected clock keeps the sampler in a thread, as
+    the sampler process stamps with ``time.monotonic``).
     """
 
     #: a gap longer than this many sample intervals (or update periods) invalidates
@@ -168,6 +202,18 @@ class PolledReader(PowerReader):
     #: the sensor's accuracy when no ``accuracy_*`` option is given; a registered
     #: reader must have one (a measured figure always carries an uncertainty)
     DEFAULT_ACCURACY: ClassVar[SensorAccuracy | None] = None
+    #: ``"call"``: a sample is a Python call (:meth:`read_sample`), made by a thread;
+    #: ``"file"``: a read of :meth:`sample_files`, made by a sampler process
+    READ_KIND: ClassVar[Literal["call", "file"]] = "call"
+    #: ``sampler=auto`` samples a file reader in a thread at this interval or longer:
+    #: one wakeup a second costs the workload nothing measurable
+    PROCESS_BELOW_S: ClassVar[float] = 1.0
+    #: an achieved rate more than this fraction below the requested one is a warning
+    RATE_TOLERANCE: ClassVar[float] = 0.10
+    #: slots of the sampler process's ring buffer (drained every quarter of it)
+    SAMPLER_CAPACITY: ClassVar[int] = DEFAULT_CAPACITY
+    #: the newest slots a drain leaves for the next one, while the child writes
+    DRAIN_LAG: ClassVar[int] = 2
 
     def __init__(
         self, options: ReaderOptions | None = None, *, clock: Callable[[], float] = time.monotonic
@@ -193,10 +239,74 @@ class PolledReader(PowerReader):
         if self._max_gap_s is not None and self._max_gap_s <= 0:
             raise ConfigError(f"--power-opt {self.name}.max_gap_s must be positive")
         sensor_accuracy(self.options, self.name)  # validates the accuracy options
+        mode = (self.options.param(self.name, "sampler", "auto") or "auto").lower()
+        if mode not in SAMPLER_MODES:
+            raise ConfigError(
+                f"--power-opt {self.name}.sampler={mode!r} is not one of {', '.join(SAMPLER_MODES)}"
+            )
+        if mode == "process" and self.READ_KIND != "file":
+            raise ConfigError(
+                f"--power-opt {self.name}.sampler=process: the {self.name} reader's read is a "
+                "Python call, not a file read, and samples in a thread; drop the option"
+            )
+        self.sampler_mode = mode
+        realtime = float_param(self.options, self.name, "sampler_realtime", 1.0)
+        if realtime not in (0.0, 1.0):
+            raise ConfigError(f"--power-opt {self.name}.sampler_realtime must be 0 or 1")
+        self.sampler_realtime = realtime == 1.0
+        # The sampler process (file readers), kept from window to window.
+        self._files: SensorFiles | None = None
+        self._files_lock = threading.Lock()
+        self._proc: ProcessSampler | None = None
+        #: why the sampler process is not used (None: it is, or was never needed)
+        self._proc_unavailable: str | None = None
+        self._window_sampler = "thread"
+        self._raw_chunks: list[bytes] = []
+        self._lost_samples = 0
+        self._child_failure: str | None = None
+        self._sampler_cpu_s: float | None = None
+        #: reasons that make this window invalid (the sampler process failed in it)
+        self._sampler_problems: list[str] = []
+        self._sampler_notes: list[str] = []
 
     @abstractmethod
     def read_power_w(self) -> float | None:
         """One power reading in watts; None when the sensor could not be read."""
+
+    # -- file readers -------------------------------------------------------------
+
+    def sample_files(self) -> Sequence[Path]:
+        """The files one sample reads (``READ_KIND = "file"``), in a fixed order."""
+        raise NotImplementedError(f"{type(self).__name__} does not read files")
+
+    def sample_from_files(self, raw: Sequence[float]) -> float | None:
+        """The sample value from the numbers :meth:`sample_files` held at one read
+        (NaN where a read failed), as :meth:`read_sample` would return it."""
+        raise NotImplementedError(f"{type(self).__name__} does not read files")
+
+    def record_file_sample(self, t_s: float, raw: Sequence[float]) -> None:
+        """Keep one sample of the sampler process (called at :meth:`stop`, in time order)."""
+        self._keep(t_s, self.sample_from_files(raw), self._child_failure)
+
+    def read_file(self, index: int) -> float:
+        """File ``index`` of :meth:`sample_files` read now, in this process, as the sampler
+        process reads it (opened once, ``os.pread``); OSError/ValueError when it fails."""
+        with self._files_lock:
+            if self._files is None:
+                self._files = SensorFiles([str(p) for p in self.sample_files()])
+            return self._files.read(index)
+
+    def read_files(self) -> list[float]:
+        """Every file of :meth:`sample_files` read now; NaN where a read failed."""
+        out = []
+        for i in range(len(self.sample_files())):
+            try:
+                out.append(self.read_file(i))
+            except (OSError, ValueError):
+                out.append(math.nan)
+        return out
+
+    # -- accuracy -------------------------------------------------------------------
 
     def default_accuracy(self) -> SensorAccuracy | None:
         """The sensor's accuracy for this window: :attr:`DEFAULT_ACCURACY` unless overridden
@@ -223,6 +333,8 @@ class PolledReader(PowerReader):
         """Reader-specific facts recorded with every reading (e.g. the sensor path)."""
         return {}
 
+    # -- sampling -------------------------------------------------------------------
+
     def read_sample(self) -> float | None:
         """The value the sampler records: :meth:`read_power_w` unless overridden.
 
@@ -230,6 +342,14 @@ class PolledReader(PowerReader):
         :meth:`make_reading` to keep the same thread and time stamps.
         """
         return self.read_power_w()
+
+    def _keep(self, t_s: float, value: float | None, failure: str | None) -> None:
+        with self._lock:
+            self._samples.append((t_s, value))
+            if value is None or not math.isfinite(value):
+                self._failed_reads += 1
+                if self._first_failure is None:
+                    self._first_failure = failure or f"read returned {value!r}"
 
     def sample_now(self) -> Sample:
         """Take one sample now and keep it; a failed read is kept as a gap (None)."""
@@ -241,12 +361,7 @@ class PolledReader(PowerReader):
             value, failure = None, f"{type(exc).__name__}: {exc}"
         # The midpoint: a slow read (a network meter) says most about its middle.
         t_s = (t_before + self._clock()) / 2
-        with self._lock:
-            self._samples.append((t_s, value))
-            if value is None or not math.isfinite(value):
-                self._failed_reads += 1
-                if self._first_failure is None:
-                    self._first_failure = failure or f"read returned {value!r}"
+        self._keep(t_s, value, failure)
         return t_s, value
 
     def _loop(self) -> None:
@@ -264,6 +379,51 @@ class PolledReader(PowerReader):
         except Exception as exc:  # a bug in a subclass: surface it at stop(), not never
             self._thread_error = exc
 
+    def _wants_process(self) -> bool:
+        if self.READ_KIND != "file" or self.sampler_mode == "thread":
+            return False
+        if self._clock is not time.monotonic:
+            return False  # the child stamps with time.monotonic; tests' clocks stay here
+        if self.sampler_mode == "auto":
+            return self.options.sample_interval_s < self.PROCESS_BELOW_S
+        return True
+
+    def _sampler_process(self) -> ProcessSampler | None:
+        """The sampler process, started (or restarted) when needed; None to sample in a
+        thread, with the reason in the window's notes."""
+        if self._proc is not None and not self._proc.alive():
+            self._sampler_notes.append(
+                f"{self._proc.exit_reason()} between windows; a new one was started"
+            )
+            self._drop_process()
+        if self._proc is None and self._proc_unavailable is None:
+            try:
+                self._proc = ProcessSampler(
+                    [str(p) for p in self.sample_files()],
+                    capacity=self.SAMPLER_CAPACITY,
+                    realtime=self.sampler_realtime,
+                )
+            except (SamplerError, OSError) as exc:
+                self._proc_unavailable = f"no sampler process ({exc}); sampled in a thread"
+        if self._proc is None and self._proc_unavailable:
+            self._sampler_notes.append(self._proc_unavailable)
+        return self._proc
+
+    def _drop_process(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            proc.close()
+
+    def _drain_loop(self, proc: ProcessSampler, period_s: float) -> None:
+        try:
+            while not self._stop_evt.wait(period_s):
+                data, lost = proc.take(lag=self.DRAIN_LAG)
+                if data:
+                    self._raw_chunks.append(data)
+                self._lost_samples += lost
+        except Exception as exc:  # surface it at stop()
+            self._thread_error = exc
+
     def start(self) -> None:
         """Take the opening sample, start the background sampler, open the window."""
         if self._thread is not None:
@@ -275,11 +435,71 @@ class PolledReader(PowerReader):
             self._failed_reads = 0
             self._first_failure = None
         self._thread_error = None
+        self._raw_chunks = []
+        self._lost_samples = 0
+        self._child_failure = None
+        self._sampler_cpu_s = None
+        self._sampler_problems = []
+        self._sampler_notes = []
+        proc = self._sampler_process() if self._wants_process() else None
+        self._window_sampler = "process" if proc is not None else "thread"
         self._t_first_sample = self.sample_now()[0]
         self._t_start = self._clock()
         self._stop_evt.clear()
-        self._thread = threading.Thread(target=self._loop, name=f"{self.name}-sampler", daemon=True)
+        interval_s = self.options.sample_interval_s
+        if proc is not None:
+            try:
+                proc.resume(interval_s)
+            except SamplerError as exc:
+                self._sampler_problems.append(f"the sampler process could not start: {exc}")
+            # A quarter of the ring's time: the drain copies raw bytes, seldom.
+            period_s = proc.capacity * interval_s / 4
+            self._thread = threading.Thread(
+                target=self._drain_loop,
+                args=(proc, period_s),
+                name=f"{self.name}-sampler-drain",
+                daemon=True,
+            )
+        else:
+            self._thread = threading.Thread(
+                target=self._loop, name=f"{self.name}-sampler", daemon=True
+            )
         self._thread.start()
+
+    def _finish_process_window(self) -> None:
+        """Pause the sampler process, collect the window's samples and keep them."""
+        proc = self._proc
+        if proc is None:
+            return
+        timeout_s = max(2.0, 5 * self.options.sample_interval_s)
+        try:
+            paused = proc.pause(timeout_s)
+            self._sampler_cpu_s = paused.cpu_s
+            self._child_failure = paused.first_failure
+        except SamplerError as exc:
+            # Dead, or alive but not answering (stopped): kill it, so that what it wrote
+            # is all there is; the samples it never wrote are a gap, never zero.
+            alive = proc.alive()
+            if alive:
+                proc.proc.kill()
+                proc.proc.wait()
+            self._sampler_problems.append(
+                f"the sampler process failed during the window ({exc}"
+                f"{'; it was killed' if alive else ''}): the samples it did not take are "
+                "missing; if this repeats, pass --power-opt "
+                f"{self.name}.sampler=thread"
+            )
+        data, lost = proc.take(lag=0)
+        if data:
+            self._raw_chunks.append(data)
+        self._lost_samples += lost
+        rows, torn = proc.rows(b"".join(self._raw_chunks))
+        self._raw_chunks = []
+        self._lost_samples += torn
+        for row in rows:
+            self.record_file_sample(row[0], row[1:])
+        if self._sampler_problems:
+            self._drop_process()  # a new one for the next window
 
     def stop(self) -> EnergyReading:
         """Close the window, take the closing sample, and integrate."""
@@ -292,6 +512,8 @@ class PolledReader(PowerReader):
             self._stop_evt.set()
             self._thread.join()
             self._thread = None
+            if self._window_sampler == "process":
+                self._finish_process_window()
         if self._thread_error is not None:
             error, self._thread_error = self._thread_error, None
             raise error
@@ -301,7 +523,43 @@ class PolledReader(PowerReader):
             )
         with self._lock:
             samples = list(self._samples)
-        return self.make_reading(samples, self._t_start, t_end)
+        reading = self.make_reading(samples, self._t_start, t_end)
+        return self._with_sampler_checks(reading, samples)
+
+    def _with_sampler_checks(self, reading: EnergyReading, samples: list[Sample]) -> EnergyReading:
+        """The reading with the sampler's warnings, and invalid when the sampler failed."""
+        requested_hz = 1.0 / self.options.sample_interval_s
+        times = sorted(
+            t
+            for t, v in samples
+            if v is not None and math.isfinite(v) and self._t_first_sample <= t
+            if t <= self._t_last_sample
+        )
+        gap_s = max((b - a for a, b in itertools.pairwise(times)), default=None)
+        details = dict(reading.details)
+        details["sampler_max_gap_s"] = gap_s
+        warnings = list(details.get("warnings") or [])
+        rate = reading.sample_rate_hz
+        if rate is not None and rate < (1 - self.RATE_TOLERANCE) * requested_hz:
+            gap = f"; the largest gap between samples was {gap_s * 1e3:.3g} ms" if gap_s else ""
+            warnings.append(
+                f"the {self._window_sampler} sampler achieved {rate:.4g} Hz of the "
+                f"{requested_hz:.4g} Hz requested (more than "
+                f"{self.RATE_TOLERANCE * 100:g} % short){gap}: the figures hold for the "
+                "achieved rate"
+            )
+        if self._lost_samples:
+            warnings.append(
+                f"{self._lost_samples} samples of the sampler process were lost (the ring "
+                "buffer came round before it was drained): they count as gaps"
+            )
+        warnings += self._sampler_notes
+        details["warnings"] = warnings
+        update: dict[str, Any] = {"details": details}
+        if self._sampler_problems:
+            update["valid"] = False
+            update["invalid_reasons"] = [*reading.invalid_reasons, *self._sampler_problems]
+        return reading.model_copy(update=update)
 
     def make_reading(self, samples: list[Sample], t_start: float, t_end: float) -> EnergyReading:
         """Turn the window's samples into a reading: integrate power over ``[t_start, t_end]``."""
@@ -364,11 +622,23 @@ class PolledReader(PowerReader):
             "requested_sample_rate_hz": 1.0 / self.options.sample_interval_s,
             "failed_reads": failed,
             "first_failure": first,
+            "sampler": self._window_sampler,
+            "sampler_read": self.READ_KIND,
+            "sampler_cpu_s": self._sampler_cpu_s,
+            "sampler_priority": (
+                self._proc.priority if self._window_sampler == "process" and self._proc else None
+            ),
+            "sampler_lost_samples": self._lost_samples,
         }
 
     def close(self) -> None:
-        """Stop the sampler thread if a window is still open."""
+        """Stop the sampler (thread or process) and close the sensor files."""
         if self._thread is not None:
             self._stop_evt.set()
             self._thread.join()
             self._thread = None
+        self._drop_process()
+        with self._files_lock:
+            files, self._files = self._files, None
+        if files is not None:
+            files.close()
