@@ -190,6 +190,7 @@ class CloudServer(ThreadingHTTPServer):
         self._guard = threading.Lock()
         self._active = 0
         self._deadlines: dict[socket.socket, float] = {}
+        self._lingering: list[tuple[socket.socket, float]] = []  # refused, closing gently
         self._closed = threading.Event()
         super().__init__(address, _Handler)
         threading.Thread(target=self._reap, name="cloud-reaper", daemon=True).start()
@@ -211,9 +212,15 @@ class CloudServer(ThreadingHTTPServer):
             try:
                 request.settimeout(1.0)
                 request.sendall(head.encode() + body)
+                # close gently: the client may still be sending its request, and closing
+                # with unread data would reset the connection before it reads the 503
+                request.shutdown(socket.SHUT_WR)
+                request.setblocking(False)
             except OSError:
-                pass
-            self.shutdown_request(request)
+                self.shutdown_request(request)
+                return
+            with self._guard:
+                self._lingering.append((request, time.monotonic() + 1.0))
             return
         try:
             super().process_request(request, client_address)
@@ -254,6 +261,29 @@ class CloudServer(ThreadingHTTPServer):
             for c in late:
                 with contextlib.suppress(OSError):
                     c.shutdown(socket.SHUT_RDWR)
+            self._drain_refused(now)
+
+    def _drain_refused(self, now: float) -> None:
+        """Read and drop what refused clients still send; close at EOF or after 1 s."""
+        with self._guard:
+            lingering, self._lingering = self._lingering, []
+        keep = []
+        for sock, close_at in lingering:
+            done = now >= close_at
+            while not done:
+                try:
+                    done = not sock.recv(65536)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    done = True
+            if done:
+                with contextlib.suppress(OSError):
+                    sock.close()
+            else:
+                keep.append((sock, close_at))
+        with self._guard:
+            self._lingering.extend(keep)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         if isinstance(sys.exc_info()[1], OSError):  # a client gone or dropped: not a bug
@@ -262,6 +292,11 @@ class CloudServer(ThreadingHTTPServer):
 
     def server_close(self) -> None:
         self._closed.set()
+        with self._guard:
+            lingering, self._lingering = self._lingering, []
+        for sock, _ in lingering:
+            with contextlib.suppress(OSError):
+                sock.close()
         super().server_close()
 
     @property

@@ -28,6 +28,12 @@ from wattbench.results_db.store import Store
 DEVICE = "bench-01"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "long: tens of seconds (fault injection at scale); -m 'not long' skips them"
+    )
+
+
 def make_result(tmp_path: Path, *, latency_s: float = 0.001, power_w: float = 5.0) -> RunResult:
     clock = FakeClock()
     cfg = RunConfig(
