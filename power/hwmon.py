@@ -370,6 +370,17 @@ class HwmonReader(PolledReader):
                 d += self.max_range_uj
             if d >= 0 and tb > ta:
                 trace.append(((ta + tb) / 2 - t0, d / 1e6 / (tb - ta)))
+        if self.max_range_uj and trace:
+            # Wrap-safe sampling: reads more than half a wrap period apart (at the highest
+            # power seen) could hide a second wrap between them.
+            limit_s = self.max_range_uj * 1e-6 / max(max(p for _, p in trace), 1e-9) / 2
+            longest_s = max(b[0] - a[0] for a, b in pairwise(good))
+            if longest_s > limit_s:
+                reasons.append(
+                    f"energy counter reads {longest_s:.3g} s apart, over half its wrap period "
+                    f"({limit_s:.3g} s at the highest power seen): a wrap may have been missed; "
+                    "lower sample_interval_s"
+                )
         stuck_s, _ = longest_constant_run_s(good)
         if self._stuck_after_s is not None and stuck_s > self._stuck_after_s:
             reasons.append(

@@ -416,3 +416,35 @@ def test_sampler_option(tmp_path: Path) -> None:
     assert slow_reading.details["sampler_priority"] is None
     assert fast_reading.details["sampler"] == "process"
     assert fast_reading.details["sampler_priority"] == "not asked"
+
+
+# --- counters need wrap-safe sampling only ---------------------------------------------
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.t_s = 10.0
+
+    def __call__(self) -> float:
+        return self.t_s
+
+
+def test_hwmon_counter_reads_further_apart_than_half_a_wrap_are_invalid(tmp_path: Path) -> None:
+    d = hwmon_tree(tmp_path, {"energy1_input": "9000000"})
+    clock = _Clock()
+    opts = ReaderOptions(
+        sysfs_root=tmp_path, sample_interval_s=3600.0, params={"hwmon.max_range_uj": "10000000"}
+    )
+    r = HwmonReader(opts, clock=clock)  # a 10 J counter: at 2 W it wraps every 5 s
+    r.start()
+    clock.t_s += 2.0
+    write(d / "energy1_input", "3000000")  # 4 J later, wrapped once
+    r.sample_now()
+    clock.t_s += 3.0  # 6 J: a read 3 s later, over half the 5 s wrap period
+    write(d / "energy1_input", "9000000")
+    reading = r.stop()
+    r.close()
+    assert reading.energy_j == pytest.approx(10.0)
+    assert reading.details["wraps"] == 1
+    assert not reading.valid
+    assert any("wrap may have been missed" in why for why in reading.invalid_reasons)
