@@ -342,6 +342,12 @@ def finish(
             .where(CampaignCell.id == cell_id, CampaignCell.attempt == attempt)
             .values(**values)
         )
+        if status == CELL_PENDING:  # an any-one-device cell is nobody's until taken again
+            conn.execute(
+                update(CampaignCell)
+                .where(CampaignCell.id == cell_id, CampaignCell.target.startswith("tags:"))
+                .values(device=None)
+            )
 
 
 def is_cancelled(engine: Engine, campaign_id: str) -> bool:

@@ -33,7 +33,13 @@ from wattbench.core.errors import WattbenchError
 from wattbench.fleet import broker, ledger
 from wattbench.fleet.executor import CellAborted, Executor, load_executor
 from wattbench.fleet.metrics import WorkerMetrics
-from wattbench.results_db.schema import CELL_DONE, CELL_FAILED, CELL_PENDING, CELL_SKIPPED
+from wattbench.results_db.schema import (
+    CELL_CANCELLED,
+    CELL_DONE,
+    CELL_FAILED,
+    CELL_PENDING,
+    CELL_SKIPPED,
+)
 
 log = logging.getLogger("wattbench.fleet.worker")
 
@@ -163,8 +169,8 @@ class Worker:
                 result = self.executor.run(cfg, _Progress(self, c.campaign_id))
             except CellAborted as exc:
                 if exc.why == "campaign cancelled":
-                    status = "cancelled"
-                    ledger.finish(engine, cell_id, c.attempt, "cancelled", exc.why)
+                    status = CELL_CANCELLED
+                    ledger.finish(engine, cell_id, c.attempt, CELL_CANCELLED, exc.why)
                     return status
                 status = CELL_PENDING
                 ledger.finish(engine, cell_id, c.attempt, CELL_PENDING, None)

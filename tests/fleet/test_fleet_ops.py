@@ -198,3 +198,19 @@ def test_workers_reconnect_after_the_broker_goes_away(fleet: Fleet) -> None:
             assert conn.scalar(select(func.count(Run.id))) == 2
     finally:
         proxy.close()
+
+
+def test_cancel_stops_a_running_cell_at_its_next_phase(fleet: Fleet) -> None:
+    fleet.start_worker("cancel-1")
+    fleet.wait_registered("cancel-1")
+    run = FAST_RUN.replace("duration = 0.2", "duration = 1.0").replace("repeats = 1", "repeats = 3")
+    cid = fleet.submit(f'name = "c"\n[run]\n{run}\n[target]\ndevices = ["cancel-1"]\n')
+    fleet.wait_for(cid, lambda s: s["overall"]["running"] == 1)
+    code, _, err = cli("campaign", "cancel", cid, "--db", fleet.db)
+    assert code == 0, err
+    st = fleet.wait_for(cid, lambda s: s["overall"]["cancelled"] == 1, timeout=30)
+    assert st["state"] == "cancelled"
+    with fleet.engine.connect() as conn:
+        assert conn.scalar(select(func.count(Run.id))) == 0  # the cut-short run is not stored
+        assert conn.scalar(select(CampaignCell.reason)) == "campaign cancelled"
+    fleet.check_alive()  # the worker goes on with other cells
