@@ -54,6 +54,28 @@ class TensorSpec(BaseModel):
     dtype: str = Field(description="numpy dtype name, e.g. float32, uint8.")
 
 
+class Provenance(BaseModel):
+    """Where a model's weights come from: stored with every run (inside ``model``)."""
+
+    kind: Literal["pretrained", "random", "user"] = Field(
+        description="pretrained: published trained weights; random: seeded random weights "
+        "(the architecture's compute only); user: a file the suite does not know."
+    )
+    source: str = Field(description="What the weights are, e.g. the upstream project and name.")
+    license: str | None = Field(default=None, description="SPDX id of the weights' license.")
+    url: str | None = Field(default=None, description="Canonical, immutable download address.")
+    sha256: str | None = Field(default=None, description="sha256 of the source weights file.")
+    sha256_pinned: bool = Field(
+        default=True,
+        description="True: sha256 pinned in wattbench's registry; False: recorded on the first "
+        "download (no verified digest was published).",
+    )
+    files: dict[str, str] = Field(
+        default_factory=dict, description="Further source files of a checkpoint: name -> sha256."
+    )
+    notes: str = Field(default="", description="How the file was obtained, conversions, ...")
+
+
 class ModelArtifact(BaseModel):
     """A model file on disk with its identity."""
 
@@ -63,6 +85,9 @@ class ModelArtifact(BaseModel):
     precision: Precision = "fp32"
     weights: str = Field(description="random(seed=N), pretrained(sha256=...) or user(sha256=...)")
     name: str
+    provenance: Provenance | None = Field(
+        default=None, description="Source, license and sha256 of the weights (None: not recorded)."
+    )
 
 
 class AdapterDescription(BaseModel):

@@ -49,6 +49,11 @@ class RunConfig(BaseModel):
     labels: tuple[str, ...] = Field(default=(), description="Free-form labels, e.g. git:abc.")
     data_dir: Path | None = Field(default=None, description="Real inputs for the suite.")
     seed: int = Field(default=0, description="Seed of random weights and synthetic inputs.")
+    weights: Literal["pretrained", "random"] | None = Field(
+        default=None,
+        description="The suite's model weights: pretrained or random (seeded, quick smoke "
+        "runs); None: the suite's default (pretrained where the suite has them).",
+    )
     stability_threshold: float = Field(
         default=0.05, gt=0, description="Trial CV above which a stability warning is given."
     )

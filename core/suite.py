@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from wattbench.core.adapter import ModelArtifact, Precision, TensorSpec
+from wattbench.core.adapter import ModelArtifact, Precision, Provenance, TensorSpec
 from wattbench.core.cache import ModelCache, sha256_file
 from wattbench.core.errors import ModelError
 
@@ -33,6 +33,11 @@ class SuiteOptions(BaseModel):
         default=None, description="Directory with the suite's real inputs (else synthetic)."
     )
     seed: int = Field(default=0, description="Seed of random weights and synthetic inputs.")
+    weights: Literal["pretrained", "random"] | None = Field(
+        default=None,
+        description="The suite's model weights: pretrained (published, trained) or random "
+        "(seeded, for quick smoke runs); None: the suite's default.",
+    )
 
 
 class ModelRecipe(BaseModel):
@@ -52,6 +57,11 @@ class InputSet(BaseModel):
     description: str
     samples: list[Any] = Field(repr=False)
     names: list[str]
+    labels: list[int | None] | None = Field(
+        default=None,
+        description="Ground-truth class per sample in the suite's own class indexing (None: "
+        "that sample is unlabelled); None when the set has no labels.",
+    )
 
 
 class QualityResult(BaseModel):
@@ -101,6 +111,19 @@ class Suite(ABC):
     @abstractmethod
     def preprocess(self, sample: Any, spec: TensorSpec) -> np.ndarray:
         """One raw sample → one model input row (no batch dimension) matching ``spec``."""
+
+    def pick_build(
+        self, adapter_formats: Sequence[str], precision: Precision | None
+    ) -> tuple[str, Precision] | None:
+        """The format and precision to build for an adapter loading ``adapter_formats`` (its
+        order of preference) when the user asked for ``precision`` (None: the model's own).
+
+        Default: the first of them a recipe builds, at ``precision`` or fp32; None when no
+        recipe builds any. Suites whose default model differs by format override it.
+        """
+        buildable = {f for r in self.recipes() for f in r.formats}
+        fmt = next((f for f in adapter_formats if f in buildable), None)
+        return None if fmt is None else (fmt, precision or "fp32")
 
     def bind(self, artifact: ModelArtifact) -> None:  # noqa: B027 - optional hook
         """Called with the artifact that will run (its final precision resolved).
@@ -186,4 +209,5 @@ class Suite(ABC):
             format=fmt,
             weights=f"user(sha256={sha[:12]})",
             name=path.stem,
+            provenance=Provenance(kind="user", source=f"user file {path.name}", sha256=sha),
         )

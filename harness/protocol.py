@@ -120,13 +120,13 @@ class Runner:
                 f"{self.adapter.name} cannot run the models {self.suite.name} builds (they are "
                 f"not compiled for its accelerator): pass a compiled one with --model"
             )
-        # The first format the adapter loads that one of the suite's recipes can build.
+        # A format the adapter loads that one of the suite's recipes can build (the suite picks).
+        choice = self.suite.pick_build(self.adapter.formats, cfg.precision)
+        if choice is not None:
+            art = self.suite.build_model(choice[0], self.cache, choice[1])
+            self.suite.bind(art)
+            return art
         buildable = {f for r in self.suite.recipes() for f in r.formats}
-        for fmt in self.adapter.formats:
-            if fmt in buildable:
-                art = self.suite.build_model(fmt, self.cache, cfg.precision or "fp32")
-                self.suite.bind(art)
-                return art
         raise ConfigError(
             f"{self.suite.name} cannot build a model for this adapter (it loads "
             f"{', '.join(self.adapter.formats)}; the suite builds {', '.join(sorted(buildable))}): "

@@ -177,7 +177,7 @@ def _executor(
         readers, _ = _readers(",".join(cfg.power), tdp_w)
         return HybridRunner(
             cfg,
-            suite_cls(SuiteOptions(data_dir=cfg.data_dir, seed=cfg.seed)),
+            suite_cls(SuiteOptions(data_dir=cfg.data_dir, seed=cfg.seed, weights=cfg.weights)),
             adapter_cls(),
             readers,
             ModelCache(),

@@ -85,6 +85,13 @@ def run(
         str | None, typer.Option(help="ISO alpha-3 country: grid intensity from codecarbon.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for random weights/synthetic inputs.")] = 0,
+    weights: Annotated[
+        str | None,
+        typer.Option(
+            help="The suite's model weights: pretrained or random (seeded by --seed, for quick "
+            "smoke runs); default: the suite's (pretrained where it has them)."
+        ),
+    ] = None,
     db: DbOpt = None,
     git_labels: Annotated[
         bool, typer.Option(help="Add git:<sha> and branch:<name> of the current git tree.")
@@ -188,7 +195,7 @@ def run(
     readers, warnings = select_readers(cfg.power, run_reader_options(cfg))
     for w in warnings:
         err.print(f"warning: {w}")
-    suite_obj = suite_cls(SuiteOptions(data_dir=cfg.data_dir, seed=cfg.seed))
+    suite_obj = suite_cls(SuiteOptions(data_dir=cfg.data_dir, seed=cfg.seed, weights=cfg.weights))
     # The journal follows the run phase by phase: a kill leaves it behind, so the next
     # start reports the run as aborted (and where); the store write is one transaction.
     with RunJournal.recording(

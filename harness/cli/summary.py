@@ -18,6 +18,13 @@ def print_run_summary(result: Any, where: str) -> None:
     t.add_column()
     a = result.adapter
     t.add_row("model", f"{result.model.name} ({result.model.format}, {result.model.weights})")
+    prov = getattr(result.model, "provenance", None)
+    if prov is not None:
+        line = f"{prov.kind}: {prov.source}" + (f" ({prov.license})" if prov.license else "")
+        if prov.sha256:
+            first = "" if prov.sha256_pinned else ", recorded on first download"
+            line += f", sha256 {prov.sha256[:12]}{first}"
+        t.add_row("weights", line)
     t.add_row("runtime", f"{a.runtime} {a.runtime_version} on {a.device} ({a.execution_provider})")
     t.add_row("inputs", result.inputs)
     t.add_row(

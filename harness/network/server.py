@@ -52,10 +52,9 @@ def choose_artifact(
     """The user's model, else the first format the adapter loads that the suite builds."""
     if model is not None:
         return suite.user_model(model)
-    buildable = {f for r in suite.recipes() for f in r.formats}
-    for fmt in adapter.formats:
-        if fmt in buildable:
-            return suite.build_model(fmt, cache, "fp32")
+    choice = suite.pick_build(adapter.formats, "fp32")
+    if choice is not None:
+        return suite.build_model(choice[0], cache, choice[1])
     raise ConfigError(
         f"{suite.name} cannot build a model for adapter {adapter.name} (it loads "
         f"{', '.join(adapter.formats)}): pass one with --model"
@@ -327,8 +326,9 @@ class _Handler(BaseHTTPRequestHandler):
             super().log_message(format, *args)
 
     def setup(self) -> None:
-        self.timeout = self.server.idle_timeout_s  # each blocking read, idle waits included
         super().setup()
+        # each blocking read (idle waits between requests included) at most idle_timeout_s
+        self.connection.settimeout(self.server.idle_timeout_s)
 
     def handle_one_request(self) -> None:
         self.server.expect_request(self.connection)

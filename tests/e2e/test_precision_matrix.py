@@ -216,10 +216,18 @@ def test_combination_runs_valid_or_is_refused(matrix: Matrix, adapter: str, prec
     result = json.loads(proc.stdout)
     quality = result["quality"]
     assert result["valid"], result["invalid_reasons"]
-    assert quality["passed"] and quality["kind"] == "agreement", quality
     m = quality["metrics"]
-    assert m["top1_agreement"] >= m["target_top1_agreement"]
-    assert m["cosine_mean"] >= m["target_cosine"]
+    if adapter in ("litert", "openvino") and precision == "int8":
+        # suite 1.2's ImageNet default on a TFLite runtime: Coral's uint8 model, another
+        # network than the FP32 reference, scored on the labelled shipped images
+        assert result["model"]["name"] == "mobilenet_v2_1.0_224_quant"
+        assert quality["passed"] and quality["kind"] == "accuracy", quality
+        assert m["top1_accuracy"] >= m["target_top1_accuracy"]
+    else:
+        assert quality["passed"] and quality["kind"] == "agreement", quality
+        assert m["top1_agreement"] >= m["target_top1_agreement"]
+        assert m["cosine_mean"] >= m["target_cosine"]
+    assert result["model"]["provenance"]["kind"] == "pretrained"
     assert result["adapter"]["adapter"] == adapter
     assert result["adapter"]["precision"] == precision
     assert result["model"]["precision"] == precision

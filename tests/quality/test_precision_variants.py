@@ -1,6 +1,8 @@
 """Precision variants on real runtimes, judged against the FP32 reference.
 
-Builds the suite's fp32/fp16/int8 ONNX models once per module (a few seconds),
+On the suite's random weights (``--weights random``: the figures of docs/precision.md; the
+ImageNet weights are tested in test_pretrained_variants.py). Builds the suite's
+fp32/fp16/int8 ONNX models once per module (a few seconds),
 runs them on ONNX Runtime and OpenVINO, and checks that a deliberately broken
 int8 model (calibrated on a constant grey image) or a different network passed
 as the suite's model is caught: quality fails, the run is stored invalid and the
@@ -37,6 +39,9 @@ pytest.importorskip("onnxruntime", reason="the variants and the FP32 reference n
 
 onnx = pytest.importorskip("onnx")
 
+#: the suite's random-weight network (seed 0)
+RANDOM = SuiteOptions(weights="random")
+
 
 class GreyCalibrationSuite(MobileNetV2Suite):
     """A badly quantised int8 model: activation ranges calibrated on one flat grey image."""
@@ -52,7 +57,9 @@ class OtherSeedSuite(MobileNetV2Suite):
     def build_model(
         self, fmt: str, cache: ModelCache, precision: Precision = "fp32"
     ) -> ModelArtifact:
-        art = MobileNetV2Suite(SuiteOptions(seed=1)).build_model(fmt, cache, precision)
+        art = MobileNetV2Suite(SuiteOptions(seed=1, weights="random")).build_model(
+            fmt, cache, precision
+        )
         self._model = art.model_copy(update={"weights": "random(seed=0)"})
         return self._model
 
@@ -65,7 +72,9 @@ def cache(shared_model_cache: ModelCache) -> ModelCache:
 
 @pytest.fixture(scope="module")
 def variants(cache: ModelCache) -> dict[str, ModelArtifact]:
-    return {p: MobileNetV2Suite().build_model("onnx", cache, p) for p in ("fp32", "fp16", "int8")}
+    return {
+        p: MobileNetV2Suite(RANDOM).build_model("onnx", cache, p) for p in ("fp32", "fp16", "int8")
+    }
 
 
 def _adapter(name: str) -> Adapter:
@@ -95,7 +104,7 @@ def test_variants_are_cached_by_recipe(
     assert len({a.sha256 for a in variants.values()}) == 3
     for p, art in variants.items():
         assert art.precision == p and art.format == "onnx" and art.weights == "random(seed=0)"
-        again = MobileNetV2Suite().build_model("onnx", cache, p)  # type: ignore[arg-type]
+        again = MobileNetV2Suite(RANDOM).build_model("onnx", cache, p)  # type: ignore[arg-type]
         assert (again.path, again.sha256) == (art.path, art.sha256)
     keys = sorted(f.stem for f in (cache.root / "recipes").iterdir())
     assert any("-onnx-fp16-from-" in k for k in keys)
@@ -127,7 +136,7 @@ def test_fp16_keeps_float32_io_and_int8_is_per_channel_qdq(
 def test_calibration_set_is_part_of_the_recipe(
     cache: ModelCache, variants: dict[str, ModelArtifact]
 ) -> None:
-    bad = GreyCalibrationSuite().build_model("onnx", cache, "int8")
+    bad = GreyCalibrationSuite(RANDOM).build_model("onnx", cache, "int8")
     assert bad.sha256 != variants["int8"].sha256
 
 
@@ -149,7 +158,7 @@ def test_variant_agrees_with_the_fp32_reference(
     precision: Precision,
 ) -> None:
     adapter = _adapter(adapter_name)
-    suite = MobileNetV2Suite()
+    suite = MobileNetV2Suite(RANDOM)
     art = suite.build_model("onnx", cache, precision)
     assert art.sha256 == variants[precision].sha256
     if adapter_name == "openvino" and precision == "fp16":
@@ -173,7 +182,7 @@ def test_variant_agrees_with_the_fp32_reference(
     q = suite.check_quality(outputs, inputs, reference)
     assert q.passed, q.detail
     assert q.kind == "agreement"
-    target = MobileNetV2Suite.quality_targets[precision]
+    target = MobileNetV2Suite.random_quality_targets[precision]
     assert q.metrics["cosine_mean"] >= target.cosine
     if precision != "int8":  # int8 is lossy: top-1 may flip where random logits are close
         assert q.metrics["top1_agreement"] == 1.0
@@ -199,6 +208,7 @@ def _run(
         cooldown_s=0,
         power=("estimate",),
         e2e_queries=3,
+        weights=suite.options.weights,
         **kw,
     )
     return Runner(cfg, suite, _adapter(adapter), [EstimatedCpuReader()], cache).execute()
@@ -210,12 +220,12 @@ def _ranked(store: Store, run_id: str, include_invalid: bool = False) -> bool:
 
 
 def test_good_int8_run_is_valid_and_ranked(cache: ModelCache, tmp_path: Path) -> None:
-    result = _run(MobileNetV2Suite(), "onnxruntime", cache, "int8")
+    result = _run(MobileNetV2Suite(RANDOM), "onnxruntime", cache, "int8")
     assert result.quality is not None and result.quality.passed, result.quality
     assert result.quality.kind == "agreement"
     assert result.valid, result.invalid_reasons
     assert result.model.precision == "int8" and result.adapter.precision == "int8"
-    assert result.suite_version == "1.1"
+    assert result.suite_version == "1.2"
     # end to end: decode (acquisition) + preprocessing + inference + post-processing
     assert result.latency_e2e is not None
     assert result.e2e_breakdown_ms["acquisition"] > 0
@@ -237,16 +247,16 @@ def test_good_int8_run_is_valid_and_ranked(cache: ModelCache, tmp_path: Path) ->
 def test_broken_model_is_stored_invalid_and_never_ranked(
     cache: ModelCache,
     tmp_path: Path,
-    make_suite: Callable[[], MobileNetV2Suite],
+    make_suite: Callable[[SuiteOptions], MobileNetV2Suite],
     adapter: str,
     precision: Precision,
     why: str,
 ) -> None:
-    result = _run(make_suite(), adapter, cache, precision)
+    result = _run(make_suite(RANDOM), adapter, cache, precision)
     q = result.quality
     assert q is not None and not q.passed, f"{why} passed the quality check: {q}"
     assert q.kind == "agreement"
-    assert q.metrics["cosine_mean"] < MobileNetV2Suite.quality_targets[precision].cosine
+    assert q.metrics["cosine_mean"] < MobileNetV2Suite.random_quality_targets[precision].cosine
     assert not result.valid
     assert any(r.startswith("quality check failed:") for r in result.invalid_reasons)
     store = Store.open(f"sqlite:///{tmp_path / 'wb.db'}")
@@ -256,9 +266,9 @@ def test_broken_model_is_stored_invalid_and_never_ranked(
 
 
 def test_pretrained_coral_model_is_scored_for_accuracy(coral_data: Path, cache: ModelCache) -> None:
-    """A user model is a different network: no FP32 reference, accuracy on the labels."""
+    """Another network than the reference: scored for accuracy on the labels."""
     result = _run(
-        MobileNetV2Suite(),
+        MobileNetV2Suite(RANDOM),
         "litert",
         cache,
         "int8",
@@ -266,7 +276,8 @@ def test_pretrained_coral_model_is_scored_for_accuracy(coral_data: Path, cache: 
     )
     q = result.quality
     assert q is not None and q.kind == "accuracy", q
-    assert q.metrics["accuracy"] == pytest.approx(0.8)  # the owl is a real miss
+    assert q.metrics["top1_accuracy"] == pytest.approx(0.8)  # the owl is a real miss
+    assert q.metrics["labelled_samples"] == 5
     assert q.passed and result.valid, result.invalid_reasons
     assert result.inputs.startswith("shipped(") or result.inputs.startswith("images(")
 
@@ -285,6 +296,8 @@ def test_cli_precision_int8_builds_and_checks_the_variant() -> None:
         "onnxruntime",
         "--precision",
         "int8",
+        "--weights",
+        "random",
         "--duration",
         "0.3",
         "--repeats",
@@ -317,7 +330,9 @@ def test_cli_precision_int8_builds_and_checks_the_variant() -> None:
     assert result["quality"]["kind"] == "agreement"
     assert result["quality"]["passed"] is True
     assert result["valid"] is True
-    assert result["suite_version"] == "1.1"
+    assert result["suite_version"] == "1.2"
+    assert result["config"]["weights"] == "random"
+    assert result["model"]["provenance"]["kind"] == "random"
     assert set(result["e2e_breakdown_ms"]) == {
         "acquisition",
         "preprocess",
@@ -331,7 +346,7 @@ def test_reference_is_the_fp32_onnx_model(cache: ModelCache) -> None:
     """reference_outputs() is exactly the fp32 ONNX model on ONNX Runtime CPU."""
     import onnxruntime as ort
 
-    suite = MobileNetV2Suite()
+    suite = MobileNetV2Suite(RANDOM)
     inputs = suite.load_inputs()
     ref = suite.reference_outputs(inputs, cache)
     assert ref is not None

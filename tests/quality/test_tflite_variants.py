@@ -1,5 +1,8 @@
 """TFLite fp32/fp16/int8 built from the same layer list, on LiteRT, against the FP32 reference.
 
+On the suite's random weights (``--weights random``): with its ImageNet weights the suite's
+TFLite int8 model is Coral's (test_pretrained_variants.py).
+
 Needs tensorflow (the ``tflite-build`` extra, about 1.4 GB): skips with that
 reason where it is absent. The models are built once per module (~30 s).
 """
@@ -15,6 +18,7 @@ import pytest
 from wattbench.core.adapter import AdapterOptions, ModelArtifact, Precision
 from wattbench.core.cache import ModelCache
 from wattbench.core.errors import UnavailableError
+from wattbench.core.suite import SuiteOptions
 from wattbench.suites.mobilenet_v2 import MobileNetV2Suite
 
 HAS_TF = importlib.util.find_spec("tensorflow") is not None
@@ -23,6 +27,8 @@ needs_tf = pytest.mark.skipif(
 )
 pytest.importorskip("ai_edge_litert", reason="needs the litert extra")
 pytest.importorskip("onnxruntime", reason="the FP32 reference runs on onnxruntime")
+
+RANDOM = SuiteOptions(weights="random")
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +41,10 @@ def cache(shared_model_cache: ModelCache) -> ModelCache:
 def tflite(cache: ModelCache) -> dict[str, ModelArtifact]:
     if not HAS_TF:
         pytest.skip("tensorflow not installed (pip install 'wattbench[tflite-build]', ~1.4 GB)")
-    return {p: MobileNetV2Suite().build_model("tflite", cache, p) for p in ("fp32", "fp16", "int8")}
+    return {
+        p: MobileNetV2Suite(RANDOM).build_model("tflite", cache, p)
+        for p in ("fp32", "fp16", "int8")
+    }
 
 
 def test_without_tensorflow_tflite_is_a_one_line_unavailable_error(
@@ -45,7 +54,7 @@ def test_without_tensorflow_tflite_is_a_one_line_unavailable_error(
 
     monkeypatch.setitem(sys.modules, "tensorflow", None)  # import fails
     with pytest.raises(UnavailableError) as ei:
-        MobileNetV2Suite().build_model("tflite", ModelCache(tmp_path), "fp32")
+        MobileNetV2Suite(RANDOM).build_model("tflite", ModelCache(tmp_path), "fp32")
     assert "pip install 'wattbench[tflite-build]'" in str(ei.value)
     assert "\n" not in str(ei.value)
 
@@ -63,7 +72,7 @@ def test_tflite_variant_on_litert_agrees_with_the_fp32_reference(
     assert adapter.model_precision(art) == precision  # what the file itself says
     session = adapter.load(art, AdapterOptions(threads=2, precision=precision))
     assert isinstance(session, LiteRtSession)
-    suite = MobileNetV2Suite()
+    suite = MobileNetV2Suite(RANDOM)
     suite.bind(art)  # the run's model: its precision picks the targets
     inputs = suite.load_inputs()
     try:
@@ -109,7 +118,7 @@ def test_tflite_int8_also_runs_on_openvino(
     adapter = OpenVinoAdapter()
     assert adapter.model_precision(tflite["int8"]) == "int8"
     session = adapter.load(tflite["int8"], AdapterOptions(threads=2, precision="int8"))
-    suite = MobileNetV2Suite()
+    suite = MobileNetV2Suite(RANDOM)
     suite.bind(tflite["int8"])
     inputs = suite.load_inputs()
     try:
