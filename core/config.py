@@ -37,7 +37,21 @@ class RunConfig(BaseModel):
         default=10.0, gt=0, description="Minimum measured-window length per trial."
     )
     min_queries: int = Field(default=100, ge=1, description="Minimum queries per trial.")
-    repeats: int = Field(default=3, ge=1, description="Trials (measured windows).")
+    repeats: int = Field(
+        default=3, ge=1, description="Trials (measured windows); the minimum with target_ci_pct."
+    )
+    target_ci_pct: float | None = Field(
+        default=None,
+        gt=0,
+        lt=100,
+        description="Add trials after `repeats` until the 95% CI of the median of inferences "
+        "per joule and of p90 latency across trials is within this % of the median.",
+    )
+    max_duration_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="target_ci_pct: measuring budget (trials and pauses), s; None: 600.",
+    )
     warmup_s: float = Field(default=2.0, ge=0, description="Warm-up time before measuring.")
     warmup_queries: int = Field(default=10, ge=0, description="Minimum warm-up queries.")
     idle_s: float = Field(default=3.0, gt=0, description="Idle-power baseline window.")
@@ -179,6 +193,8 @@ _OPTION_TO_FIELD: dict[str, str] = {
     "adapter-opt": "adapter_options",
     "power-opt": "power_options",
     "carbon-intensity": "carbon_intensity_g_per_kwh",
+    "target-ci": "target_ci_pct",
+    "max-duration": "max_duration_s",
 }
 _FIELD_TO_OPTION = {v: k for k, v in _OPTION_TO_FIELD.items()}
 #: options whose value is a file or folder: relative paths in a file are relative to it

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from wattbench.core.adapter import AdapterDescription, ModelArtifact
 from wattbench.core.carbon import CarbonFootprint
+from wattbench.core.confidence import TrialConfidence
 from wattbench.core.config import RunConfig
 from wattbench.core.network import NetworkResult
 from wattbench.core.power import EnergyMethod, EnergyScope
@@ -181,6 +182,11 @@ class RunResult(BaseModel):
     network: NetworkResult | None = None
     thermal: ThermalSummary | None = Field(
         default=None, description="Temperatures and throttling during the trials."
+    )
+    confidence: TrialConfidence | None = Field(
+        default=None,
+        description="95% CI of the median of inferences per joule and p90 latency across "
+        "trials, the trials measured and why measuring stopped (--target-ci).",
     )
     valid: bool
     invalid_reasons: list[str]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -96,3 +97,75 @@ def stability_warnings(per_trial: Mapping[str, Sequence[float]], threshold: floa
                 f"(threshold {threshold * 100:.0f}%): {STABILITY_REMEDY}"
             )
     return warnings
+
+
+# -- robust figures across trials --------------------------------------------------------------
+#: MAD x this estimates the standard deviation of normal data (so a robust CV reads like a CV).
+MAD_TO_SD = 1.4826
+
+
+def robust_cv(values: Sequence[float]) -> float | None:
+    """Outlier-resistant spread of per-trial values: 1.4826 x MAD / |median|.
+
+    Equals the CV for normal data; one disturbed trial out of three or more barely moves it
+    (the median absolute deviation ignores the largest deviations). None with fewer than two
+    values, a non-finite one or a zero median.
+    """
+    a = np.asarray(values, dtype=np.float64)
+    if a.size < 2 or not np.all(np.isfinite(a)):
+        return None
+    med = float(np.median(a))
+    if med == 0:
+        return None
+    return float(MAD_TO_SD * np.median(np.abs(a - med)) / abs(med))
+
+
+class MedianInterval(BaseModel):
+    """A distribution-free confidence interval of the median of per-trial values.
+
+    ``low``/``high`` are order statistics: with ``n`` values sorted, ``[x(j), x(n+1-j)]``
+    covers the true median with probability ``1 - 2 P(Binomial(n, 1/2) < j)`` (``coverage``),
+    whatever the distribution, for the largest ``j`` whose coverage is at least the level asked
+    for. One outlier can move an end by at most one order statistic. Fewer values than that
+    needs (6 at 95 %) give no interval: ``low``/``high``/``half_width`` are None.
+    """
+
+    n: int
+    median: float | None
+    low: float | None = None
+    high: float | None = None
+    coverage: float | None = None
+    half_width: float | None = None  # max(median - low, high - median) / median
+
+
+def median_ci(values: Sequence[float], confidence: float = 0.95) -> MedianInterval:
+    """The order-statistic (binomial) confidence interval of the median of ``values``."""
+    a = np.sort(np.asarray([v for v in values if math.isfinite(v)], dtype=np.float64))
+    n = int(a.size)
+    if n == 0:
+        return MedianInterval(n=0, median=None)
+    med = float(np.median(a))
+    # P(Binomial(n, 1/2) <= i), cumulated; the interval [x(j), x(n+1-j)] misses the median
+    # with probability 2 P(B <= j - 1).
+    best: tuple[int, float] | None = None
+    cdf = 0.0
+    for j in range(1, n // 2 + 1):
+        cdf += math.comb(n, j - 1) / 2.0**n
+        coverage = 1.0 - 2.0 * cdf
+        if coverage < confidence:
+            break
+        best = (j, coverage)
+    if best is None:
+        return MedianInterval(n=n, median=med)
+    j, coverage = best
+    low, high = float(a[j - 1]), float(a[n - j])
+    half = max(med - low, high - med) / abs(med) if med != 0 else None
+    return MedianInterval(n=n, median=med, low=low, high=high, coverage=coverage, half_width=half)
+
+
+def min_trials_for_median_ci(confidence: float = 0.95) -> int:
+    """Fewest values for which :func:`median_ci` gives an interval (6 at 95 %)."""
+    n = 1
+    while 1.0 - 2.0 / 2.0**n < confidence:
+        n += 1
+    return n

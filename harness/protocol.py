@@ -23,6 +23,7 @@ from wattbench.core import fingerprint
 from wattbench.core.adapter import Adapter, AdapterOptions, ModelArtifact, Session
 from wattbench.core.cache import ModelCache
 from wattbench.core.carbon import CarbonIntensity, footprint, intensity_for_country
+from wattbench.core.confidence import StoppingRule, check_config
 from wattbench.core.config import RunConfig
 from wattbench.core.errors import ConfigError, ModelError
 from wattbench.core.power import EnergyMethod, EnergyReading, PowerReader
@@ -102,6 +103,7 @@ class Runner:
         self.sleep = sleep
         self.warnings: list[str] = list(warnings)
         self._driver = make_driver(config)  # a bad scenario fails before anything loads
+        check_config(config)  # --target-ci / --max-duration
         #: Samples temperatures/throttling in every window (create_runner sets it).
         self.thermal: ThermalMonitor | None = None
         self._thermal_window: ThermalWindow | None = None
@@ -307,11 +309,14 @@ class Runner:
         trials: list[TrialResult] = []
         all_lat: list[int] = []
         windows: list[dict[str, Any]] = []  # what the driver saw per trial (bound met, ...)
-        for k in range(cfg.repeats):
+        rule = StoppingRule(cfg)  # --target-ci: trials past `repeats` until the CIs are narrow
+        t_trials = self.clock_ns()
+        k = 0
+        while rule.more(trials, (self.clock_ns() - t_trials) / 1e9):
             if k and cfg.cooldown_s:
                 self.progress.phase(f"cooldown {k}/{cfg.repeats}")
                 self.sleep(cfg.cooldown_s)
-            self.progress.phase(f"trial {k + 1}/{cfg.repeats}", min_s)
+            self.progress.phase(rule.label(k), min_s)
             win, readings = self._window(
                 lambda: driver.window(
                     session, prepared, min_s, cfg.min_queries, self.clock_ns, self.progress.update
@@ -323,6 +328,8 @@ class Runner:
                 self.warnings.append(f"trial {k + 1}: {w}")
             if win.details:
                 windows.append({"trial": k, **win.details})
+            k += 1
+        confidence = rule.record(trials, (self.clock_ns() - t_trials) / 1e9)
 
         self.progress.phase("end-to-end latency")
         e2e, e2e_stages = self._end_to_end(session, inputs)
@@ -348,6 +355,7 @@ class Runner:
                 "artifacts": driver.artifacts(),
                 "latency_e2e": latency_stats(e2e) if e2e else None,
                 "e2e_breakdown_ms": e2e_stages,
+                "confidence": confidence,
             }
         )
 
@@ -558,6 +566,13 @@ def create_runner(
             f"not {suite.name}"
         )
     cls: type[Runner] = Runner
+    if config.target_ci_pct is not None and (
+        suite.task == "text-generation" or config.mode != "edge"
+    ):
+        raise ConfigError(
+            "--target-ci applies to edge runs of single-output suites, not to text generation "
+            "or --mode cloud|hybrid: fix the trials with --repeats"
+        )
     if suite.task == "text-generation":
         from wattbench.harness.generation import GenerationRunner
 

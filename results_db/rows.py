@@ -30,6 +30,7 @@ EXTRA_SECTIONS = {
     "generation",
     "network",
     "thermal",  # temperatures and throttling (optional; per-trial flags kept here too)
+    "confidence",  # CIs of the medians across trials, why measuring stopped (--target-ci)
 }
 
 

@@ -62,7 +62,26 @@ def run(
     batch: Annotated[int, typer.Option(help="Samples per query.")] = 1,
     duration: Annotated[float, typer.Option(help="Minimum seconds per measured trial.")] = 10.0,
     min_queries: Annotated[int, typer.Option(help="Minimum queries per trial.")] = 100,
-    repeats: Annotated[int, typer.Option(help="Number of measured trials.")] = 3,
+    repeats: Annotated[
+        int, typer.Option(help="Number of measured trials (the minimum with --target-ci).")
+    ] = 3,
+    target_ci: Annotated[
+        float | None,
+        typer.Option(
+            "--target-ci",
+            metavar="PCT",
+            help="Add trials until the 95% CI of the median of inferences per joule and of "
+            "p90 latency is within PCT % of the median (or --max-duration ends).",
+        ),
+    ] = None,
+    max_duration: Annotated[
+        float | None,
+        typer.Option(
+            "--max-duration",
+            metavar="S",
+            help="--target-ci: measuring budget in seconds (trials + pauses; default 600).",
+        ),
+    ] = None,
     warmup: Annotated[float, typer.Option(help="Warm-up seconds.")] = 2.0,
     idle: Annotated[float, typer.Option("--idle-s", help="Idle-baseline seconds.")] = 3.0,
     cooldown: Annotated[float, typer.Option(help="Seconds between trials.")] = 1.0,
@@ -169,6 +188,9 @@ def run(
     if print_config:
         sys.stdout.write(cfg.to_toml())
         return
+    from wattbench.core.confidence import check_config
+
+    check_config(cfg)  # --target-ci / --max-duration, before minutes of measuring
     if cfg.mode == "edge" and (
         cfg.payload or cfg.network_model or cfg.cloud_j_per_request is not None
     ):

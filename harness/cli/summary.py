@@ -100,6 +100,9 @@ def print_run_summary(result: Any, where: str) -> None:
             f"{c.g_co2e_per_1000_inferences:.4g} gCO2e per 1000 inferences at "
             f"{c.intensity_g_per_kwh:.0f} g/kWh ({c.intensity_source}){est}",
         )
+    conf = getattr(result, "confidence", None)
+    if conf is not None:
+        t.add_row("95% CI of medians", confidence_line(conf))
     thermal = getattr(result, "thermal", None)
     if thermal is not None:
         t.add_row("thermal", thermal_line(result))
@@ -121,3 +124,13 @@ def thermal_line(result: Any) -> str:
         f"trial {t.index + 1}: {', '.join(t.throttle_reasons) or 'throttled'}" for t in throttled
     )
     return f"{temp}; THROTTLED in {len(throttled)}/{len(result.trials)} trials ({why})"
+
+
+def confidence_line(conf: Any) -> str:
+    """``inf/J 123.4 [121.9..124.6] ±1.2%, p90 ms 5.1 [5.0..5.2] ±0.8%; 9 trials in 5.4 s…``."""
+    from wattbench.core.confidence import describe, interval_text
+
+    return (
+        f"inf/J {interval_text(conf.inferences_per_joule)}, "
+        f"p90 ms {interval_text(conf.latency_p90_ms)}; {describe(conf)}"
+    )

@@ -10,6 +10,9 @@ from wattbench.core.stats import (
     STABILITY_REMEDY,
     coefficient_of_variation,
     latency_stats,
+    median_ci,
+    min_trials_for_median_ci,
+    robust_cv,
     stability_warnings,
 )
 
@@ -115,3 +118,36 @@ def test_latency_histogram_counts_every_query_in_fixed_log_bins() -> None:
     assert hist[1] == (pytest.approx(10 ** (1 / 20)), 3)
     assert hist[-1] == (pytest.approx(10.0), 2)
     assert latency_histogram([]) == []
+
+
+def test_median_ci_is_the_binomial_order_statistic_interval() -> None:
+    # n = 20: the textbook 95 % interval is [x(6), x(15)], coverage 1 - 2 P(Bin(20, 1/2) <= 5).
+    iv = median_ci(np.random.default_rng(1).permutation(np.arange(1.0, 21.0)))
+    assert (iv.n, iv.median, iv.low, iv.high) == (20, 10.5, 6.0, 15.0)
+    assert iv.coverage == pytest.approx(0.958611, abs=1e-6)
+    assert iv.half_width == pytest.approx(4.5 / 10.5)
+    assert min_trials_for_median_ci(0.95) == 6 and min_trials_for_median_ci(0.99) == 8
+    few = median_ci([1.0, 2.0, 3.0, 4.0, 5.0])  # 5 values: at most 93.75 % coverage
+    assert few.median == 3.0 and few.low is None and few.half_width is None
+    assert median_ci([]).median is None
+
+
+def test_one_outlier_moves_the_median_ci_by_one_rank_at_most() -> None:
+    quiet = [10.0, 10.1, 9.9, 10.05, 9.95, 10.02, 9.98, 10.03, 9.97]
+    iv = median_ci(quiet)
+    hit = median_ci([*quiet[:-1], 25.0])  # one disturbed trial
+    assert (iv.low, iv.high) == (9.95, 10.05)
+    # 25 replaced 9.97: the upper end moved up one rank (10.05 -> 10.1), no further
+    assert (hit.low, hit.high, hit.median) == (9.95, 10.1, 10.02)
+    assert hit.half_width is not None and hit.half_width < 0.01
+
+
+def test_robust_cv_ignores_one_outlier_and_reads_like_a_cv() -> None:
+    b = [2.8, 2.95, 3.0, 3.1, 4.7]
+    cv = coefficient_of_variation(b)
+    assert cv is not None and cv > 0.2
+    rcv = robust_cv(b)
+    assert rcv is not None and rcv == pytest.approx(1.4826 * 0.1 / 3.0)
+    normal = np.random.default_rng(2).normal(100.0, 2.0, 20000)
+    assert robust_cv(normal.tolist()) == pytest.approx(0.02, rel=0.05)
+    assert robust_cv([1.0]) is None and robust_cv([0.0, 0.0, 1.0]) is None
