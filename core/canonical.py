@@ -7,12 +7,14 @@ a **conflict**, refused with the first field that differs (:func:`first_differen
 and the stored run is never overwritten.
 
 The canonical payload is the :class:`~wattbench.core.results.RunResult` as uploaded,
-as JSON (``model_dump(mode="json")``), with
+as JSON (pydantic's ``model_dump_json``), with
 
-* **sorted keys** at every level and no whitespace (``json.dumps(sort_keys=True,
-  separators=(",", ":"), ensure_ascii=True)``), so the order of keys in ``device``,
+* **sorted keys** at every level and no whitespace, so the order of keys in ``device``,
   ``environment`` or ``details`` (which PostgreSQL's JSON columns do not keep) does not
   matter;
+* **fields at their default value left out** (``exclude_defaults``): a newer wattbench
+  that adds an optional field (``None`` / empty by default) hashes the runs stored before
+  it exactly as they were hashed then;
 * ``started_at`` and ``finished_at`` as UTC ISO-8601 with microseconds (a naive time is
   UTC), so SQLite's naive timestamps compare equal to the aware ones sent;
 * **left out**: ``model.path``, where the model file lay on the recording machine — local
@@ -20,17 +22,21 @@ as JSON (``model_dump(mode="json")``), with
   carries no upload bookkeeping (upload state, attempts and errors live in the local
   store's ``runs`` row), so nothing else is left out.
 
-Floats are written by Python's shortest round-tripping ``repr``, so a run that went
-through JSON and back hashes the same.
+Floats are written in their shortest round-tripping form, so a run that went through
+JSON and back hashes the same. NaN and infinity are written as ``null`` (pydantic's JSON);
+they never reach a store (:mod:`wattbench.core.validation` refuses them). The bytes are
+built by pydantic's serialiser (Rust): a run with three 2000-point power traces hashes in
+a few milliseconds.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
+
+import pydantic_core
 
 from wattbench.core.results import RunResult
 
@@ -45,8 +51,9 @@ def _utc_iso(value: datetime) -> str:
 
 
 def canonical_payload(result: RunResult) -> dict[str, Any]:
-    """The run as a JSON-able dict, with :data:`EXCLUDED_FIELDS` left out."""
-    data = result.model_dump(mode="json")
+    """The run as a JSON-able dict (keys sorted), with :data:`EXCLUDED_FIELDS` and fields
+    at their default value left out."""
+    data: dict[str, Any] = pydantic_core.from_json(result.model_dump_json(exclude_defaults=True))
     for dotted in EXCLUDED_FIELDS:
         *parents, leaf = dotted.split(".")
         node: Any = data
@@ -56,12 +63,27 @@ def canonical_payload(result: RunResult) -> dict[str, Any]:
             node.pop(leaf, None)
     data["started_at"] = _utc_iso(result.started_at)
     data["finished_at"] = _utc_iso(result.finished_at)
-    return data
+    sorted_data: dict[str, Any] = _sorted(data)
+    return sorted_data
+
+
+def _sorted(value: Any) -> Any:
+    """``value`` with every mapping's keys in sorted order (lists of numbers untouched)."""
+    if isinstance(value, dict):
+        return {k: _sorted(value[k]) for k in sorted(value)}
+    if isinstance(value, list) and value:
+        first = value[0]
+        if not isinstance(first, dict | list):
+            return value  # numbers or strings: nothing to sort inside
+        if isinstance(first, list) and not any(isinstance(x, dict | list) for x in first):
+            return value  # rows of numbers (traces, histograms): homogeneous, typed lists
+        return [_sorted(v) for v in value]
+    return value
 
 
 def canonical_bytes(payload: Mapping[str, Any]) -> bytes:
-    """Sorted-keys, compact, ASCII JSON of a canonical payload."""
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    """Compact JSON of a canonical payload (whose keys :func:`canonical_payload` sorted)."""
+    return pydantic_core.to_json(payload)
 
 
 def canonical_json(result: RunResult) -> bytes:

@@ -351,7 +351,7 @@ def _guarded_protocol() -> type[Any]:
     log = logging.getLogger("uvicorn.error")
     base: Any = AutoHTTPProtocol
 
-    class GuardedHTTPProtocol(base):  # type: ignore[misc]
+    class GuardedHTTPProtocol(base):
         def __init__(self, config: Any, *args: Any, **kwargs: Any) -> None:
             super().__init__(config, *args, **kwargs)
             self._wb_timeout = float(
