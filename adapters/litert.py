@@ -14,8 +14,8 @@ Two APIs (``--adapter-opt api=compiled|interpreter``; describe() records which r
   take, and the fallback where ``CompiledModel`` cannot run a model (tensor types
   its buffers lack, no ``CompiledModel`` in ``tflite_runtime``); describe() says why.
 
-Both give the same outputs for the same model and settings (checked on the Coral
-models and the suite's fp32/fp16/int8 builds: bit-identical).
+Both give the same outputs for the same model and settings: bit-identical on the Coral
+MobileNets (tests/adapters/test_real_labels.py) and on the suite's fp32 and fp16 builds.
 
 Quantised models
     Inputs: a feed whose dtype equals the model input's dtype is passed as is
