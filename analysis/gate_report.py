@@ -101,11 +101,14 @@ def to_markdown(report: GateReport) -> str:
         "",
         f"Per-trial values of each side are pooled. A metric regresses when a one-sided "
         f"Mann–Whitney U test gives p ≤ {s.alpha:g}, the {s.confidence * 100:g}% bootstrap CI "
-        f"of the ratio of medians ({s.n_resamples} resamples) excludes no change **and** the "
-        f"change of medians is at least its threshold, all in the worse direction; it passes "
-        f"when the CI's worse end stays below the threshold; otherwise it is inconclusive "
-        f"(also with fewer than {s.min_trials} trials per side or a baseline CV above "
-        f"{s.max_cv * 100:g}%). Estimated energy is "
+        f"of the ratio of medians ({s.n_resamples} resamples) excludes no change **and** "
+        f"either the whole CI lies beyond its threshold (however noisy the trials) or, with a "
+        f"stable baseline, the change of medians is at least the threshold, all in the worse "
+        f"direction; it passes when the baseline is stable and the CI's worse end stays below "
+        f"the threshold; otherwise it is inconclusive (also with fewer than {s.min_trials} "
+        f"trials per side); stable means a robust CV (1.4826 × MAD / median) of at most "
+        f"{s.max_cv * 100:g}%. Inconclusive lines name `wattbench run --target-ci`, which "
+        f"adds trials until a run's interval is narrow enough. Estimated energy is "
         f"{'gated (--include-estimated)' if s.include_estimated else 'not gated'}. "
         f"See {DOCS}.",
         "",

@@ -26,7 +26,7 @@ import numpy as np
 
 from wattbench.analysis.gate_records import METRICS, MetricSpec
 from wattbench.core.errors import ConfigError, UnavailableError
-from wattbench.core.stats import STABILITY_REMEDY, coefficient_of_variation
+from wattbench.core.stats import STABILITY_REMEDY, robust_cv
 
 SCIPY_HINT = "pip install 'wattbench[gate]'"
 DOCS = "docs/gate.md"
@@ -37,7 +37,7 @@ DOCS = "docs/gate.md"
 MIN_TRIALS_PER_SIDE = 3
 DEFAULT_ALPHA = 0.05
 DEFAULT_CONFIDENCE = 0.95
-#: Baseline per-trial coefficient of variation above which the gate will not judge.
+#: Baseline per-trial robust CV (1.4826 x MAD / median) above which the gate will not pass.
 DEFAULT_MAX_CV = 0.10
 DEFAULT_RESAMPLES = 9999
 #: Fixed seed of the bootstrap: the same runs always give the same verdict.
@@ -59,7 +59,8 @@ EXIT_CODES = {Verdict.PASS: 0, Verdict.REGRESSION: 1, Verdict.INCONCLUSIVE: 2}
 
 @dataclass(frozen=True)
 class GateSettings:
-    """How the gate judges: thresholds (fractions), alpha, CI level, stability limit."""
+    """How the gate judges: thresholds (fractions), alpha, CI level, stability limit
+    (``max_cv``: the baseline's robust CV above which no metric passes)."""
 
     thresholds: Mapping[str, float] = field(default_factory=dict)
     metrics: tuple[str, ...] | None = None
@@ -102,6 +103,7 @@ class MetricResult:
     ci_high: float | None = None
     confidence: float = DEFAULT_CONFIDENCE
     p_value: float | None = None
+    #: robust CV of each side's trials: 1.4826 x MAD / median (one outlier barely moves it)
     baseline_cv: float | None = None
     candidate_cv: float | None = None
     reason: str | None = None
@@ -224,10 +226,12 @@ def compare_samples(
 ) -> MetricResult:
     """Judge one metric from pooled per-trial values of each side.
 
-    REGRESSION needs p ≤ alpha, a CI that excludes no change and a change of medians ≥ the
-    threshold, all in the worse direction; PASS needs no regression and the CI's worse end
-    below the threshold; too few values, an unstable baseline or a CI that reaches the
-    threshold is INCONCLUSIVE.
+    REGRESSION needs p ≤ alpha and a CI that excludes no change, in the worse direction, and
+    either the whole CI beyond the threshold (whatever the noise) or, with a stable baseline,
+    a change of medians ≥ the threshold; PASS needs no regression, a stable baseline (robust
+    CV ≤ max_cv) and the CI's worse end below the threshold; anything else (too few values, an
+    unstable baseline, a CI that reaches the threshold) is INCONCLUSIVE, naming the command
+    that adds trials (``wattbench run --target-ci``).
     """
     s = settings or GateSettings()
     spec = METRICS[metric]
@@ -247,8 +251,7 @@ def compare_samples(
             base,
             reason=(
                 f"too few trials: baseline {b.size}, candidate {c.size}, need >= {s.min_trials} "
-                f"per side: raise `wattbench run --repeats` (5+ recommended) or select more "
-                f"baseline runs (label:NAME~N)"
+                f"per side (--repeats 5+ recommended): {more_trials(threshold)}"
             ),
         )
     if np.any(b <= 0) or np.any(c <= 0):
@@ -265,22 +268,30 @@ def compare_samples(
         ci_low=lo - 1,
         ci_high=hi - 1,
         p_value=p,
-        baseline_cv=coefficient_of_variation(b.tolist()),
-        candidate_cv=coefficient_of_variation(c.tolist()),
+        baseline_cv=robust_cv(b.tolist()),
+        candidate_cv=robust_cv(c.tolist()),
     )
-    if res.baseline_cv is not None and res.baseline_cv > s.max_cv:
-        return _replace(
-            res,
-            reason=(
-                f"baseline unstable: its trials vary {res.baseline_cv * 100:.1f}% (CV) "
-                f"> limit {s.max_cv * 100:g}%: {STABILITY_REMEDY}"
-            ),
-        )
     worse, bound, better = res.worse_change(), res.worse_bound(), res.better_bound()
     assert worse is not None and bound is not None and better is not None
     # Both tests must say "worse": the rank test (p ≤ alpha, allowing float round-off of
     # exact p-values such as 1/20 for 3 vs 3 trials) and the CI (no change excluded).
     significant = p <= s.alpha * (1 + 1e-9) and better > 0
+    if significant and better >= threshold:
+        # The whole interval lies beyond the threshold: noise widened it, yet even its
+        # better end is a regression. However unstable the trials, that is a regression.
+        return _replace(res, verdict=Verdict.REGRESSION)
+    if res.baseline_cv is not None and res.baseline_cv > s.max_cv:
+        # Noise may turn a pass (or a regression the interval does not confirm) into
+        # "inconclusive", never into a verdict.
+        return _replace(
+            res,
+            reason=(
+                f"baseline unstable: its trials vary {res.baseline_cv * 100:.1f}% (robust CV) "
+                f"> limit {s.max_cv * 100:g}%, and the {s.confidence * 100:g}% CI does not lie "
+                f"wholly beyond the {_pct(threshold, signed=False)} threshold: "
+                f"{STABILITY_REMEDY}; or {more_trials(threshold)}"
+            ),
+        )
     if significant and worse >= threshold:
         return _replace(res, verdict=Verdict.REGRESSION)
     if bound < threshold:
@@ -295,9 +306,19 @@ def compare_samples(
         reason=(
             f"{why}, and the {s.confidence * 100:g}% CI reaches {_pct(bound, signed=False)} "
             f"{'lower' if spec.higher_is_better else 'higher'}, so a "
-            f"{_pct(threshold, signed=False)} regression cannot be ruled out: add trials "
-            f"(--repeats) or baseline runs"
+            f"{_pct(threshold, signed=False)} regression cannot be ruled out: "
+            f"{more_trials(threshold)}"
         ),
+    )
+
+
+def more_trials(threshold: float) -> str:
+    """What to do when the data cannot decide: the command that adds trials."""
+    pct = f"{threshold * 100 / 2:.2g}"
+    return (
+        f"measure again with `wattbench run --target-ci {pct}` (adds trials until each run's "
+        f"95% CI is within ±{pct}%; budget --max-duration) or pool more baseline runs "
+        f"(label:NAME~N)"
     )
 
 

@@ -194,7 +194,8 @@ def gate(
     max_cv: Annotated[
         str,
         typer.Option(
-            help="Baseline trial-to-trial variation (CV) above which the gate is inconclusive."
+            help="Baseline trial-to-trial variation (robust CV: 1.4826 x MAD / median) above "
+            "which no metric passes (a whole CI beyond the threshold still regresses)."
         ),
     ] = DEFAULT_MAX_CV,
 ) -> None:

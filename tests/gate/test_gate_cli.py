@@ -77,6 +77,33 @@ def test_regression_exits_1_with_lines_markdown_and_junit(
     assert suite.get("failures") == "3"
 
 
+def test_one_outlier_baseline_trial_and_a_whole_ci_beyond_the_threshold_exits_1(
+    run_gate: GateRunner, tmp_path: Path
+) -> None:
+    # issue 20: 2 threads (one disturbed trial, CV 24.6 %) vs 1 thread, p90 +67 %
+    baseline = [2.77, 2.85, 3.0, 3.05, 4.7]
+    code, out, err = run_gate(
+        *files(tmp_path, baseline, [4.95, 4.98, 5.01, 5.04, 5.08]), "--metric", "latency"
+    )
+    assert code == 1, out + err
+    assert out.splitlines() == [
+        "REGRESSION latency_p90_ms +67.0% (95% CI +6.6%..+80.9%, p=0.004, threshold 5%)"
+    ]
+    assert "gate: REGRESSION" in err
+
+
+def test_inconclusive_names_the_command_that_adds_trials(
+    run_gate: GateRunner, tmp_path: Path
+) -> None:
+    noisy = [1.0, 1.3, 0.7, 1.2, 0.8]
+    code, out, _ = run_gate(
+        *files(tmp_path, noisy, [1.0, 1.02, 0.99, 1.01, 1.0]), "--metric", "latency"
+    )
+    assert code == 2
+    assert out.startswith("INCONCLUSIVE latency_p90_ms ") and "baseline unstable" in out
+    assert "`wattbench run --target-ci 2.5`" in out
+
+
 def test_a_run_against_itself_passes(run_gate: GateRunner, tmp_path: Path) -> None:
     path = dump(make_run(BASE), tmp_path / "run.json")
     code, out, err = run_gate("--baseline", str(path), "--candidate", str(path))
