@@ -1,6 +1,9 @@
 """The distilbert suite: sentences, tokenizer, model build, quality check, real runs.
 
-One random-weight DistilBERT-base ONNX model is built per module (~10-40 s on 2 busy
+On random weights (``--weights random``, labelled as such in every result): no trained
+DistilBERT is available offline; the canonical checkpoint's download and ``--model DIR`` are
+tested with a tiny checkpoint in test_distilbert_checkpoints.py. One random-weight
+DistilBERT-base ONNX model is built per module (~10-40 s on 2 busy
 cores) into a module cache; the runs use 8 of the shipped sentences to stay short, the
 reference test uses all 64.
 """
@@ -39,6 +42,8 @@ SPECS64 = [
 ]
 SPECS32 = [s.model_copy(update={"dtype": "int32"}) for s in SPECS64]
 WATTBENCH = str(Path(sys.executable).with_name("wattbench"))
+#: the suite's random-weight model (the tests' choice: the default downloads the checkpoint)
+RANDOM = SuiteOptions(weights="random")
 
 
 # -- fixtures ----------------------------------------------------------------------------
@@ -53,7 +58,7 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> ModelCache:
 def model(cache: ModelCache) -> ModelArtifact:
     pytest.importorskip("torch", reason="building needs the torch extra")
     pytest.importorskip("transformers", reason="building needs the transformers extra")
-    return DistilBertSuite().build_model("onnx", cache)
+    return DistilBertSuite(RANDOM).build_model("onnx", cache)
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +94,7 @@ def zeroed_classifier(model: ModelArtifact, tmp_path_factory: pytest.TempPathFac
 
 
 def test_shipped_set_is_64_balanced_labelled_sentences() -> None:
-    inputs = DistilBertSuite().load_inputs()
+    inputs = DistilBertSuite(RANDOM).load_inputs()
     assert inputs.source == "shipped"
     assert len(inputs.samples) == 64
     labels = [s.label for s in inputs.samples]
@@ -110,11 +115,11 @@ def test_parse_sentences_labels_and_errors() -> None:
 
 def test_user_sentence_dir(tmp_path: Path) -> None:
     (tmp_path / "a.tsv").write_text("1\tLovely.\nno label here\n")
-    inputs = DistilBertSuite(SuiteOptions(data_dir=tmp_path)).load_inputs()
+    inputs = DistilBertSuite(SuiteOptions(data_dir=tmp_path, weights="random")).load_inputs()
     assert inputs.source == "user"
     assert [s.label for s in inputs.samples] == [1, None]
     with pytest.raises(ConfigError, match="no sentence files"):
-        DistilBertSuite(SuiteOptions(data_dir=tmp_path / "missing")).load_inputs()
+        DistilBertSuite(SuiteOptions(data_dir=tmp_path / "missing", weights="random")).load_inputs()
 
 
 # -- tokenizer ---------------------------------------------------------------------------
@@ -138,7 +143,7 @@ def test_tokenizer_is_the_same_in_another_process() -> None:
 
 
 def test_preprocess_feed_pads_truncates_and_matches_dtypes() -> None:
-    suite = DistilBertSuite()
+    suite = DistilBertSuite(RANDOM)
     tok = suite.tokenizer()
     feed = suite.preprocess_feed(Sentence("An utterly charming film!", 1), SPECS64)
     ids, mask = feed["input_ids"], feed["attention_mask"]
@@ -159,7 +164,7 @@ def test_preprocess_feed_pads_truncates_and_matches_dtypes() -> None:
 
 
 def test_preprocess_feed_refuses_models_that_do_not_fit() -> None:
-    suite = DistilBertSuite()
+    suite = DistilBertSuite(RANDOM)
     with pytest.raises(ModelError, match="feeds input_ids and attention_mask"):
         suite.preprocess_feed("hi", [TensorSpec(name="input", shape=[1, SEQ], dtype="int64")])
     short = [s.model_copy(update={"shape": [1, 64]}) for s in SPECS64]
@@ -190,21 +195,21 @@ def test_build_needs_transformers_and_names_the_extra(
 ) -> None:
     monkeypatch.setitem(sys.modules, "transformers", None)  # import fails
     with pytest.raises(UnavailableError, match=r"pip install 'wattbench\[transformers,torch\]'"):
-        DistilBertSuite().build_model("onnx", ModelCache(tmp_path))
+        DistilBertSuite(RANDOM).build_model("onnx", ModelCache(tmp_path))
     assert not list(tmp_path.rglob("*.onnx"))  # nothing half-stored
 
 
 def test_build_refuses_other_formats_and_precisions(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="ONNX models only"):
-        DistilBertSuite().build_model("tflite", ModelCache(tmp_path))
+        DistilBertSuite(RANDOM).build_model("tflite", ModelCache(tmp_path))
     with pytest.raises(ConfigError, match="quantize_dynamic"):
-        DistilBertSuite().build_model("onnx", ModelCache(tmp_path), "int8")
+        DistilBertSuite(RANDOM).build_model("onnx", ModelCache(tmp_path), "int8")
 
 
 def test_built_model_is_cached_and_has_the_contract_io(
     model: ModelArtifact, cache: ModelCache
 ) -> None:
-    again = DistilBertSuite().build_model("onnx", cache)
+    again = DistilBertSuite(RANDOM).build_model("onnx", cache)
     assert again.sha256 == model.sha256  # taken from the cache, not rebuilt
     assert model.weights == "random(seed=0)" and model.format == "onnx"
     sess = ort.InferenceSession(str(model.path), providers=["CPUExecutionProvider"])
@@ -219,7 +224,7 @@ def test_built_model_is_cached_and_has_the_contract_io(
 def test_reference_splits_the_shipped_set_and_is_cached(
     model: ModelArtifact, cache: ModelCache
 ) -> None:
-    suite = DistilBertSuite()
+    suite = DistilBertSuite(RANDOM)
     inputs = suite.load_inputs()
     ref = suite.reference_outputs(inputs, cache)
     assert ref is not None and len(ref) == 64
@@ -246,7 +251,7 @@ def _ref(n: int = 16, seed: int = 0) -> list[np.ndarray]:
 
 
 def test_quality_fails_outputs_of_other_weights_and_constant_outputs() -> None:
-    suite = DistilBertSuite()
+    suite = DistilBertSuite(RANDOM)
     inputs = suite.load_inputs()
     ref = _ref()
     other = _ref(seed=1)
@@ -260,7 +265,7 @@ def test_quality_fails_outputs_of_other_weights_and_constant_outputs() -> None:
 
 
 def test_quality_targets_depend_on_precision() -> None:
-    suite = DistilBertSuite()
+    suite = DistilBertSuite(RANDOM)
     inputs = suite.load_inputs()
     ref = _ref()
     rng = np.random.default_rng(3)
@@ -277,7 +282,7 @@ def test_quality_targets_depend_on_precision() -> None:
 
 
 def test_quality_without_reference_says_why() -> None:
-    suite = DistilBertSuite()
+    suite = DistilBertSuite(RANDOM)
     suite._reference_note = "onnxruntime not installed"
     inputs = suite.load_inputs()
     q = suite.check_quality(_ref(), inputs, None)
@@ -311,12 +316,13 @@ def _run(
         power=("estimate",),
         data_dir=data_dir,
         e2e_queries=4,
+        weights="random",
     )
     adapter_cls = plugins.load(plugins.ADAPTERS, adapter_name)
     ok, reason = adapter_cls.is_available("cpu")
     if not ok:
         pytest.skip(reason)
-    suite = DistilBertSuite(SuiteOptions(data_dir=data_dir))
+    suite = DistilBertSuite(SuiteOptions(data_dir=data_dir, weights="random"))
     reader = EstimatedCpuReader(ReaderOptions(tdp_w=15.0))
     return Runner(cfg, suite, adapter_cls(), [reader], cache).execute()
 
@@ -327,7 +333,7 @@ def test_real_run_is_valid_and_times_tokenisation(
 ) -> None:
     result = _run(adapter_name, cache, small_set)
     assert result.valid, result.invalid_reasons
-    assert result.suite == "distilbert" and result.suite_version == "1.0"
+    assert result.suite == "distilbert" and result.suite_version == "1.1"
     assert result.model.sha256 == model.sha256
     assert result.quality.kind == "agreement" and result.quality.passed
     assert result.quality.metrics["top1_agreement"] == 1.0
@@ -376,6 +382,7 @@ def test_cli_runs_the_suite_and_stores_a_broken_model_invalid(
         *("--duration", "0.3", "--repeats", "2", "--warmup", "0.1", "--idle-s", "0.2"),
         *("--cooldown", "0", "--min-queries", "3", "--e2e-queries", "3", "--threads", "2"),
         *("--power", "estimate", "--tdp-w", "15", "--no-git-labels", "--json", "--db", dbu),
+        *("--weights", "random"),
     ]
 
     def run(*extra: str) -> dict[str, object]:
@@ -388,7 +395,8 @@ def test_cli_runs_the_suite_and_stores_a_broken_model_invalid(
 
     good = run()
     assert good["valid"] is True, good.get("invalid_reasons")
-    assert good["suite_version"] == "1.0"
+    assert good["suite_version"] == "1.1"
+    assert good["model"]["provenance"]["kind"] == "random"  # type: ignore[index]
     broken = run("--model", str(zeroed_classifier))
     assert broken["valid"] is False
     reasons = broken["invalid_reasons"]
