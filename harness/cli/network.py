@@ -58,6 +58,10 @@ def serve(
     seed: Annotated[
         int, typer.Option(help="Seed of the random weights (another seed: another model).")
     ] = 0,
+    weights: Annotated[
+        str | None,
+        typer.Option(help="The suite's weights: pretrained or random (default: the suite's)."),
+    ] = None,
     power: Annotated[
         str,
         typer.Option(help="Readers that meter each request (auto, estimate, rapl, ... or none)."),
@@ -86,6 +90,8 @@ def serve(
         raise ConfigError("--max-requests must be at least 1")
     if read_timeout <= 0 or max_connections < 1:
         raise ConfigError("--read-timeout must be > 0 and --max-connections at least 1")
+    if weights not in (None, "pretrained", "random"):
+        raise ConfigError(f"invalid --weights {weights!r}: use pretrained or random")
     suite_cls = plugins.load(plugins.SUITES, suite)
     adapter_cls = plugins.load(plugins.ADAPTERS, adapter)
     ok, reason = adapter_cls.is_available(adapter_cls.default_device)
@@ -99,7 +105,7 @@ def serve(
         for w in warnings:
             _say(f"warning: {w}")
     cm = CloudModel.load(
-        suite_cls(SuiteOptions(seed=seed)),
+        suite_cls(SuiteOptions(seed=seed, weights=weights)),  # type: ignore[arg-type]
         adapter_cls(),
         ModelCache(),
         model=model,

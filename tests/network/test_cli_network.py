@@ -49,7 +49,20 @@ def wattbench(*args: str, cli: list[str] | None = None) -> subprocess.CompletedP
 class Server:
     def __init__(self, *args: str) -> None:
         self.proc = subprocess.Popen(
-            [*CLI, "cloud", "serve", "--port", "0", "--threads", "1", "--seed", "1", *args],
+            [
+                *CLI,
+                "cloud",
+                "serve",
+                "--port",
+                "0",
+                "--threads",
+                "1",
+                "--seed",
+                "1",
+                "--weights",
+                "random",
+                *args,
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
