@@ -69,6 +69,11 @@ class LeaderboardRow(BaseModel):
         description="The group ranked together: suite version · scenario · mode · "
         "energy scope · measured/estimated.",
     )
+    confidence: dict[str, Any] | None = Field(
+        default=None,
+        description="The run's 95% CIs of the medians across trials (inferences per joule, "
+        "p90 latency), its trials and why measuring stopped (`wattbench run --target-ci`).",
+    )
 
 
 #: Energy scopes, narrowest first (what a figure includes: chip < module < board < wall).
@@ -198,6 +203,7 @@ def _leaderboard_select() -> Any:  # a Select; its generic form differs across S
             Run.tokens_per_joule,
             Run.network_j_per_inference,
             Run.energy_to_solution_j_per_inference,
+            Run.extras["confidence"].label("confidence"),
         )
         .join(SuiteRow, Run.suite_id == SuiteRow.id)
         .join(Device, Run.device_id == Device.id)
@@ -388,4 +394,5 @@ def _leaderboard_row(rank: int, row: Any) -> LeaderboardRow:
             row.energy_scope,
             row.energy_method == "estimated",
         ),
+        confidence=row.confidence or None,
     )

@@ -143,6 +143,24 @@ def test_run_stores_a_row_and_the_leaderboard_ranks_it(db: str, mobilenet_weight
     assert "inferences_per_joule" in header.split(",") and result["run_id"] in line
 
 
+def test_target_ci_adds_trials_and_the_interval_is_stored_and_ranked(db: str) -> None:
+    # ±50 % is reached as soon as a 95 % interval exists (6 trials), far inside the budget
+    proc = wattbench(
+        "run", "--suite", "mobilenet_v2", "--weights", "random", "--db", db, *SHORT,
+        "--target-ci", "50", "--max-duration", "60", "--e2e-queries", "0",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    out = " ".join(proc.stdout.split())
+    assert "95% CI of medians" in out and "target ±50% reached" in out
+    (row,) = leaderboard_json(db)
+    conf = row["confidence"]
+    assert conf["stopped"] == "target reached" and conf["trials"] >= 6
+    assert conf["target_pct"] == 50 and conf["budget_s"] == 60 and conf["min_trials"] == 2
+    for metric in ("inferences_per_joule", "latency_p90_ms"):
+        iv = conf[metric]
+        assert iv["low"] <= iv["median"] <= iv["high"] and iv["half_width"] <= 0.5
+
+
 def test_weights_random_is_the_quick_smoke_choice_and_the_summary_names_it(db: str) -> None:
     proc = wattbench(
         "run", "--suite", "mobilenet_v2", "--adapter", "onnxruntime", "--weights", "random",
@@ -249,6 +267,15 @@ def test_real_images_and_a_user_model(db: str, coral_data: Path, tmp_path: Path)
         (
             ["--suite", "mobilenet_v2", "--adapter", "onnxruntime", "--device", "cuda"],
             ["not available", "CUDAExecutionProvider"],
+        ),
+        (["--suite", "mobilenet_v2", "--target-ci", "0"], ["invalid --target-ci", "than 0"]),
+        (
+            ["--suite", "mobilenet_v2", "--max-duration", "60"],
+            ["--max-duration is the budget of --target-ci"],
+        ),
+        (
+            ["--suite", "mobilenet_v2", "--target-ci", "1", "--max-duration", "0.2"],
+            ["--max-duration 0.2 s is shorter than the --repeats minimum"],
         ),
     ],
 )
