@@ -39,9 +39,10 @@ The rules (docs/reliability.md lists them with examples):
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
-import unicodedata
+import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -175,6 +176,13 @@ def validate_result(result: RunResult, *, now: datetime | None = None) -> list[P
 
 
 # -- generic: every value ------------------------------------------------------------------
+#: A JSON path while walking: ``""`` (the run) or ``(parent path, key)``, rendered as text
+#: only for a problem (formatting the path of every value cost more than the checks).
+_Path = str | tuple[Any, Any]
+#: Cc: C0 controls, DEL and C1 controls (what ``unicodedata.category(ch) == "Cc"`` finds).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def _join(path: str, key: Any) -> str:
     if isinstance(key, int):
         return f"{path}[{key}]"
@@ -184,54 +192,120 @@ def _join(path: str, key: Any) -> str:
     return f"{path}[{_show(text, 40)}]"
 
 
-def _walk(value: Any, path: str, c: _Collector, depth: int) -> None:
+def _render(path: _Path) -> str:
+    keys = []
+    while isinstance(path, tuple):
+        path, key = path
+        keys.append(key)
+    text = path
+    for key in reversed(keys):
+        text = _join(text, key)
+    return text
+
+
+def _leaf(path: _Path) -> str:
+    """The last field name of ``path`` (``trials[0].energy[1].trace`` → ``trace``)."""
+    node = path
+    while isinstance(node, tuple):
+        parent, key = node
+        if not isinstance(key, int):
+            text = str(key)
+            if text.isidentifier():
+                return text
+            break  # quoted key: as from the rendered text
+        node = parent
+    return _render(path).rsplit(".", 1)[-1].split("[", 1)[0]
+
+
+@functools.cache
+def _field_names(model: type[BaseModel]) -> tuple[str, ...]:
+    return tuple(model.model_fields)
+
+
+def _walk(value: Any, path: _Path, c: _Collector, depth: int) -> None:
+    kind = type(value)  # the usual leaves first, by exact type
+    if kind is float:
+        if not math.isfinite(value):
+            c.add(_render(path), f"{value} is not a finite number")
+        return
+    if kind is str:
+        _check_string(value, path, c, MAX_TEXT_CHARS)
+        return
+    if kind is int:
+        if abs(value) > _INT64:
+            c.add(_render(path), "integer does not fit in 64 bits")
+        return
     if value is None or isinstance(value, bool | Enum | datetime | PurePath):
         return
     if isinstance(value, float):
         if not math.isfinite(value):
-            c.add(path, f"{value} is not a finite number")
+            c.add(_render(path), f"{value} is not a finite number")
         return
     if isinstance(value, int):
         if abs(value) > _INT64:
-            c.add(path, "integer does not fit in 64 bits")
+            c.add(_render(path), "integer does not fit in 64 bits")
         return
     if isinstance(value, str):
         _check_string(value, path, c, MAX_TEXT_CHARS)
         return
     if depth >= MAX_DEPTH:
-        c.add(path, f"nested deeper than {MAX_DEPTH} levels")
+        c.add(_render(path), f"nested deeper than {MAX_DEPTH} levels")
         return
     if isinstance(value, BaseModel):
-        for name in type(value).model_fields:
-            _walk(getattr(value, name), _join(path, name), c, depth + 1)
+        for name in _field_names(type(value)):
+            item = getattr(value, name)
+            if not _plain_ok(item):
+                _walk(item, (path, name), c, depth + 1)
         return
     if isinstance(value, Mapping):
         if len(value) > MAX_ITEMS:
-            c.add(path, f"more than {MAX_ITEMS} entries")
+            c.add(_render(path), f"more than {MAX_ITEMS} entries")
             return
         for key, item in value.items():
+            if type(key) is str and len(key) <= 1000 and _clean_ascii(key) and _plain_ok(item):
+                continue
+            sub = (path, key)
             if isinstance(key, str):
-                _check_string(key, f"{_join(path, key)} (key)", c, 1000)
-            _walk(item, _join(path, key), c, depth + 1)
+                _check_string(key, sub, c, 1000, " (key)")
+            _walk(item, sub, c, depth + 1)
         return
     if isinstance(value, list | tuple):
-        leaf = path.rsplit(".", 1)[-1].split("[", 1)[0]
-        limit = LIST_LIMITS.get(leaf, MAX_ITEMS)
+        limit = LIST_LIMITS.get(_leaf(path), MAX_ITEMS)
         if len(value) > limit:
-            c.add(path, f"{len(value)} entries, more than {limit}")
+            c.add(_render(path), f"{len(value)} entries, more than {limit}")
             return
         if _all_finite_numbers(value):
             return
         for i, item in enumerate(value):
-            _walk(item, f"{path}[{i}]", c, depth + 1)
+            _walk(item, (path, i), c, depth + 1)
         return
-    c.add(path, f"unexpected value of type {type(value).__name__}")
+    c.add(_render(path), f"unexpected value of type {type(value).__name__}")
+
+
+def _clean_ascii(text: str) -> bool:
+    return text.isascii() and "\x00" not in text
+
+
+def _plain_ok(value: Any) -> bool:
+    """True for the usual leaf that passes every generic rule (a finite float, an int in
+    64 bits, a short ASCII string without NUL, None or a bool): no call, no path."""
+    kind = type(value)
+    if kind is float:
+        return math.isfinite(value)
+    if kind is str:
+        return len(value) <= MAX_TEXT_CHARS and _clean_ascii(value)
+    if kind is int:
+        return abs(value) <= _INT64
+    return value is None or kind is bool
 
 
 def _all_finite_numbers(values: Sequence[Any]) -> bool:
     """Fast path for traces and histograms: True when every entry (or pair) is a finite
     number; False means "look at each one" (not numbers, or something not finite).
-    Integers of any size pass here: the columns that hold integers check their range."""
+    Integers of any size pass here: the columns that hold integers check their range.
+
+    A plain sum is finite only when every term is (an infinity or NaN anywhere makes it
+    infinite or NaN; a sum that overflows only sends the list to the slow path)."""
     if not values:
         return True
     first = values[0]
@@ -239,23 +313,23 @@ def _all_finite_numbers(values: Sequence[Any]) -> bool:
         itertools.chain.from_iterable(values) if isinstance(first, tuple | list) else values
     )
     try:
-        total = math.fsum(flat)
+        total = sum(flat, 0.0)
     except (TypeError, OverflowError, ValueError):
         return False
     return math.isfinite(total)
 
 
-def _check_string(value: str, path: str, c: _Collector, limit: int) -> None:
+def _check_string(value: str, path: _Path, c: _Collector, limit: int, suffix: str = "") -> None:
     if len(value) > limit:
-        c.add(path, f"longer than {limit} characters ({len(value)})")
+        c.add(_render(path) + suffix, f"longer than {limit} characters ({len(value)})")
     if "\x00" in value:
-        c.add(path, "contains a NUL character (not storable)")
+        c.add(_render(path) + suffix, "contains a NUL character (not storable)")
     if not value.isascii() and any("\ud800" <= ch <= "\udfff" for ch in value):
-        c.add(path, "contains a lone surrogate (not valid UTF-8)")
+        c.add(_render(path) + suffix, "contains a lone surrogate (not valid UTF-8)")
 
 
 def _has_control(text: str) -> bool:
-    return any(unicodedata.category(ch) == "Cc" for ch in text)
+    return _CONTROL.search(text) is not None
 
 
 def _show(text: str, n: int = 60) -> str:
