@@ -18,6 +18,7 @@ from wattbench.core.errors import WattbenchError
 from wattbench.dashboard.queries import (
     aggregated,
     compare,
+    device_profile,
     escalation,
     leaderboard,
     run_detail,
@@ -120,6 +121,11 @@ def run_result(url: str, run_id: str) -> RunResult | None:
 @st.cache_data(ttl=300, show_spinner=False)
 def run_extras(url: str, run_id: str) -> dict[str, Any]:
     return run_detail.run_extras(_database(url), run_id)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def run_device_profile(url: str, run_id: str) -> dict[str, Any] | None:
+    return device_profile.run_profile(_database(url), run_id)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner="Pooling trials…")

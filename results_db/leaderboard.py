@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select, union_all
 from sqlalchemy.orm import Session, sessionmaker
 
-from wattbench.results_db.schema import Device, ModelArtifactRow, Run, SuiteRow
+from wattbench.results_db.schema import Device, DeviceProfile, ModelArtifactRow, Run, SuiteRow
 
 #: Most SELECTs in one UNION ALL (SQLite allows 500 terms in a compound SELECT).
 _UNION_TERMS = 200
@@ -73,6 +73,14 @@ class LeaderboardRow(BaseModel):
         default=None,
         description="The run's 95% CIs of the medians across trials (inferences per joule, "
         "p90 latency), its trials and why measuring stopped (`wattbench run --target-ci`).",
+    )
+    device_validation: str | None = Field(
+        default=None,
+        description="The outcome of the device's `wattbench doctor --save` profile current "
+        "when the run was stored: validated, failed or estimate_only; None: never profiled.",
+    )
+    device_validation_at: datetime | None = Field(
+        default=None, description="When that profile was made."
     )
 
 
@@ -204,10 +212,13 @@ def _leaderboard_select() -> Any:  # a Select; its generic form differs across S
             Run.network_j_per_inference,
             Run.energy_to_solution_j_per_inference,
             Run.extras["confidence"].label("confidence"),
+            DeviceProfile.outcome.label("profile_outcome"),
+            DeviceProfile.created_at.label("profile_created_at"),
         )
         .join(SuiteRow, Run.suite_id == SuiteRow.id)
         .join(Device, Run.device_id == Device.id)
         .join(ModelArtifactRow, Run.model_artifact_id == ModelArtifactRow.id)
+        .outerjoin(DeviceProfile, Run.device_profile_id == DeviceProfile.id)
     )
 
 
@@ -395,4 +406,6 @@ def _leaderboard_row(rank: int, row: Any) -> LeaderboardRow:
             row.energy_method == "estimated",
         ),
         confidence=row.confidence or None,
+        device_validation=row.profile_outcome,
+        device_validation_at=row.profile_created_at,
     )

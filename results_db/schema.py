@@ -1,4 +1,4 @@
-"""Schema of the results store (SQLAlchemy 2 declarative), at migration 0005.
+"""Schema of the results store (SQLAlchemy 2 declarative), at migration 0006.
 
 Every change to these tables comes with an Alembic migration in
 ``migrations/versions``; ``wattbench db upgrade`` applies them. Columns and
@@ -153,6 +153,9 @@ class Run(Base):
     upload_last_error: Mapped[str | None] = mapped_column(Text)
     # 0004: sha256 of the canonical payload (wattbench.core.canonical); NULL for older runs.
     content_sha256: Mapped[str | None] = mapped_column(String(64))
+    # 0006: the device's `wattbench doctor --save` profile (device_profiles.id) current when
+    # the run was stored; a plain id, no FK constraint (adding one makes SQLite rebuild runs).
+    device_profile_id: Mapped[int | None] = mapped_column(Integer)
 
     device: Mapped[Device] = relationship()
     environment: Mapped[Environment] = relationship()
@@ -376,3 +379,43 @@ class FleetDevice(Base):
     current_cell_id: Mapped[int | None] = mapped_column(Integer)
     #: up, or stopped (a clean shutdown); offline is a heartbeat older than the timeout
     state: Mapped[str] = mapped_column(String(20), server_default="up")
+
+
+# -- device validation (wattbench doctor) ------------------------------------------------------
+# 0006: what `wattbench doctor --save` found on a device; a run stored afterwards points at the
+# latest profile of its device name (``runs.device_profile_id``), docs/hardware-validation.md.
+
+#: ``device_profiles.outcome``: every measured reader passed its checks (doctor exit 0)
+PROFILE_VALIDATED = "validated"
+#: a reader failed a check (exit 1)
+PROFILE_FAILED = "failed"
+#: no measured reader: only the estimate (exit 3)
+PROFILE_ESTIMATE_ONLY = "estimate_only"
+PROFILE_OUTCOMES = (PROFILE_VALIDATED, PROFILE_FAILED, PROFILE_ESTIMATE_ONLY)
+
+
+class DeviceProfile(Base):
+    """0006: one `wattbench doctor --save` of a device: its readers, their scope, idle noise
+    floor and sample rate, the outcome, the date and the wattbench version."""
+
+    __tablename__ = "device_profiles"
+    __table_args__ = (Index("ix_device_profiles_device_created", "device_name", "created_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: the name runs are stored under (``--device-name``, else the host name)
+    device_name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    wattbench_version: Mapped[str] = mapped_column(String(50))
+    hostname: Mapped[str | None] = mapped_column(String(255))
+    #: validated, failed or estimate_only (:data:`PROFILE_OUTCOMES`)
+    outcome: Mapped[str] = mapped_column(String(20))
+    exit_code: Mapped[int] = mapped_column(Integer)
+    #: the first measured reader that passed, and its figures
+    headline_reader: Mapped[str | None] = mapped_column(String(100))
+    headline_scope: Mapped[str | None] = mapped_column(String(20))
+    noise_floor_w: Mapped[float | None] = mapped_column(Float)
+    noise_std_w: Mapped[float | None] = mapped_column(Float)
+    sample_rate_hz: Mapped[float | None] = mapped_column(Float)
+    #: one summary per reader (name, status, verdict, method, scope, noise floor, rates, step)
+    readers: Mapped[list[Any]] = mapped_column(JSON)
+    #: the whole report, as `wattbench doctor --json` prints it
+    report: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -21,15 +21,18 @@ here are re-exported so that this module stays the public entry point.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
 from wattbench.core.results import RunResult
 from wattbench.results_db import engine as _db
-from wattbench.results_db import ingest, read
+from wattbench.results_db import ingest, profiles, read
 from wattbench.results_db import leaderboard as _leaderboard
 from wattbench.results_db.engine import UPGRADE_HINT, default_db_url, head_revision
 from wattbench.results_db.leaderboard import LeaderboardRow
+from wattbench.results_db.profiles import ProfileInfo
 from wattbench.results_db.rows import (
     DEVICE_INVENTORY_KEYS,
     EXTRA_SECTIONS,
@@ -45,6 +48,7 @@ __all__ = [
     "MAX_TRACE_POINTS",
     "UPGRADE_HINT",
     "LeaderboardRow",
+    "ProfileInfo",
     "Store",
     "default_db_url",
     "device_name",
@@ -103,7 +107,26 @@ class Store:
         recorded (gzip'd JSON) so that an upload sends it verbatim. Safe under
         concurrent writers (see :class:`~wattbench.results_db.ingest.RunWriter`).
         """
-        return self._writer.save_run(result, upload_state, keep_payload)
+        created = self._writer.save_run(result, upload_state, keep_payload)
+        if created:  # the device's latest `wattbench doctor --save` profile, if it has one
+            profiles.link_run(self.engine, result.run_id, device_name(result))
+        return created
+
+    # -- device profiles (wattbench doctor --save) ----------------------------------------
+    def save_device_profile(self, report: dict[str, Any]) -> int:
+        """Store a ``wattbench doctor --json`` report as its device's profile; its id.
+
+        Runs stored afterwards point at the latest profile of their device name.
+        """
+        return profiles.save_profile(self.engine, report)
+
+    def latest_device_profile(self, device: str) -> ProfileInfo | None:
+        """The newest profile of ``device``, or None when it was never profiled."""
+        return profiles.latest_profile(self.engine, device)
+
+    def run_device_profile(self, run_id: str) -> ProfileInfo | None:
+        """The profile a stored run points at (None: its device was not profiled then)."""
+        return profiles.run_profile(self.engine, run_id)
 
     # -- upload bookkeeping --------------------------------------------------------------
     def pending_run_ids(self, limit: int | None = None) -> list[str]:

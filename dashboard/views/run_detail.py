@@ -12,6 +12,7 @@ from plotly.subplots import make_subplots
 
 from wattbench.dashboard import ui
 from wattbench.dashboard.queries.common import energy_badge
+from wattbench.dashboard.queries.device_profile import validation_text
 from wattbench.dashboard.queries.run_detail import latency_frame, trace_frame, trial_table
 from wattbench.results_db.readonly import Database
 
@@ -172,6 +173,7 @@ def render() -> None:
     cols[4].metric(
         "quality", "passed" if r.quality.passed else "FAILED", r.quality.kind, delta_color="off"
     )
+    st.caption(validation_text(ui.run_device_profile(db.url, run_id), r.device.get("name")))
     extras = ui.run_extras(db.url, run_id)
     if extras.get("network_j_per_inference") is not None:
         st.info(

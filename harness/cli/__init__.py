@@ -17,6 +17,7 @@ from wattbench.core.errors import WattbenchError
 from wattbench.harness.cli import (
     catalog,
     dashboard,
+    doctor,
     gate,
     leaderboard,
     models,
@@ -43,6 +44,7 @@ app.command("adapters")(catalog.adapters)
 app.command("suites")(catalog.suites)
 app.add_typer(catalog.power_app, name="power")
 app.add_typer(catalog.db_app, name="db")
+app.command("doctor")(doctor.doctor)  # doctor: onboarding checks of the power readers
 app.command("gate")(gate.gate)
 app.command()(store.serve)
 app.command()(store.upload)

@@ -119,7 +119,7 @@ def leaderboard(
             est = r.energy_estimated
             t.add_row(
                 str(r.rank),
-                r.device,
+                r.device + (" ✓" if r.device_validation == "validated" else ""),
                 r.hardware or "",
                 f"{r.adapter} {r.runtime_version} ({r.execution_provider})",
                 r.model,
@@ -135,6 +135,16 @@ def leaderboard(
                 r.run_id[:8] + ("" if r.valid else " INVALID"),
             )
         out.print(t)
+    validated = {
+        r.device: r.device_validation_at
+        for r in rows
+        if r.device_validation == "validated" and r.device_validation_at is not None
+    }
+    if validated:
+        out.print(
+            "\n✓ device validated by `wattbench doctor`: "
+            + ", ".join(f"{d} ({at:%Y-%m-%d})" for d, at in sorted(validated.items()))
+        )
     if any(r.energy_estimated for r in rows):
         out.print(
             "\n≈ ESTIMATED energy (TDP x CPU utilisation), not measured; --hide-estimated hides it"
