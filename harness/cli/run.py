@@ -50,7 +50,13 @@ def run(
         bool,
         typer.Option("--print-config", help="Print the run as a run file (TOML) and exit."),
     ] = False,
-    model: Annotated[Path | None, typer.Option(help="Benchmark this model file instead.")] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            help="Benchmark this model file instead (distilbert: also a Hugging Face "
+            "checkpoint folder)."
+        ),
+    ] = None,
     device: Annotated[
         str | None,
         typer.Option(help="Adapter device: cpu, cuda, edgetpu, ... (default: the adapter's)."),
