@@ -22,8 +22,13 @@ one) still gives meaningful ratios. Each block reports its median and its 10th
 percentile (p10: the queries least disturbed by other processes). Goal:
 wattbench/tool <= 1.00 and wattbench/bare <= 1.00.
 
-Peak memory: each path also runs ``--rss-queries`` inferences in a process of its own
-and the parent reads that child's ``ru_maxrss`` (``os.wait4``): the wattbench child
+Two measures a shared machine barely disturbs: CPU time per query at 1 thread
+(``--cpu-pairs``, ``time.process_time_ns``, alternating blocks as above), and the
+per-call cost of each path on a model that does almost nothing (``y = x + 1`` on 16
+floats; ``--overhead-calls``), which isolates what a path adds around the runtime.
+
+Peak memory: each path also runs 200 inferences in a process of its own (``--rss-reps``
+times) and the parent reads that child's ``ru_maxrss`` (``os.wait4``): the wattbench child
 imports wattbench (adapter, harness, suite preprocessing) as a run does; the bare
 child imports numpy and the runtime only, and reads the input pixels from a .npy the
 parent wrote; the tool is the vendor CLI as above.
@@ -32,7 +37,9 @@ Usage::
 
     python benchmarks/parity.py [--runtime litert openvino onnxruntime] [--threads 2]
                                 [--pairs 16] [--block-s 0.75] [--tool-runs 5]
-                                [--model PATH] [--onnx-model PATH] [--json OUT]
+                                [--cpu-pairs 0] [--overhead-calls 20000] [--rss-reps 3]
+                                [--model PATH] [--onnx-model PATH] [--adapter-opt K=V]
+                                [--json OUT]
     python benchmarks/parity.py --runtime litert --only wattbench --queries 500
     python benchmarks/parity.py --runtime litert --profile 2000
 
@@ -68,6 +75,9 @@ MIN_QUERIES = 50
 RSS_QUERIES = 200
 
 Block = dict[str, float]  # {"median_ms": ..., "p10_ms": ..., "n": ...}
+
+#: --adapter-opt KEY=VALUE for the wattbench path (e.g. api=interpreter, io_binding=off)
+ADAPTER_EXTRA: dict[str, str] = {}
 
 
 def _tool(name: str) -> str:
@@ -164,7 +174,9 @@ class _Parity:
 
         suite = MobileNetV2Suite()
         art = suite.user_model(self.model).model_copy(update={"precision": self.precision})
-        opts = AdapterOptions(device="cpu", threads=self.threads, precision=self.precision)
+        opts = AdapterOptions(
+            device="cpu", threads=self.threads, precision=self.precision, extra=ADAPTER_EXTRA
+        )
         session = self._adapter().load(art, opts)
         (spec,) = session.inputs()
         x = self.feed if self.feed is not None else _pixels(spec)
@@ -452,6 +464,8 @@ def peak_rss(p: _Parity, model: Path, queries: int, reps: int, tool_runs: int) -
         base = [sys.executable, str(Path(__file__).resolve()), "--runtime", p.name]
         base += ["--threads", str(p.threads), "--queries", str(queries)]
         base += ["--onnx-model" if p.name == "onnxruntime" else "--model", str(model)]
+        for k, v in ADAPTER_EXTRA.items():
+            base += ["--adapter-opt", f"{k}={v}"]
         cmds = {
             "wattbench": [*base, "--only", "wattbench"],
             "bare": [*base, "--only", "bare", "--pixels", str(npy)],
@@ -758,8 +772,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--queries", type=int, default=500)
     ap.add_argument("--pixels", type=Path, help="--only bare: the input as .npy")
+    ap.add_argument(
+        "--adapter-opt",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="adapter option for the wattbench path, e.g. api=interpreter (litert)",
+    )
     ap.add_argument("--profile", type=int, metavar="N", help="cProfile N wattbench queries")
     args = ap.parse_args(argv)
+    ADAPTER_EXTRA.update(kv.split("=", 1) for kv in args.adapter_opt)
 
     def model_for(runtime: str) -> Path:
         if runtime != "onnxruntime":
