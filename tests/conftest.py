@@ -107,25 +107,10 @@ def coral_data() -> Path:
     return CORAL_DATA
 
 
-def require_pretrained(name: str) -> Path:
-    """The local file of registry entry ``name`` (the cache, or ``.cache/pretrained`` where
-    scripts/test.sh extracts the weights), else a visible skip; with
-    ``WATTBENCH_REQUIRE_MODELS=1`` (CI) a missing file fails the test instead."""
-    from wattbench.suites.models import pretrained_files
-
-    path = pretrained_files.find(name)
-    if path is None:
-        reason = (
-            f"pretrained file {name} not found (run scripts/test.sh, which extracts it into "
-            f".cache/pretrained, or `wattbench models fetch {name}`)"
-        )
-        if os.environ.get("WATTBENCH_REQUIRE_MODELS") == "1":
-            pytest.fail(f"WATTBENCH_REQUIRE_MODELS=1 but {reason}")
-        pytest.skip(reason)
-    return path
-
-
 @pytest.fixture
 def mobilenet_weights() -> Path:
     """torchvision's ImageNet MobileNetV2 weights (the mobilenet_v2 suite's default)."""
     return require_pretrained("mobilenet_v2-b0353104")
+
+
+from pretrained_helpers import require_pretrained  # noqa: E402 - shared with test modules

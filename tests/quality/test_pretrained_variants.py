@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import require_pretrained
 from PIL import Image, ImageOps
+from pretrained_helpers import require_pretrained
 
 from wattbench.core.adapter import Adapter, AdapterOptions, ModelArtifact
 from wattbench.core.cache import ModelCache

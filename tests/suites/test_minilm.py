@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import require_pretrained
+from pretrained_helpers import require_pretrained
 
 from wattbench.core.adapter import AdapterOptions, ModelArtifact
 from wattbench.core.cache import ModelCache
