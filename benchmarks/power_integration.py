@@ -1,11 +1,11 @@
-"""Energy integration accuracy and sampler overhead, printed as markdown.
+"""Energy integration accuracy against exact integrals, printed as markdown.
 
 Usage::
 
-    .venv/bin/python benchmarks/power_integration.py [--reps 30] [--run-s 0.2]
+    .venv/bin/python benchmarks/power_integration.py
 
-Part 1 integrates synthetic power traces with known integrals (constant,
-step, ramp, sine, and two 1 Hz pulse trains, one phase-locked to the sampler)
+It integrates synthetic power traces with known integrals (constant, step,
+ramp, sine, and two 1 Hz pulse trains, one phase-locked to the sampler)
 sampled at 10/100/1000 Hz with ±10 % timing jitter, over a window whose edges
 fall between samples, with three integrators:
 
@@ -17,14 +17,8 @@ fall between samples, with three integrators:
 * ``codecarbon-style``: power read every 15 s (and at the end) times the time
   since the previous read, as codecarbon's default ``measure_power_secs=15``.
 
-Part 2 measures how much throughput a CPU-bound workload (pure Python, and
-numpy matrix products) loses while a :class:`HwmonReader` samples a sysfs-like
-file in a background thread at 10/100/1000 Hz, against the workload alone.
-Each repetition runs every condition back to back in a shuffled order, and
-the figures are medians of per-repetition ratios, so drift in the machine's
-load cancels: the throughput loss (wall time), the extra process CPU time
-(workload + sampler; barely affected by neighbours), and the model
-``achieved rate x cost of one sample``.
+What the background sampler costs the workload, and the rate it keeps, is
+measured by ``benchmarks/sampler_overhead.py``.
 """
 
 from __future__ import annotations
@@ -34,25 +28,14 @@ import math
 import os
 import platform
 import random
-import statistics
-import sys
-import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 
-# One BLAS thread: the numpy workload is then as CPU-bound and repeatable as the
-# pure-Python one, instead of racing its own worker threads for the two cores.
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from wattbench.core.power import ReaderOptions  # noqa: E402
-from wattbench.power.accounting import integrate_power  # noqa: E402
-from wattbench.power.hwmon import HwmonReader  # noqa: E402
+from wattbench.power.accounting import integrate_power
 
 RATES_HZ = (10, 100, 1000)
 CODECARBON_INTERVAL_S = 15.0
@@ -182,135 +165,9 @@ def accuracy_table(window: tuple[float, float]) -> list[str]:
     return lines
 
 
-# --- sampler overhead ---------------------------------------------------------
-
-
-def pure_python(n: int) -> int:
-    acc = 0
-    for i in range(n):
-        acc = (acc + i * i) % 1_000_003
-    return acc
-
-
-def numpy_matmul(n: int) -> float:
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((160, 160))
-    b = rng.standard_normal((160, 160))
-    total = 0.0
-    for _ in range(n):
-        a = np.tanh(a @ b * 0.01)
-        total += float(a[0, 0])
-    return total
-
-
-def calibrate(fn: Callable[[int], object], run_s: float) -> int:
-    n = 1000
-    while True:
-        t = time.perf_counter()
-        fn(n)
-        dt = time.perf_counter() - t
-        if dt > 0.2:
-            return max(1, int(n * run_s / dt))
-        n *= 4
-
-
-def fake_hwmon(root: Path) -> None:
-    d = root / "sys" / "class" / "hwmon" / "hwmon0"
-    d.mkdir(parents=True)
-    (d / "name").write_text("ina226\n")
-    (d / "power1_input").write_text("5000000\n")
-
-
-@dataclass(frozen=True)
-class Run:
-    wall_s: float
-    cpu_s: float  # the whole process: workload plus sampler thread
-    rate_hz: float | None = None
-    max_gap_s: float | None = None
-
-
-def timed(fn: Callable[[int], object], n: int, rate_hz: float | None, root: Path) -> Run:
-    """``fn(n)`` timed, with a sampler running at ``rate_hz`` (None: alone)."""
-    reader = None
-    if rate_hz is not None:
-        reader = HwmonReader(
-            ReaderOptions(
-                sysfs_root=root, sample_interval_s=1.0 / rate_hz, params={"hwmon.max_gap_s": "10"}
-            )
-        )
-        reader.start()
-    t, c = time.perf_counter(), time.process_time()
-    fn(n)
-    wall_s, cpu_s = time.perf_counter() - t, time.process_time() - c
-    if reader is None:
-        return Run(wall_s, cpu_s)
-    reading = reader.stop()
-    reader.close()
-    return Run(wall_s, cpu_s, reading.sample_rate_hz, reading.details["max_gap_s"])
-
-
-def overhead_table(reps: int, run_s: float, sample_cost_us: float) -> list[str]:
-    lines = [
-        "| workload | sampler | median s | throughput loss | extra CPU time "
-        "| model: rate x cost | achieved rate | max gap |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    rng = random.Random(1)
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        fake_hwmon(root)
-        for label, fn in (("pure Python", pure_python), ("numpy 160×160 matmul", numpy_matmul)):
-            n = calibrate(fn, run_s)
-            conditions: list[float | None] = [None, *RATES_HZ]
-            runs: dict[float | None, list[Run]] = {c: [] for c in conditions}
-            fn(n // 4)  # warm-up
-            for _ in range(reps):
-                order = conditions[:]
-                rng.shuffle(order)  # each repetition runs every condition back to back
-                for c in order:
-                    runs[c].append(timed(fn, n, c, root))
-            alone = runs[None]
-            walls = [r.wall_s for r in alone]
-            spread = (max(walls) - min(walls)) / statistics.median(walls) * 100
-            lines.append(
-                f"| {label} | none | {statistics.median(walls):.3f} | "
-                f"(runs alone spread {spread:.0f} %) | — | — | — | — |"
-            )
-            for c in RATES_HZ:
-                # Ratios within a repetition cancel slow drift in the machine's load.
-                pairs = list(zip(alone, runs[c], strict=True))
-                wall = statistics.median(a.wall_s / b.wall_s for a, b in pairs)
-                cpu = statistics.median(b.cpu_s / a.cpu_s for a, b in pairs)
-                rate = statistics.median(r.rate_hz or 0.0 for r in runs[c])
-                gap = max(r.max_gap_s or 0.0 for r in runs[c])
-                lines.append(
-                    f"| {label} | {c} Hz | {statistics.median(r.wall_s for r in runs[c]):.3f} | "
-                    f"{(1 - wall) * 100:+.1f} % | {(cpu - 1) * 100:+.1f} % | "
-                    f"{rate * sample_cost_us * 1e-4:.2f} % | {rate:.0f} Hz | {gap * 1000:.1f} ms |"
-                )
-    return lines
-
-
-def per_sample_cost_us(n: int = 5000) -> float:
-    """Median wall time of one ``sample_now()`` (read + stamp + append), in µs."""
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        fake_hwmon(root)
-        reader = HwmonReader(ReaderOptions(sysfs_root=root, sample_interval_s=3600.0))
-        costs = []
-        for _ in range(n):
-            t = time.perf_counter()
-            reader.sample_now()
-            costs.append(time.perf_counter() - t)
-    return statistics.median(costs) * 1e6
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reps", type=int, default=30, help="repetitions per condition")
-    parser.add_argument("--run-s", type=float, default=0.2, help="seconds per workload run")
-    args = parser.parse_args()
-    cost_us = per_sample_cost_us()
+    parser.parse_args()
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -322,7 +179,7 @@ def main() -> int:
         pass
     out = [
         f"Machine: {cpu}, {os.cpu_count()} logical CPUs; Python {platform.python_version()}, "
-        f"numpy {np.__version__}; switch interval {sys.getswitchinterval() * 1000:g} ms.",
+        f"numpy {np.__version__}.",
         "",
         "### Integration error, long window",
         "",
@@ -331,13 +188,6 @@ def main() -> int:
         "### Integration error, short window",
         "",
         *accuracy_table(SHORT_WINDOW),
-        "",
-        f"### Sampler overhead ({args.reps} runs of ~{args.run_s:g} s per condition)",
-        "",
-        f"One sample (hwmon file read + time stamps + append) costs {cost_us:.1f} µs "
-        "of one core (median of 5000).",
-        "",
-        *overhead_table(args.reps, args.run_s, cost_us),
     ]
     print("\n".join(out))
     return 0
