@@ -19,7 +19,7 @@ from wattbench.core import fingerprint
 from wattbench.core.canonical import content_sha256, difference_between
 from wattbench.core.errors import StoreError
 from wattbench.core.results import RunResult
-from wattbench.results_db import read
+from wattbench.results_db import read, summaries
 from wattbench.results_db.engine import display_url, one_line
 from wattbench.results_db.errors import RunConflictError
 from wattbench.results_db.rows import (
@@ -247,6 +247,8 @@ class RunWriter:
             if stored == digest:
                 return False
             raise _StoredDiffers(stored)
+        if values["valid"]:  # the dashboard's per-configuration summary, in this transaction
+            summaries.add_run(conn, values)
         trials = trial_rows(run_id, r)
         energy = energy_rows(run_id, r)
         traces = trace_rows(run_id, r)

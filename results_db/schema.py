@@ -1,4 +1,4 @@
-"""Schema of the results store (SQLAlchemy 2 declarative), at migration 0006.
+"""Schema of the results store (SQLAlchemy 2 declarative), at migration 0007.
 
 Every change to these tables comes with an Alembic migration in
 ``migrations/versions``; ``wattbench db upgrade`` applies them. Columns and
@@ -419,3 +419,72 @@ class DeviceProfile(Base):
     readers: Mapped[list[Any]] = mapped_column(JSON)
     #: the whole report, as `wattbench doctor --json` prints it
     report: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+# -- dashboard summaries -----------------------------------------------------------------------
+# 0007: the valid runs summarised per configuration as they are stored
+# (wattbench.results_db.summaries), so the dashboard's first view reads one row per
+# configuration and device instead of every run (docs/dashboard.md#responsiveness).
+
+
+class ConfigSummary(Base):
+    """0007: the valid runs of one summary key (suite version, scenario, device, model
+    artifact, adapter, runtime version, execution provider, device target, precision, batch,
+    threads, energy method and scope, mode): their count and, per figure, how many have it
+    and its sum; the first and last start and the latest run. Kept by the store in the
+    transaction that stores each run (:func:`wattbench.results_db.summaries.add_run`)."""
+
+    __tablename__ = "config_summaries"
+    __table_args__ = (Index("ix_config_summaries_group", "suite_id", "scenario"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: sha256 of the key columns (:func:`wattbench.results_db.summaries.summary_key`)
+    key_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    suite_id: Mapped[int] = mapped_column(ForeignKey("suites.id"))
+    scenario: Mapped[str] = mapped_column(String(50))
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"))
+    model_artifact_id: Mapped[int] = mapped_column(ForeignKey("model_artifacts.id"))
+    adapter: Mapped[str] = mapped_column(String(100))
+    runtime_version: Mapped[str] = mapped_column(String(100))
+    execution_provider: Mapped[str] = mapped_column(String(200))
+    device_target: Mapped[str] = mapped_column(String(100))
+    precision: Mapped[str] = mapped_column(String(20))
+    batch: Mapped[int] = mapped_column(Integer)
+    threads: Mapped[int | None] = mapped_column(Integer)
+    energy_method: Mapped[str | None] = mapped_column(String(20))
+    energy_scope: Mapped[str | None] = mapped_column(String(20))
+    mode: Mapped[str] = mapped_column(String(20))
+    #: valid runs counted here
+    runs: Mapped[int] = mapped_column(BigInteger)
+    first_started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: the latest run (by started_at, then uuid): the row's drill-down target
+    last_run_uuid: Mapped[str] = mapped_column(String(36))
+    # Per figure: how many of the runs have it, and their sum (the mean is sum / n).
+    inferences_per_joule_n: Mapped[int] = mapped_column(BigInteger)
+    inferences_per_joule_sum: Mapped[float] = mapped_column(Float)
+    joules_per_inference_n: Mapped[int] = mapped_column(BigInteger)
+    joules_per_inference_sum: Mapped[float] = mapped_column(Float)
+    tokens_per_joule_n: Mapped[int] = mapped_column(BigInteger)
+    tokens_per_joule_sum: Mapped[float] = mapped_column(Float)
+    latency_p50_ms_n: Mapped[int] = mapped_column(BigInteger)
+    latency_p50_ms_sum: Mapped[float] = mapped_column(Float)
+    latency_p90_ms_n: Mapped[int] = mapped_column(BigInteger)
+    latency_p90_ms_sum: Mapped[float] = mapped_column(Float)
+    latency_p99_ms_n: Mapped[int] = mapped_column(BigInteger)
+    latency_p99_ms_sum: Mapped[float] = mapped_column(Float)
+    latency_e2e_p50_ms_n: Mapped[int] = mapped_column(BigInteger)
+    latency_e2e_p50_ms_sum: Mapped[float] = mapped_column(Float)
+    latency_e2e_p90_ms_n: Mapped[int] = mapped_column(BigInteger)
+    latency_e2e_p90_ms_sum: Mapped[float] = mapped_column(Float)
+    ttft_ms_n: Mapped[int] = mapped_column(BigInteger)
+    ttft_ms_sum: Mapped[float] = mapped_column(Float)
+    tpot_ms_n: Mapped[int] = mapped_column(BigInteger)
+    tpot_ms_sum: Mapped[float] = mapped_column(Float)
+    throughput_ips_n: Mapped[int] = mapped_column(BigInteger)
+    throughput_ips_sum: Mapped[float] = mapped_column(Float)
+    uncertainty_pct_n: Mapped[int] = mapped_column(BigInteger)
+    uncertainty_pct_sum: Mapped[float] = mapped_column(Float)
+    network_j_per_inference_n: Mapped[int] = mapped_column(BigInteger)
+    network_j_per_inference_sum: Mapped[float] = mapped_column(Float)
+    energy_to_solution_j_per_inference_n: Mapped[int] = mapped_column(BigInteger)
+    energy_to_solution_j_per_inference_sum: Mapped[float] = mapped_column(Float)

@@ -1,22 +1,27 @@
 """The leaderboard aggregated in SQL (the default views of big databases): the sidebar's
 :class:`Facets` of a group and :func:`configurations_sql`, with :class:`Filters` as SQL.
 
-One row per configuration comes back instead of one per run; the figures equal those of
-:func:`wattbench.dashboard.queries.leaderboard.configurations` (tested).
+One row per configuration comes back instead of one per run; the figures (means over the
+configuration's runs) equal those of
+:func:`wattbench.dashboard.queries.leaderboard.configurations` (tested). The default view
+reads the per-configuration summaries the store keeps as runs arrive
+(:mod:`wattbench.results_db.summaries`, one row per configuration and device), not the
+runs; :func:`configuration_medians` is the drill-down with exact medians.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import statistics
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import String, func, literal, select, type_coerce
+from sqlalchemy import Float, String, and_, case, func, literal, or_, select, type_coerce
 
 from wattbench.dashboard.queries.common import (
+    CONFIG_KEY,
     METRIC_COLUMNS,
     Filters,
     config_label,
@@ -25,7 +30,8 @@ from wattbench.dashboard.queries.common import (
     labels_text,
 )
 from wattbench.results_db.readonly import OPTIONAL_RUN_COLUMNS, Database
-from wattbench.results_db.schema import Device, ModelArtifactRow, Run, SuiteRow
+from wattbench.results_db.schema import ConfigSummary, Device, ModelArtifactRow, Run, SuiteRow
+from wattbench.results_db.summaries import SUMMARY_METRICS, uncertainty_pct_sql
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -82,30 +88,56 @@ class Facets:
     has_tokens: bool
 
 
-def facets(db: Database, suite: str, suite_version: str, scenario: str) -> Facets:
+def facets(
+    db: Database, suite: str, suite_version: str, scenario: str, *, summaries: bool | None = None
+) -> Facets:
     """Distinct devices, hardware, runtimes, precisions, modes, the 200 most frequent labels
-    and the date span of one group's valid runs: two grouped queries."""
-    has_tokens_col = "tokens_per_joule" in db.optional_columns
-    tokens = func.count(Run.tokens_per_joule) if has_tokens_col else func.count(None)
+    and the date span of one group's valid runs: two grouped queries (the first over the
+    per-configuration summaries when they count every run, :func:`summaries_complete`;
+    ``summaries`` forces one way, for tests)."""
     with db.engine.connect() as conn:
         sid = _suite_id(conn, suite, suite_version)
-        q = _where(
-            select(
-                Device.name,
-                _hardware_expr(),
-                Run.adapter,
-                Run.precision,
-                Run.mode,
-                func.min(type_coerce(Run.started_at, String)),
-                func.max(type_coerce(Run.started_at, String)),
-                tokens,
+        if summaries is None:
+            summaries = summaries_complete(conn, sid, scenario)
+        if summaries:  # one row per configuration and device
+            S = ConfigSummary
+            q = _where_summaries(
+                select(
+                    Device.name,
+                    _hardware_expr(),
+                    S.adapter,
+                    S.precision,
+                    S.mode,
+                    func.min(type_coerce(S.first_started_at, String)),
+                    func.max(type_coerce(S.last_started_at, String)),
+                    func.sum(S.tokens_per_joule_n),
+                )
+                .join(Device, S.device_id == Device.id)
+                .group_by(Device.name, _hardware_expr(), S.adapter, S.precision, S.mode),
+                sid,
+                scenario,
+                None,
             )
-            .join(Device, Run.device_id == Device.id)
-            .group_by(Device.name, _hardware_expr(), Run.adapter, Run.precision, Run.mode),
-            sid,
-            scenario,
-            None,
-        )
+        else:
+            has_tokens_col = "tokens_per_joule" in db.optional_columns
+            tokens = func.count(Run.tokens_per_joule) if has_tokens_col else func.count(None)
+            q = _where(
+                select(
+                    Device.name,
+                    _hardware_expr(),
+                    Run.adapter,
+                    Run.precision,
+                    Run.mode,
+                    func.min(type_coerce(Run.started_at, String)),
+                    func.max(type_coerce(Run.started_at, String)),
+                    tokens,
+                )
+                .join(Device, Run.device_id == Device.id)
+                .group_by(Device.name, _hardware_expr(), Run.adapter, Run.precision, Run.mode),
+                sid,
+                scenario,
+                None,
+            )
         rows = [tuple(r) for r in conn.execute(q)]
         labels = [str(v) for v, _n in conn.execute(_label_count_query(db, sid, scenario))]
     stamps = [_to_datetime(x) for r in rows for x in (r[5], r[6]) if x is not None]
@@ -160,7 +192,56 @@ def _label_count_query(db: Database, suite_id: Any, scenario: str, limit: int = 
     return q.group_by(elems.c.value).order_by(n.desc(), elems.c.value).limit(limit)
 
 
-#: Figures whose per-configuration median is computed (the uncertainty is derived per run).
+def summaries_answer(f: Filters | None) -> bool:
+    """Whether the per-configuration summaries can answer ``f``: their key holds the device
+    (so hardware, too), the runtime, precision, energy method and mode, but not run dates
+    or labels; filtering on those reads the runs."""
+    return f is None or (f.since is None and f.until is None and not f.labels)
+
+
+def summaries_complete(conn: Any, suite_id: Any, scenario: str) -> bool:
+    """Whether ``config_summaries`` counts every valid run of the group (one statement, so
+    one snapshot; cheap: the runs are counted in the leaderboard index). False for runs
+    written past the store (a bulk load) until ``summaries.rebuild``: the pages then read
+    the runs, as before the summaries existed."""
+    S = ConfigSummary
+    runs = (
+        select(func.count())
+        .select_from(Run)
+        .where(Run.suite_id == suite_id, Run.scenario == scenario, Run.valid.is_(True))
+        .scalar_subquery()
+    )
+    summed = (
+        select(func.coalesce(func.sum(S.runs), 0))
+        .where(S.suite_id == suite_id, S.scenario == scenario)
+        .scalar_subquery()
+    )
+    counted, summarised = conn.execute(select(runs, summed)).one()
+    return int(counted) == int(summarised)
+
+
+def _where_summaries(q: Any, suite_id: Any, scenario: str, f: Filters | None) -> Any:
+    """:func:`_where` on ``config_summaries`` (valid runs only; no dates, no labels)."""
+    S = ConfigSummary
+    q = q.where(S.suite_id == suite_id, S.scenario == scenario)
+    if f is None:
+        return q
+    assert summaries_answer(f), f
+    q = q.where(S.mode == f.mode)
+    if f.devices:
+        q = q.where(Device.name.in_(f.devices))
+    if f.hardware:
+        q = q.where(_hardware_expr().in_(f.hardware))
+    if f.runtimes:
+        q = q.where(S.adapter.in_(f.runtimes))
+    if f.precisions:
+        q = q.where(S.precision.in_(f.precisions))
+    if f.hide_estimated:
+        q = q.where(func.coalesce(S.energy_method, "") != "estimated")
+    return q
+
+
+#: Figures whose per-configuration mean is computed (the uncertainty is derived per run).
 def _metric_exprs(db: Database) -> dict[str, Any]:
     out: dict[str, Any] = {
         "inferences_per_joule": Run.inferences_per_joule,
@@ -169,10 +250,7 @@ def _metric_exprs(db: Database) -> dict[str, Any]:
         "latency_p90_ms": Run.latency_p90_ms,
         "latency_p99_ms": Run.latency_p99_ms,
         "throughput_ips": Run.throughput_ips,
-        "uncertainty_pct": Run.energy_uncertainty_j
-        * 100.0
-        / func.nullif(Run.joules_per_inference * Run.inferences, 0),
-        "purchase_price": Device.purchase_price,
+        "uncertainty_pct": uncertainty_pct_sql(),
     }
     for c in db.optional_columns:
         if c in METRIC_COLUMNS:
@@ -180,85 +258,156 @@ def _metric_exprs(db: Database) -> dict[str, Any]:
     return out
 
 
-def configurations_sql(
-    db: Database, suite: str, suite_version: str, scenario: str, f: Filters
-) -> pd.DataFrame:
-    """:func:`~.leaderboard.configurations` of the runs passing ``f``, grouped by the database.
-
-    One row per configuration comes back instead of one per run: PostgreSQL computes the
-    medians (``percentile_cont``); SQLite, which has no median, hands each group's
-    non-null values over as one JSON array (``json_group_array``) and Python takes the
-    median. The same figures as :func:`~.leaderboard.configurations` on
-    :func:`~.leaderboard.runs_frame` (tested).
-    """
-    import pandas as pd
-
-    pg = db.engine.dialect.name == "postgresql"
-    keys = {
+def _key_exprs(source: Any) -> dict[str, Any]:
+    """:data:`~.common.CONFIG_KEY` as SQL over ``runs`` or ``config_summaries``."""
+    return {
         "hardware": _hardware_expr(),
-        "adapter": Run.adapter,
-        "runtime_version": Run.runtime_version,
-        "execution_provider": Run.execution_provider,
-        "device_target": Run.device_target,
+        "adapter": source.adapter,
+        "runtime_version": source.runtime_version,
+        "execution_provider": source.execution_provider,
+        "device_target": source.device_target,
         "model": ModelArtifactRow.name,
         "weights": ModelArtifactRow.weights,
-        "precision": Run.precision,
-        "batch": Run.batch,
-        "threads": Run.threads,
-        "energy_method": Run.energy_method,
-        "energy_scope": Run.energy_scope,
-        "mode": Run.mode,
+        "precision": source.precision,
+        "batch": source.batch,
+        "threads": source.threads,
+        "energy_method": source.energy_method,
+        "energy_scope": source.energy_scope,
+        "mode": source.mode,
     }
-    metrics = _metric_exprs(db)
-    aggs: list[Any]
-    ids: Any
-    if pg:
-        from sqlalchemy.dialects.postgresql import aggregate_order_by
 
-        aggs = [func.percentile_cont(0.5).within_group(e) for e in metrics.values()]
-        ids = func.array_agg(aggregate_order_by(Run.uuid, Run.started_at))
-    else:
-        aggs = [func.json_group_array(e).filter(e.is_not(None)) for e in metrics.values()]
-        ids = func.json_group_array(func.json_array(type_coerce(Run.started_at, String), Run.uuid))
+
+#: Between a start and a uuid in SQLite's "latest run" aggregate (in neither of them).
+_SEP = "|"
+
+
+def _latest(pg: bool, started: Any, uuid: Any) -> Any:
+    """The aggregate naming a configuration's latest run (by start, then uuid), without a
+    window over its rows: PostgreSQL's first uuid of an ordered ``array_agg``; on SQLite the
+    greatest ``start|uuid`` (starts are stored as ISO text), split by :func:`_split_latest`."""
+    if pg:
+        from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
+
+        ordered = aggregate_order_by(uuid, started.desc(), uuid.desc())
+        return func.array_agg(ordered, type_=ARRAY(String))[1]
+    return func.max(type_coerce(started, String) + _SEP + uuid)
+
+
+def _split_latest(pg: bool, latest: Any, last_started: Any) -> tuple[Any, Any]:
+    """(uuid, start) of the latest run from the row's :func:`_latest` and max start."""
+    if pg or latest is None:
+        return latest, last_started
+    started, _, uuid = str(latest).rpartition(_SEP)
+    return uuid, started
+
+
+def _runs_query(
+    db: Database, pg: bool, suite_id: Any, scenario: str, f: Filters
+) -> tuple[Any, list[str]]:
+    """One row per configuration, from every run passing ``f``: means (``avg``)."""
+    keys = _key_exprs(Run)
+    metrics = _metric_exprs(db)
     q = (
         select(
             *keys.values(),
-            *aggs,
-            func.count().label("runs"),
+            *(func.avg(e) for e in metrics.values()),
+            func.count(),
             func.count(func.distinct(Run.device_id)),
             func.max(Device.currency),
-            ids,
+            func.avg(Device.purchase_price),
+            _latest(pg, Run.started_at, Run.uuid),
+            func.max(type_coerce(Run.started_at, String)),
         )
         .join(Device, Run.device_id == Device.id)
         .join(ModelArtifactRow, Run.model_artifact_id == ModelArtifactRow.id)
         .group_by(*keys.values())
     )
+    return _where(q, suite_id, scenario, f), list(metrics)
+
+
+def _summaries_query(pg: bool, suite_id: Any, scenario: str, f: Filters) -> tuple[Any, list[str]]:
+    """:func:`_runs_query` from ``config_summaries``: one row per configuration and device
+    is read instead of every run; the means are sums over counts."""
+    S = ConfigSummary
+    keys = _key_exprs(S)
+    price = Device.purchase_price
+    priced = func.sum(case((price.is_not(None), S.runs), else_=0))
+    q = (
+        select(
+            *keys.values(),
+            *(
+                func.sum(getattr(S, f"{m}_sum"))
+                / func.nullif(func.cast(func.sum(getattr(S, f"{m}_n")), Float), 0)
+                for m in SUMMARY_METRICS
+            ),
+            func.sum(S.runs),
+            func.count(func.distinct(S.device_id)),
+            func.max(Device.currency),
+            func.sum(S.runs * price) / func.nullif(func.cast(priced, Float), 0),
+            _latest(pg, S.last_started_at, S.last_run_uuid),
+            func.max(type_coerce(S.last_started_at, String)),
+        )
+        .join(Device, S.device_id == Device.id)
+        .join(ModelArtifactRow, S.model_artifact_id == ModelArtifactRow.id)
+        .group_by(*keys.values())
+    )
+    return _where_summaries(q, suite_id, scenario, f), list(SUMMARY_METRICS)
+
+
+def configurations_sql(
+    db: Database,
+    suite: str,
+    suite_version: str,
+    scenario: str,
+    f: Filters,
+    *,
+    summaries: bool | None = None,
+) -> pd.DataFrame:
+    """:func:`~.leaderboard.configurations` of the runs passing ``f``, grouped by the database.
+
+    One row per configuration comes back instead of one per run, with the **mean** of each
+    figure over the configuration's runs, the count of runs and devices and the latest
+    run. Read from ``config_summaries`` (kept as runs are stored: one row per configuration
+    and device) when they can answer ``f`` (no run dates, no labels) and count every valid
+    run of the group (:func:`summaries_complete`), else from the runs themselves; both
+    give the figures of :func:`~.leaderboard.configurations` on
+    :func:`~.leaderboard.runs_frame` (tested). ``summaries`` forces one way (tests).
+    Exact medians: :func:`configuration_medians`.
+    """
+    import pandas as pd
+
     with db.engine.connect() as conn:
-        q = _where(q, _suite_id(conn, suite, suite_version), scenario, f)
+        sid = _suite_id(conn, suite, suite_version)
+        if summaries is None:
+            summaries = summaries_answer(f) and summaries_complete(conn, sid, scenario)
+        pg = db.engine.dialect.name == "postgresql"
+        q, metrics = (
+            _summaries_query(pg, sid, scenario, f)
+            if summaries
+            else _runs_query(db, pg, sid, scenario, f)
+        )
         rows = [tuple(r) for r in conn.execute(q)]
     if not rows:
         return empty_configs(pd.DataFrame())
+    keys = list(CONFIG_KEY)
     nk, nm = len(keys), len(metrics)
     cols: dict[str, Any] = {k: [r[i] for r in rows] for i, k in enumerate(keys)}
     for j, name in enumerate(metrics):
-        vals = [r[nk + j] for r in rows]
-        cols[name] = vals if pg else [_median_of_json(v) for v in vals]
+        cols[name] = [r[nk + j] for r in rows]
     rest = nk + nm
-    cols["runs"] = [r[rest] for r in rows]
-    cols["devices"] = [r[rest + 1] for r in rows]
-    cols["currency"] = [r[rest + 2] for r in rows]
-    if pg:
-        cols["run_ids"] = [list(r[rest + 3]) for r in rows]
-    else:  # [[started_at, uuid], ...] in no particular order
-        cols["run_ids"] = [[u for _t, u in sorted(json.loads(r[rest + 3]))] for r in rows]
+    for j, name in enumerate(("runs", "devices", "currency", "purchase_price")):
+        cols[name] = [r[rest + j] for r in rows]
+    latest = [_split_latest(pg, r[rest + 4], r[rest + 5]) for r in rows]
+    cols["run_id"] = [u for u, _t in latest]
+    cols["last_run"] = [t for _u, t in latest]
     df = pd.DataFrame(cols)
     for c in OPTIONAL_RUN_COLUMNS:
         if c in METRIC_COLUMNS and c not in df:
             df[c] = math.nan
     for c in (*METRIC_COLUMNS, "purchase_price"):
         df[c] = pd.to_numeric(df[c], errors="coerce").astype("float64")
-    df["run_id"] = [ids[-1] for ids in df["run_ids"]]
-    df = df.merge(_started_of(db, list(df["run_id"])), on="run_id", how="left")
+    df["runs"] = df["runs"].astype("int64")
+    df["last_run"] = pd.to_datetime(df["last_run"], utc=True, format="mixed")
     df["estimated"] = df["energy_method"].eq("estimated")
     df["energy"] = [
         energy_badge(m, s) for m, s in zip(df["energy_method"], df["energy_scope"], strict=True)
@@ -269,25 +418,69 @@ def configurations_sql(
     return df
 
 
-def _median_of_json(text: str | None) -> float:
-    values = json.loads(text) if text else []
-    return float(statistics.median(values)) if values else math.nan
-
-
-def _started_of(db: Database, run_ids: list[str]) -> pd.DataFrame:
-    """``last_run``: when each configuration's latest run started (few rows, by uuid)."""
+def config_key(values: Any) -> tuple[Any, ...]:
+    """A configuration's :data:`~.common.CONFIG_KEY` values as plain, comparable Python
+    (None for a missing value, ints for batch and threads): from a row of
+    :func:`configurations_sql` or a mapping."""
     import pandas as pd
 
-    out: list[tuple[str, Any]] = []
+    out: list[Any] = []
+    for k in CONFIG_KEY:
+        v = values[k] if isinstance(values, Mapping) else getattr(values, k)
+        if v is None or pd.isna(v):
+            out.append(None)
+        elif k in ("batch", "threads"):
+            out.append(int(v))
+        else:
+            out.append(str(v))
+    return tuple(out)
+
+
+def configuration_medians(
+    db: Database,
+    suite: str,
+    suite_version: str,
+    scenario: str,
+    f: Filters,
+    configs: Sequence[tuple[Any, ...]],
+    recent: int = 50,
+) -> pd.DataFrame:
+    """The drill-down of a few configurations (:func:`config_key` tuples): the **exact
+    median** of each figure over all their runs passing ``f``, the count of runs, and
+    the uuids of their ``recent`` latest runs (``run_ids``, oldest first); one row per
+    configuration asked for, in that order (``runs`` 0 when none passes ``f``). Reads
+    those configurations' runs (all of them): for a handful of rows, not the page.
+    """
+    import pandas as pd
+
+    keys = _key_exprs(Run)
+    metrics = _metric_exprs(db)
+    match = [
+        and_(*(e.is_(None) if v is None else e == v for e, v in zip(keys.values(), c, strict=True)))
+        for c in configs
+    ]
+    q = (
+        select(
+            *keys.values(),
+            *metrics.values(),
+            Run.uuid,
+            type_coerce(Run.started_at, String),
+        )
+        .join(Device, Run.device_id == Device.id)
+        .join(ModelArtifactRow, Run.model_artifact_id == ModelArtifactRow.id)
+    )
+    columns = [*CONFIG_KEY, *metrics, "run_id", "started_at"]
+    if not configs:
+        return pd.DataFrame(columns=[*CONFIG_KEY, *metrics, "runs", "run_ids"])
     with db.engine.connect() as conn:
-        for i in range(0, len(run_ids), 500):
-            chunk = run_ids[i : i + 500]
-            out += [
-                (u, t)
-                for u, t in conn.execute(
-                    select(Run.uuid, type_coerce(Run.started_at, String)).where(Run.uuid.in_(chunk))
-                )
-            ]
-    df = pd.DataFrame(out, columns=["run_id", "last_run"])
-    df["last_run"] = pd.to_datetime(df["last_run"], utc=True)
-    return df
+        q = _where(q, _suite_id(conn, suite, suite_version), scenario, f).where(or_(*match))
+        runs = pd.DataFrame([tuple(r) for r in conn.execute(q)], columns=columns)
+    runs["started_at"] = pd.to_datetime(runs["started_at"], utc=True, format="mixed")
+    runs["key"] = [config_key(r) for r in runs.itertuples()]
+    found: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for key, part in runs.sort_values(["started_at", "run_id"]).groupby("key", sort=False):
+        row: dict[str, Any] = {m: float(pd.to_numeric(part[m]).median()) for m in metrics}
+        found[key] = row | {"runs": len(part), "run_ids": list(part["run_id"].iloc[-recent:])}
+    none = dict.fromkeys(metrics, math.nan) | {"runs": 0, "run_ids": []}
+    out = [dict(zip(CONFIG_KEY, k, strict=True)) | found.get(tuple(k), none) for k in configs]
+    return pd.DataFrame(out, columns=[*CONFIG_KEY, *metrics, "runs", "run_ids"])

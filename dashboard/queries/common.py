@@ -62,7 +62,7 @@ CONFIG_KEY = (
     "mode",
 )
 
-#: Metrics summarised per configuration (median over its runs).
+#: Metrics summarised per configuration (mean over its runs; the drill-down has medians).
 METRIC_COLUMNS = (
     "inferences_per_joule",
     "joules_per_inference",
@@ -107,7 +107,6 @@ def empty_configs(runs: pd.DataFrame) -> pd.DataFrame:
         "runs",
         "devices",
         "run_id",
-        "run_ids",
         "last_run",
         "estimated",
         "energy",

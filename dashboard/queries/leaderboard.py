@@ -307,23 +307,24 @@ def rankings_for(suite: str, *, has_tokens: bool = False, mode: str = "edge") ->
 
 
 def configurations(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per configuration (:data:`~.common.CONFIG_KEY`): medians of its runs' figures.
+    """One row per configuration (:data:`~.common.CONFIG_KEY`): means of its runs' figures.
 
-    ``runs``/``devices`` count what the median is over; ``run_id`` is its latest run (the
-    drill-down target) and ``run_ids`` all of them (the compare page pools their trials).
+    ``runs``/``devices`` count what the mean is over; ``run_id`` is its latest run (by
+    start, then uuid: the drill-down target). Means, not medians: they are what the store
+    can keep per configuration as runs arrive (docs/dashboard.md#responsiveness).
     """
     import pandas as pd
 
     if runs.empty:
         return empty_configs(runs)
     key = list(CONFIG_KEY)
-    df = runs.sort_values("started_at")
+    df = runs.sort_values(["started_at", "run_id"])
     # One string key: grouping on 13 object columns costs seconds over 100 k runs.
     gkey = df[key[0]].astype("string").fillna("")
     for c in key[1:]:  # (NULL is a value of its own: fill, or the whole key would be NA)
         gkey = gkey + "\x1f" + df[c].astype("string").fillna("")
     g = df.groupby(gkey.to_numpy(), sort=False)
-    metrics = g[[c for c in METRIC_COLUMNS if c in df]].median()
+    metrics = g[[c for c in METRIC_COLUMNS if c in df]].mean()
     out = pd.concat(
         [
             g[key].first(),
@@ -331,7 +332,6 @@ def configurations(runs: pd.DataFrame) -> pd.DataFrame:
             g.size().rename("runs"),
             g["device"].nunique().rename("devices"),
             g["run_id"].last().rename("run_id"),
-            g["run_id"].agg(list).rename("run_ids"),
             g["started_at"].last().rename("last_run"),
             g["estimated"].first().rename("estimated"),
             g["energy"].first().rename("energy"),
@@ -339,8 +339,8 @@ def configurations(runs: pd.DataFrame) -> pd.DataFrame:
             g["suite"].first().rename("suite"),
             g["suite_version"].first().rename("suite_version"),
             g["scenario"].first().rename("scenario"),
-            g["purchase_price"].median().rename("purchase_price"),
-            g["currency"].first().rename("currency"),
+            g["purchase_price"].mean().rename("purchase_price"),
+            g["currency"].max().rename("currency"),
         ],
         axis=1,
     ).reset_index(drop=True)

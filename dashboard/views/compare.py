@@ -10,6 +10,8 @@ import streamlit as st
 
 from wattbench.core.errors import UnavailableError
 from wattbench.dashboard import ui
+from wattbench.dashboard.queries import aggregated
+from wattbench.dashboard.queries.common import Filters
 from wattbench.dashboard.queries.leaderboard import rank
 
 #: (per-trial sample key, label, higher is better)
@@ -20,6 +22,27 @@ METRICS = (
 )
 #: At most this many runs of a configuration are pooled (the most recent ones).
 MAX_POOLED_RUNS = 50
+#: Figures shown side by side: exact medians over the configurations' runs.
+MEDIAN_COLUMNS = (
+    "inferences_per_joule",
+    "joules_per_inference",
+    "latency_p50_ms",
+    "latency_p90_ms",
+    "latency_p99_ms",
+    "throughput_ips",
+    "uncertainty_pct",
+)
+
+
+@st.cache_data(ttl=ui.CACHE_TTL_S, show_spinner="Reading their runs…")
+def medians(
+    url: str, suite: str, version: str, scenario: str, f: Filters, keys: tuple[Any, ...]
+) -> pd.DataFrame:
+    """The chosen configurations' exact medians and latest runs (reads those
+    configurations' runs; the leaderboard's rows are means the store keeps)."""
+    return aggregated.configuration_medians(
+        ui._database(url), suite, version, scenario, f, keys, recent=MAX_POOLED_RUNS
+    )
 
 
 def delta(
@@ -103,9 +126,12 @@ def render() -> None:
         st.info("Pick 2 to 4 configurations.")
         return
     chosen = configs.set_index("config").loc[picked].reset_index()
-    samples = [
-        ui.trial_samples(sel.url, tuple(ids[-MAX_POOLED_RUNS:])) for ids in chosen["run_ids"]
-    ]
+    # The drill-down: these configurations' runs, exact medians and the latest run ids.
+    keys = tuple(aggregated.config_key(r) for r in chosen.itertuples())
+    detail = medians(sel.url, sel.suite, sel.version, sel.scenario, sel.filters, keys)
+    for c in ("runs", *MEDIAN_COLUMNS):  # one row per key, in their order
+        chosen[c] = detail[c].to_numpy()
+    samples = [ui.trial_samples(sel.url, tuple(ids)) for ids in detail["run_ids"]]
     scopes = set(chosen["energy_scope"].fillna("?"))
     if len(scopes) > 1:
         st.warning(
@@ -130,7 +156,7 @@ def render() -> None:
             "devices",
         ]
     ].T
-    st.markdown("#### Side by side (medians over runs)")
+    st.markdown("#### Side by side (exact medians over their runs)")
     st.dataframe(side.astype(str), width="stretch")
     st.markdown("#### Deltas against the first, from per-trial values")
     table = comparison(chosen, samples)

@@ -3,8 +3,9 @@
 Registered in :mod:`wattbench.harness.cli` with ``dashboard.register(app)``. Importing
 this module imports neither Streamlit nor pandas: the command checks that the
 ``dashboard`` extra is installed and that the database can be read at the current
-schema (one ``error:`` line otherwise), then runs ``python -m streamlit run`` on
-``dashboard/app.py`` with the URL in ``WATTBENCH_DASHBOARD_DB``.
+schema (one ``error:`` line otherwise), then runs ``streamlit run`` on ``dashboard/app.py``
+(through ``python -m wattbench.dashboard.serve``, which imports the app's modules before the
+server answers) with the URL in ``WATTBENCH_DASHBOARD_DB``.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ def streamlit_command(port: int, host: str, headless: bool) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "streamlit",
+        # `streamlit run`, with the app's modules imported before the server answers (the
+        # first visitor after a start does not wait for them): dashboard/serve.py
+        "wattbench.dashboard.serve",
         "run",
         app,
         "--server.port",

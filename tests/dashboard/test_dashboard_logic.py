@@ -138,7 +138,9 @@ _SQL_FILTERS = (
 
 
 def check_sql_grouping_matches_pandas(db: Database) -> None:
-    """The configurations grouped by the database equal those grouped in pandas."""
+    """The configurations grouped by the database, from the per-configuration summaries
+    and from the runs, equal those grouped in pandas; the drill-down's medians equal the
+    pandas medians of the same runs."""
     import pandas as pd
 
     runs_df = leaderboard.runs_frame(db, "mobilenet_v2", "1.0", "single-stream")
@@ -153,6 +155,7 @@ def check_sql_grouping_matches_pandas(db: Database) -> None:
         "uncertainty_pct",
         "energy_to_solution_j_per_inference",
         "purchase_price",
+        "currency",
         "runs",
         "devices",
         "run_id",
@@ -160,18 +163,39 @@ def check_sql_grouping_matches_pandas(db: Database) -> None:
     ]
     sizes = []
     for f in _SQL_FILTERS:
-        sql = aggregated.configurations_sql(db, "mobilenet_v2", "1.0", "single-stream", f)
         pandas = leaderboard.configurations(leaderboard.filter_runs(runs_df, f))
-        sizes.append(len(sql))
-        pd.testing.assert_frame_equal(
-            sql.sort_values("config")[cols].reset_index(drop=True),
-            pandas.sort_values("config")[cols].reset_index(drop=True),
-            check_dtype=False,
+        ways = [None, False] + ([True] if aggregated.summaries_answer(f) else [])
+        for way in ways:
+            sql = aggregated.configurations_sql(
+                db, "mobilenet_v2", "1.0", "single-stream", f, summaries=way
+            )
+            pd.testing.assert_frame_equal(
+                sql.sort_values("config")[cols].reset_index(drop=True),
+                pandas.sort_values("config")[cols].reset_index(drop=True),
+                check_dtype=False,
+                rtol=1e-9,
+            )
+        sizes.append(len(pandas))
+        # The drill-down: exact medians and the latest runs of a few configurations.
+        chosen = pandas.sort_values("config").head(3)
+        keys = [aggregated.config_key(r) for r in chosen.itertuples()]
+        detail = aggregated.configuration_medians(
+            db, "mobilenet_v2", "1.0", "single-stream", f, keys, recent=2
         )
-        assert [sorted(x) for x in sql.sort_values("config")["run_ids"]] == [
-            sorted(x) for x in pandas.sort_values("config")["run_ids"]
-        ]
+        assert [aggregated.config_key(r) for r in detail.itertuples()] == keys
+        runs = leaderboard.filter_runs(runs_df, f)
+        for key, row in zip(keys, detail.itertuples(), strict=True):
+            mine = runs[[aggregated.config_key(r) == key for r in runs.itertuples()]]
+            mine = mine.sort_values(["started_at", "run_id"])
+            assert row.runs == len(mine)
+            assert row.run_ids == list(mine["run_id"].iloc[-2:])
+            for m in ("inferences_per_joule", "latency_p90_ms", "uncertainty_pct"):
+                assert getattr(row, m) == pytest.approx(mine[m].median(), rel=1e-9)
     assert sizes[0] > sizes[2] > 0 and sizes[1] == 1 and 0 < sizes[3] < sizes[0]
+    # The sidebar's choices: the same from the summaries and from the runs.
+    from_summaries = aggregated.facets(db, "mobilenet_v2", "1.0", "single-stream", summaries=True)
+    from_runs = aggregated.facets(db, "mobilenet_v2", "1.0", "single-stream", summaries=False)
+    assert from_summaries == from_runs
 
 
 def test_configurations_grouped_in_sql_match_pandas_sqlite(lab_sqlite: LabDb) -> None:
@@ -340,7 +364,7 @@ def test_cli_launches_streamlit_on_the_app_with_the_url(
     res = CliRunner().invoke(_cli(), ["dashboard", "--db", lab_sqlite[0], "--port", "8765"])
     assert res.exit_code == 0, res.output
     ((args, env),) = launched
-    assert args[1:4] == ["-m", "streamlit", "run"] and args[4].endswith("app.py")
+    assert args[1:4] == ["-m", "wattbench.dashboard.serve", "run"] and args[4].endswith("app.py")
     assert "8765" in args and env[DB_ENV] == lab_sqlite[0]
 
 
