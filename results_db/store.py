@@ -21,15 +21,19 @@ here are re-exported so that this module stays the public entry point.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
+from wattbench.core.errors import StoreError
 from wattbench.core.results import RunResult
+from wattbench.results_db import batch, ingest, profiles, read
 from wattbench.results_db import engine as _db
-from wattbench.results_db import ingest, profiles, read
 from wattbench.results_db import leaderboard as _leaderboard
+from wattbench.results_db.batch import SaveOutcome
 from wattbench.results_db.engine import UPGRADE_HINT, default_db_url, head_revision
 from wattbench.results_db.leaderboard import LeaderboardRow
 from wattbench.results_db.profiles import ProfileInfo
@@ -63,7 +67,7 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._session = sessionmaker(engine, expire_on_commit=False)
-        self._writer = ingest.RunWriter(engine)
+        self._writer = batch.BatchWriter(engine)
 
     @property
     def display_url(self) -> str:
@@ -111,6 +115,27 @@ class Store:
         if created:  # the device's latest `wattbench doctor --save` profile, if it has one
             profiles.link_run(self.engine, result.run_id, device_name(result))
         return created
+
+    def save_runs(
+        self,
+        results: Sequence[RunResult],
+        *,
+        upload_state: str = UPLOAD_PENDING,
+        keep_payload: bool = True,
+        digests: Sequence[str] | None = None,
+    ) -> list[SaveOutcome]:
+        """Store many runs in one transaction; one outcome per run (created, duplicate or
+        conflict), by the rules of :meth:`save_run` applied to each
+        (:class:`~wattbench.results_db.batch.BatchWriter`). A database failure writes
+        nothing of the batch (:class:`~wattbench.core.errors.StoreError`)."""
+        outcomes = self._writer.save_runs(results, upload_state, keep_payload, digests)
+        created: dict[str, list[str]] = {}
+        for r, o in zip(results, outcomes, strict=True):
+            if o.status == batch.CREATED:
+                created.setdefault(device_name(r), []).append(r.run_id)
+        for device, run_ids in created.items():  # as save_run: the latest doctor profile
+            _link_profile(self.engine, run_ids, device)
+        return outcomes
 
     # -- device profiles (wattbench doctor --save) ----------------------------------------
     def save_device_profile(self, report: dict[str, Any]) -> int:
@@ -198,3 +223,22 @@ class Store:
         model file's local path (not stored) as ``.``.
         """
         return read.load_result(self._session, run_id)
+
+
+def _link_profile(engine: Engine, run_ids: list[str], device: str) -> None:
+    """:func:`~wattbench.results_db.profiles.link_run` for many just-stored runs of one
+    device: one transaction, nothing written when the device has no profile."""
+    try:
+        with engine.begin() as conn:
+            pid = conn.scalar(profiles._latest_id_query(device))
+            if pid is not None:
+                conn.execute(
+                    update(Run)
+                    .where(Run.uuid.in_(run_ids), Run.device_profile_id.is_(None))
+                    .values(device_profile_id=pid)
+                )
+    except SQLAlchemyError as exc:
+        raise StoreError(
+            f"{len(run_ids)} run(s) are stored, but linking them to the device profile of "
+            f"{device!r} failed in {_db.display_url(engine)}: {_db.one_line(exc)}"
+        ) from exc

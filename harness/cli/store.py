@@ -128,6 +128,13 @@ def upload(
         float, typer.Option(help="First wait between tries in seconds; doubles each time.")
     ] = 1.0,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for one response.")] = 30.0,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            help="Runs per request (POST /api/v1/runs/batch); 1 sends them one by one. "
+            "An older server without batches gets single posts by itself."
+        ),
+    ] = 100,
 ) -> None:
     """Send the runs recorded here that the central store has not acknowledged yet."""
     from wattbench.results_db.errors import UploadError
@@ -136,7 +143,13 @@ def upload(
 
     store = Store.open(db)
     report = upload_pending(
-        store, to, token, max_attempts=max_attempts, backoff_s=backoff, timeout_s=timeout
+        store,
+        to,
+        token,
+        max_attempts=max_attempts,
+        backoff_s=backoff,
+        timeout_s=timeout,
+        batch_size=batch_size,
     )
     for run_id, reason in report.rejected:
         _err().print(f"warning: run {run_id} rejected: {reason}", markup=False)

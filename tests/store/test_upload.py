@@ -237,31 +237,39 @@ class AckDroppingProxy:
         self.sock.close()
 
 
+@pytest.mark.parametrize("batch", [1, 3], ids=["single-posts", "batches-of-3"])
 def test_server_killed_mid_upload_then_restarted_nothing_lost_or_doubled(
     db_url: str,
     tmp_path: Path,
     new_run: Callable[..., Any],
     server_process: Callable[..., ServerProcess],
+    batch: int,
 ) -> None:
     central = Store.open(db_url)
     token = create_token(central, DEVICE)
     device = local_store(tmp_path)
     ids = fill(device, new_run, 10)
     srv = server_process(db_url)
-    proxy = AckDroppingProxy(srv.port, drop_at=4, on_drop=srv.kill)
+    # Single posts: the 4th request is run 4; batches of 3: the 2nd request is runs 4-6.
+    proxy = AckDroppingProxy(srv.port, drop_at=4 if batch == 1 else 2, on_drop=srv.kill)
+    lost = ids[3:4] if batch == 1 else ids[3:6]
     try:
-        first = upload_pending(device, proxy.url, token, max_attempts=3, backoff_s=0.01)
-        # Runs 1-3 acknowledged; run 4 committed on the server but its answer was lost.
+        first = upload_pending(
+            device, proxy.url, token, max_attempts=3, backoff_s=0.01, batch_size=batch
+        )
+        # Runs 1-3 acknowledged; the next request was committed but its answer was lost.
         assert first.created == ids[:3]
         assert first.stopped and "unavailable after 3 attempt(s)" in first.stopped
         assert first.pending == 7 and device.pending_run_ids() == ids[3:]
-        assert sorted(server_uuids(central)) == sorted(ids[:4])
+        assert sorted(server_uuids(central)) == sorted(ids[:3] + lost)
 
         server_process(db_url, port=srv.port)  # restarted behind the same proxy
-        second = upload_pending(device, proxy.url, token, max_attempts=3, backoff_s=0.01)
+        second = upload_pending(
+            device, proxy.url, token, max_attempts=3, backoff_s=0.01, batch_size=batch
+        )
     finally:
         proxy.close()
-    assert second.ok and second.duplicates == [ids[3]] and second.created == ids[4:]
+    assert second.ok and second.duplicates == lost and second.created == ids[3 + len(lost) :]
     stored = server_uuids(central)
     assert len(stored) == len(set(stored)) == 10 and set(stored) == set(ids)
     assert device.count_pending() == 0
