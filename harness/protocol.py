@@ -2,7 +2,9 @@
 
 load (timed) → first inference (timed) → warm-up → quality check → idle-power
 baseline → ``repeats`` measured windows, each lasting until both the minimum
-duration and the minimum query count are met, with a cooldown between them.
+duration and the minimum query count are met, with a cooldown between them (with
+``target_ci_pct``, more windows until the figures' 95 % intervals are narrow enough or the
+budget ends: core/confidence.py).
 
 Inside a measured window the only thing between the two clock reads is
 ``session.run(prepared)``: inputs are preprocessed and prepared beforehand,
