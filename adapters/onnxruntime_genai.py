@@ -120,6 +120,26 @@ class OnnxGenAiSession(GenerativeSession):
         state.generated += 1
         return state.last_token
 
+    def token_logprobs(self, token_ids: np.ndarray) -> np.ndarray:
+        """log p(token[i] | tokens[:i]) for i = 1 … n-1: one ``append_tokens`` over the text
+        returns every position's logits (the slm suite's perplexity)."""
+        og = self._og
+        ids = as_token_ids(token_ids).astype(np.int32)
+        params = og.GeneratorParams(self._model)
+        params.set_search_options(do_sample=False, max_length=int(ids.size) + 1, batch_size=1)
+        generator = og.Generator(self._model, params)
+        generator.append_tokens(ids)
+        logits = np.asarray(generator.get_output("logits"))
+        if logits.ndim != 3 or logits.shape[1] != ids.size:
+            raise ModelError(
+                f"onnxruntime-genai returned logits of shape {logits.shape} for a {ids.size}-token "
+                f"text: this model does not expose every position's logits"
+            )
+        rows = logits[0, :-1].astype(np.float64)
+        top = rows.max(axis=1, keepdims=True)
+        logz = top[:, 0] + np.log(np.exp(rows - top).sum(axis=1))
+        return rows[np.arange(ids.size - 1), ids[1:]] - logz
+
     def describe(self) -> AdapterDescription:
         og = self._og
         return AdapterDescription(

@@ -163,6 +163,17 @@ class TransformersSession(GenerativeSession):
             )
         return np.asarray(out[0, ids.shape[1] :].cpu().numpy(), dtype=np.int64)
 
+    def token_logprobs(self, token_ids: np.ndarray) -> np.ndarray:
+        """log p(token[i] | tokens[:i]) for i = 1 … n-1, from one forward pass (the slm
+        suite's perplexity)."""
+        torch = self._torch
+        ids = torch.from_numpy(as_token_ids(token_ids)).view(1, -1).to(self._device)
+        with torch.inference_mode():
+            logits = self._model(input_ids=ids, use_cache=False).logits[0, :-1].float()
+            logp = torch.log_softmax(logits, dim=-1)
+            picked = logp.gather(1, ids[0, 1:].view(-1, 1)).view(-1)
+        return np.asarray(picked.cpu().numpy(), dtype=np.float64)
+
     def describe(self) -> AdapterDescription:
         torch = self._torch
         tf = importlib.import_module("transformers")

