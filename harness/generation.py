@@ -238,6 +238,10 @@ class GenerationRunner(Runner):
             functools.partial(open_reference, suite.reference_adapter),
         )
         quality = suite.check_quality(outputs, inputs, reference, precision=opts.precision)
+        assess = getattr(self.suite, "assess_session", None)
+        if callable(assess):  # optional: task quality (answers, perplexity) of this session
+            self.progress.phase("task quality")
+            quality = assess(session, artifact, quality, precision=opts.precision)
 
         idle, idle_w, min_s = self._idle_baseline()
 
