@@ -29,11 +29,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, cast
 
+import pydantic_core
 from sqlalchemy import JSON, Connection, Table, insert, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 
@@ -352,15 +353,16 @@ def _copy(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
 
     JSON values are written as SQLAlchemy writes them (``json.dumps``, ``None`` as JSON
     ``null`` unless the column says otherwise), so the stored text is the same either way
-    (label filters match on it). The driver's errors come back as SQLAlchemy's
-    (:class:`~sqlalchemy.exc.IntegrityError` for a uuid stored meanwhile, …).
+    (label filters match on it); power trace points compactly (:data:`_COMPACT_JSON`).
+    The driver's errors come back as SQLAlchemy's (:class:`~sqlalchemy.exc.IntegrityError`
+    for a uuid stored meanwhile, …).
     """
     import psycopg
 
     keys = list(rows[0])
     columns = [table.c[k] for k in keys]
     as_json = [
-        (i, "null" if not c.type.none_as_null else None)
+        (i, "null" if not c.type.none_as_null else None, _json_writer(table.name, c.name))
         for i, c in enumerate(columns)
         if isinstance(c.type, JSON)
     ]
@@ -369,18 +371,33 @@ def _copy(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
         f"COPY {conn.dialect.identifier_preparer.format_table(table)} "
         f"({', '.join(quote(c.name) for c in columns)}) FROM STDIN"
     )
-    dumps = json.dumps
     raw: Any = conn.connection.driver_connection
     try:
         with raw.cursor() as cur, cur.copy(sql) as copy:
             for row in rows:
                 values = [row[k] for k in keys]
-                for i, none in as_json:
+                for i, none, dumps in as_json:
                     v = values[i]
                     values[i] = none if v is None else dumps(v)
                 copy.write_row(values)
     except psycopg.Error as exc:
         raise DBAPIError.instance(sql, None, exc, psycopg.Error) from exc
+
+
+#: JSON columns written compactly by pydantic's serialiser (Rust) instead of ``json.dumps``:
+#: the same values, without the spaces. Only where the text is never matched (label filters
+#: match ``json.dumps`` text) and the gain is large: 2000-point power traces, ~5x faster.
+_COMPACT_JSON = frozenset({("power_traces", "points")})
+
+
+def _json_writer(table: str, column: str) -> Callable[[Any], str]:
+    if (table, column) in _COMPACT_JSON:
+        return _compact_json
+    return json.dumps
+
+
+def _compact_json(value: Any) -> str:
+    return pydantic_core.to_json(value).decode()
 
 
 def _is_retryable(exc: BaseException) -> bool:
