@@ -136,8 +136,9 @@ def render() -> None:
         ["configuration", "run"],
         horizontal=True,
         key="lb_per",
-        help="configuration: the median of its valid runs (hardware × runtime × model × "
-        "precision × batch × threads × energy method and scope); run: every valid run.",
+        help="configuration: the mean of its valid runs (hardware × runtime × model × "
+        "precision × batch × threads × energy method and scope; exact medians on the Compare "
+        "page); run: every valid run.",
     )
     rows = sel.runs() if per == "run" else sel.configurations()
     if rows.empty:
