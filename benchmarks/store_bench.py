@@ -5,6 +5,7 @@ Usage::
     .venv/bin/python benchmarks/store_bench.py [--runs 1000000] [--dbs sqlite,postgresql]
         [--pg-url postgresql+psycopg://postgres@127.0.0.1:5432/test]
         [--ingest-runs 3000] [--clients 50] [--client-procs 5] [--workers 1,2]
+        [--batch-sizes 1,100] [--batch-runs 20000] [--payloads fake,realistic]
         [--skip-leaderboard] [--skip-ingest]
 
 Part 1 fills a fresh database (a temporary SQLite file; a temporary PostgreSQL
@@ -17,10 +18,12 @@ after one warm-up, including building the result rows.
 Part 2 starts the ingest server (``wattbench serve``'s code, ``--workers`` uvicorn
 processes, no access log) on loopback in front of a fresh database and lets ``--clients``
 concurrent clients (``--client-procs`` processes x threads, one kept-alive
-connection each, pre-serialised bodies with fresh uuids) POST runs; runs/s is
-runs acknowledged (201) / wall time from the common start to the last answer.
+connection each, pre-serialised bodies with fresh uuids) POST runs: one per request
+(``POST /api/v1/runs``, ``--batch-sizes 1``) or N per request (a JSON array to
+``POST /api/v1/runs/batch``, ``--batch-sizes N``: a device sending its spool); runs/s is
+runs acknowledged as created / wall time from the common start to the last answer.
 Two payloads: the fake run of the tests (2 trials, ~5 KB) and a realistic one
-(3 trials with 2000-point power traces, ~150 KB).
+(3 trials with 2000-point power traces, ~82 KB); ``--payloads`` picks.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.client
+import json
 import multiprocessing as mp
 import os
 import platform
@@ -54,6 +58,8 @@ from sqlalchemy.engine import make_url
 
 from wattbench.results_db.schema import Device, Environment, ModelArtifactRow, Run, SuiteRow
 from wattbench.results_db.store import Store
+
+DEFAULT_BATCH_BYTES = 4 * 1024 * 1024  # as the uploader (not imported: older checkouts lack it)
 
 SUITES = [(f"suite{i}", v) for i in range(5) for v in ("1.0", "1.1")]
 SCENARIOS = ("single-stream", "offline")
@@ -266,9 +272,15 @@ def payloads() -> dict[str, bytes]:
     }
 
 
+def _fresh(body: bytes) -> bytes:
+    return body.replace(PLACEHOLDER.encode(), str(uuid.uuid4()).encode(), 1)
+
+
 def _client_proc(
-    port: int, token: str, body: bytes, quotas: list[int], start_at: float, q: Any
+    port: int, token: str, body: bytes, quotas: list[int], batch: int, start_at: float, q: Any
 ) -> None:
+    """Threads POSTing ``quota`` runs each: one per request (``batch`` 1, ``POST
+    /api/v1/runs``) or ``batch`` per request (a JSON array, ``POST /api/v1/runs/batch``)."""
     results: list[tuple[int, int, float]] = []
     lock = threading.Lock()
 
@@ -276,18 +288,28 @@ def _client_proc(
         ok = bad = 0
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+        path = "/api/v1/runs" if batch == 1 else "/api/v1/runs/batch"
         while time.time() < start_at:
             time.sleep(0.001)
-        for _ in range(quota):
-            data = body.replace(PLACEHOLDER.encode(), str(uuid.uuid4()).encode(), 1)
+        while quota > 0:
+            n = min(batch, quota)
+            quota -= n
+            if batch == 1:
+                data = _fresh(body)
+            else:
+                data = b"[" + b",".join(_fresh(body) for _ in range(n)) + b"]"
             try:
-                conn.request("POST", "/api/v1/runs", body=data, headers=headers)
+                conn.request("POST", path, body=data, headers=headers)
                 resp = conn.getresponse()
-                resp.read()
-                ok += resp.status == 201
-                bad += resp.status != 201
+                answer = resp.read()
+                if batch == 1:
+                    created = int(resp.status == 201)
+                else:
+                    created = json.loads(answer)["created"] if resp.status == 200 else 0
+                ok += created
+                bad += n - created
             except (OSError, http.client.HTTPException):
-                bad += 1
+                bad += n
                 conn.close()
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         with lock:
@@ -325,12 +347,17 @@ def _tree_cpu_s(pid: int) -> float:
 
 
 def _postgres_cpu_s() -> float:
+    """CPU seconds of the PostgreSQL processes: the live ones, plus the backends that have
+    exited (their time is in the postmaster's children times once it reaped them)."""
     total = 0.0
-    for p in psutil.process_iter(["name"]):
+    for p in psutil.process_iter(["name", "ppid"]):
         if (p.info.get("name") or "").startswith("postgres"):
             with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
                 t = p.cpu_times()
                 total += t.user + t.system
+                parent = psutil.Process(p.info["ppid"]).name() if p.info["ppid"] else ""
+                if not parent.startswith("postgres"):  # the postmaster
+                    total += t.children_user + t.children_system
     return total
 
 
@@ -341,16 +368,30 @@ def bench_ingest(
     clients: int,
     procs: int,
     worker_counts: list[int],
+    batches: list[int] | None = None,
+    batch_total: int = 20_000,
+    which: str = "fake,realistic",
 ) -> list[str]:
     out = [
         f"### Ingest: {clients} concurrent clients on loopback",
         "",
-        "| central database | server processes | payload | body size | runs | runs/s | errors "
-        "| CPU ms per run: server / PostgreSQL / clients |",
-        "|---|---:|---|---:|---:|---:|---:|---:|",
+        "| central database | server processes | payload | body size | runs per request "
+        "| runs | runs/s | errors | CPU ms per run: server / PostgreSQL / clients |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for label, body in payloads().items():
+    wanted = [w.strip() for w in which.split(",") if w.strip()]
+    cases = [
+        (label, body, batch)
+        for label, body in payloads().items()
+        if any(label.startswith(w) for w in wanted)
+        for batch in batches or [1]
+    ]
+    for label, body, batch in cases:
         n = total if "fake" in label else max(total // 3, clients)
+        if batch > 1:
+            # as the uploader: at most DEFAULT_BATCH_BYTES (4 MiB) per request
+            batch = max(2, min(batch, DEFAULT_BATCH_BYTES // (len(body) + 1)))
+            n = batch_total if "fake" in label else max(batch_total // 10, clients * batch)
         for kind, workers in ((k, w) for k in kinds for w in worker_counts):
             with fresh_database(kind, pg_url) as url:
                 from wattbench.results_db.tokens import create_token
@@ -378,7 +419,9 @@ def bench_ingest(
                     q = ctx.Queue()
                     start_at = time.time() + 1.0
                     ps = [
-                        ctx.Process(target=_client_proc, args=(port, token, body, g, start_at, q))
+                        ctx.Process(
+                            target=_client_proc, args=(port, token, body, g, batch, start_at, q)
+                        )
                         for g in groups
                     ]
                     for p in ps:
@@ -403,9 +446,10 @@ def bench_ingest(
                     store.close()
             per_run = [f"{c / max(ok, 1) * 1000:.1f}" for c in (server_cpu, pg_cpu, client_cpu)]
             out.append(
-                f"| {kind} | {workers} | {label} | {len(body) / 1024:.0f} KiB | {ok:,} | "
-                f"{ok / wall:.0f} | {bad} | {' / '.join(per_run)} |"
+                f"| {kind} | {workers} | {label} | {len(body) / 1024:.0f} KiB | {batch} | "
+                f"{ok:,} | {ok / wall:.0f} | {bad} | {' / '.join(per_run)} |"
             )
+            print(out[-1], file=sys.stderr, flush=True)
     return out
 
 
@@ -468,6 +512,15 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--client-procs", type=int, default=5)
     ap.add_argument("--workers", default="1,2", help="Server process counts to try.")
+    ap.add_argument(
+        "--batch-sizes",
+        default="1,100",
+        help="Runs per request: 1 = POST /api/v1/runs, more = POST /api/v1/runs/batch.",
+    )
+    ap.add_argument(
+        "--batch-runs", type=int, default=20_000, help="Fake runs sent in the batched cases."
+    )
+    ap.add_argument("--payloads", default="fake,realistic", help="fake, realistic or both.")
     ap.add_argument("--skip-leaderboard", action="store_true")
     ap.add_argument("--skip-ingest", action="store_true")
     args = ap.parse_args()
@@ -477,8 +530,17 @@ def main() -> None:
         lines += [*bench_leaderboard(kinds, args.runs, args.pg_url), ""]
     if not args.skip_ingest:
         workers = [int(w) for w in args.workers.split(",")]
+        batches = [int(b) for b in args.batch_sizes.split(",")]
         lines += bench_ingest(
-            kinds, args.pg_url, args.ingest_runs, args.clients, args.client_procs, workers
+            kinds,
+            args.pg_url,
+            args.ingest_runs,
+            args.clients,
+            args.client_procs,
+            workers,
+            batches,
+            args.batch_runs,
+            args.payloads,
         )
     lines.append("")
     lines.append(f"- load average at the end {os.getloadavg()[0]:.1f}")
