@@ -58,7 +58,7 @@ def test_user_model_folders(tmp_path: Path, hf_model: ModelArtifact) -> None:
     art = suite.user_model(d)
     assert art.format == "hf-dir" and art.sha256 == hf_model.sha256
     assert art.weights == f"user(sha256={hf_model.sha256[:12]})" and art.name == "my-model"
-    with pytest.raises(ModelError, match="folder, not a file"):
+    with pytest.raises(ModelError, match="a GGUF file or a model folder"):
         suite.user_model(d / "config.json")
     with pytest.raises(ModelError, match="not found"):
         suite.user_model(tmp_path / "missing")
