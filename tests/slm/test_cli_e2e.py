@@ -25,7 +25,7 @@ pytestmark = [
     pytest.mark.skipif(
         not {"transformers", "onnxruntime-genai"}
         <= {e.name for e in entry_points(group="wattbench.adapters")}
-        or "slm-tiny" not in {e.name for e in entry_points(group="wattbench.suites")},
+        or "slm" not in {e.name for e in entry_points(group="wattbench.suites")},
         reason="slm entry points not registered yet (pip install -e . after wiring them)",
     ),
 ]
@@ -78,7 +78,9 @@ def test_run_on_onnxruntime_genai_stores_generation_metrics(
         db,
         "run",
         "--suite",
-        "slm-tiny",
+        "slm",
+        "--weights",
+        "random",
         "--adapter",
         "onnxruntime-genai",
         *SHORT,
@@ -87,7 +89,7 @@ def test_run_on_onnxruntime_genai_stores_generation_metrics(
     assert proc.returncode == 0, proc.stderr
     r: dict[str, Any] = json.loads(proc.stdout)
     assert r["valid"], r["invalid_reasons"]
-    assert (r["suite"], r["suite_version"]) == ("slm-tiny", "1.0")
+    assert (r["suite"], r["suite_version"]) == ("slm", "2.0")
     assert r["adapter"]["runtime"] == "onnxruntime-genai"
     assert r["model"]["format"] == "onnx-genai-dir" and r["model"]["weights"] == "random(seed=0)"
     assert r["quality"]["kind"] == "agreement" and r["quality"]["passed"]
@@ -98,7 +100,7 @@ def test_run_on_onnxruntime_genai_stores_generation_metrics(
     assert g["tokens_per_joule"] > 0 and g["prefill_energy"][0]["estimated"]
     assert len(g["prefill_trials"]) == len(r["trials"]) == 2
 
-    board = wattbench(slm_cache, db, "leaderboard", "--suite", "slm-tiny", "--format", "json")
+    board = wattbench(slm_cache, db, "leaderboard", "--suite", "slm", "--format", "json")
     assert board.returncode == 0, board.stderr
     (row,) = json.loads(board.stdout)
     assert row["ttft_ms"] == pytest.approx(g["ttft_ms"]["p50_ms"])
@@ -116,7 +118,9 @@ def test_user_model_folder_on_the_reference_runtime(
         db,
         "run",
         "--suite",
-        "slm-tiny",
+        "slm",
+        "--weights",
+        "random",
         "--adapter",
         "transformers",
         "--model",

@@ -79,7 +79,7 @@ class SpyAdapter(OnnxGenAiAdapter):
 
 def _config(**kw: Any) -> RunConfig:
     base: dict[str, Any] = {
-        "suite": "slm-tiny",
+        "suite": "slm",
         "adapter": "onnxruntime-genai",
         "duration_s": 0.01,
         "repeats": 2,
@@ -142,7 +142,7 @@ def test_prefill_and_decode_are_measured_in_separate_windows(
     g = result.generation
     assert g is not None and result.valid, result.invalid_reasons
     assert result.quality.passed and result.quality.kind == "agreement"
-    assert result.suite_version == "1.0+p16o8"
+    assert result.suite_version == "2.0+p16o8"
     assert (g.prompt_tokens, g.output_tokens) == (P_IN, P_OUT)
     pre_tokens = sum(len(w) for w in (wins[1], wins[3])) * P_IN
     dec_tokens = len(wins[2]) + len(wins[4])

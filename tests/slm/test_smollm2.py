@@ -46,6 +46,17 @@ def _ref(artifact: ModelArtifact) -> GenerativeSession:
     return open_reference("transformers", artifact)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread() -> Any:
+    """One intra-op thread for the reference: on a shared 2-core machine two spinning OpenMP
+    threads are ~5x slower than one (10 s vs 1.8 s a question, measured at load 8)."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 # -- data and scoring (no model) -------------------------------------------------------------
 
 
@@ -171,33 +182,37 @@ def test_llama_cpp_refuses_what_it_cannot_run(smollm_gguf: ModelArtifact, tmp_pa
         s.prefill(np.arange(60), 8)
 
 
-def test_full_question_set_llama_cpp_against_the_transformers_reference(
+def test_llama_cpp_is_judged_against_the_cached_transformers_reference(
     smollm_cache: ModelCache, smollm_gguf: ModelArtifact, smollm_hf: ModelArtifact
 ) -> None:
-    """The one full-set score: llama.cpp (Q4_1) and the fp32 reference on the same weights."""
-    suite = SlmSuite(cache=smollm_cache)
+    """The reference (transformers fp32 on the dequantised weights) answers and scores the
+    text once, is cached, and judges llama.cpp's Q4_1 session (a few questions here; the
+    full set is scored once, by the end-to-end run below)."""
+    suite = SlmSuite(cache=smollm_cache, questions=5)
     suite.bind(smollm_gguf)
     prompts = suite.encode_prompts(smollm_gguf, suite.load_inputs())
     reference = suite.reference_tokens(smollm_gguf, prompts, smollm_cache, _ref)
     assert reference is not None and len(reference) == 8
     ref_task = suite._reference_task
-    assert ref_task is not None and ref_task["qa_questions"] == len(load_questions())
+    assert ref_task is not None and ref_task["qa_questions"] == 5
     session = LlamaCppAdapter().load(smollm_gguf, OPTS)
     try:
         outputs = [session.generate(p, suite.quality_tokens) for p in prompts]
         quality = suite.check_quality(outputs, suite.load_inputs(), reference, precision="int8")
+        assert quality.passed and quality.kind == "agreement"  # reported, not judged
         verdict = suite.assess_session(session, smollm_gguf, quality, precision="int8")
     finally:
         session.close()
-    m = verdict.metrics
     print(f"\nllama-cpp Q4_1: {verdict.detail}")
-    assert verdict.passed, verdict.detail
-    # a working 135M chat model answers a fair share and knows English prose
-    assert m["qa_score"] >= 0.4 and m["reference_qa_score"] >= 0.4
-    assert 5 < m["perplexity"] < 40 and 5 < m["reference_perplexity"] < 40
-    assert abs(m["perplexity_ratio"] - 1) < 0.05
-    # the reference is cached: a second suite does not run transformers again
-    again = SlmSuite(cache=smollm_cache)
+    m = verdict.metrics
+    assert verdict.kind == "accuracy" and m["qa_questions"] == 5
+    # five questions are too few for the score tolerance (one flip is 0.2): only the
+    # perplexity must hold here; the full set is judged by the end-to-end run
+    assert verdict.passed or "question score" in verdict.detail, verdict.detail
+    assert 5 < m["perplexity"] < 40 and abs(m["perplexity_ratio"] - 1) < 0.05
+    assert m["reference_perplexity"] == ref_task["perplexity"]
+    # a second suite takes the reference from the cache: transformers does not run again
+    again = SlmSuite(cache=smollm_cache, questions=5)
 
     def no_reference(_: ModelArtifact) -> GenerativeSession:
         raise AssertionError("the cached reference should have been used")
@@ -219,7 +234,7 @@ def test_genai_runs_the_same_weights(smollm_cache: ModelCache, smollm_hf: ModelA
     suite.bind(art)
     prompts = suite.encode_prompts(art, suite.load_inputs())[:2]
     reference = suite.reference_tokens(art, prompts, smollm_cache, _ref)
-    session = OnnxGenAiAdapter().load(art, AdapterOptions(threads=2))
+    session = OnnxGenAiAdapter().load(art, AdapterOptions(threads=1))
     try:
         assert [session.generate(p, 8).tolist() for p in prompts] == [
             r[:8].tolist() for r in reference or []
@@ -238,9 +253,10 @@ def test_wattbench_run_slm_on_llama_cpp(
     smollm_cache: ModelCache, smollm_gguf: ModelArtifact, smollm_hf: ModelArtifact,
     tmp_path: Path,
 ) -> None:  # fmt: skip
-    """`wattbench run --suite slm --adapter llama-cpp` end to end: generation figures and the
-    question score in the stored run."""
-    env = {**os.environ, "WATTBENCH_CACHE": str(smollm_cache.root)}
+    """`wattbench run --suite slm --adapter llama-cpp` end to end — the one full-set score:
+    generation figures, and the whole question set and the perplexity on llama.cpp and on the
+    transformers reference, in the stored run."""
+    env = {**os.environ, "WATTBENCH_CACHE": str(smollm_cache.root), "OMP_NUM_THREADS": "1"}
     cmd = [str(Path(sys.executable).with_name("wattbench")), "run", "--suite", "slm"]
     cmd += ["--adapter", "llama-cpp", "--duration", "0.5", "--repeats", "1", "--threads", "1"]
     cmd += ["--warmup", "0", "--idle-s", "0.2", "--cooldown", "0", "--e2e-queries", "1"]
@@ -255,7 +271,13 @@ def test_wattbench_run_slm_on_llama_cpp(
     assert r["model"]["name"] == "SmolLM2-135M-Instruct.Q4_1" and r["model"]["sha256"] == SHA
     assert r["adapter"]["adapter"] == "llama-cpp" and r["adapter"]["options"]["weights"] == "Q4_1"
     q = r["quality"]
-    assert q["kind"] == "accuracy" and q["passed"] and q["metrics"]["qa_questions"] >= 40
+    m = q["metrics"]
+    print(f"\n{q['detail']}")
+    assert q["kind"] == "accuracy" and q["passed"] and m["qa_questions"] == len(load_questions())
+    # a working 135M chat model answers a fair share and knows English prose
+    assert m["qa_score"] >= 0.4 and m["reference_qa_score"] >= 0.4
+    assert 5 < m["perplexity"] < 40 and 5 < m["reference_perplexity"] < 40
+    assert abs(m["perplexity_ratio"] - 1) < 0.05 and "prompt_agreement" in m
     g = r["generation"]
     assert g["ttft_ms"]["p50_ms"] > 0 and g["tpot_ms"]["p50_ms"] > 0
     assert g["prefill_j_per_token"] > 0 and g["decode_j_per_token"] > 0 and g["tokens_per_joule"]

@@ -34,8 +34,8 @@ def test_prompts_are_exactly_prompt_tokens_and_deterministic(hf_model: ModelArti
     # repeated text, then cut: the prompt's own tokens open the sequence
     first = tok.encode(PROMPTS[0]).ids
     assert a[0][: len(first)].tolist() == first
-    assert suite.run_version == "1.0"
-    assert SlmTinySuite(prompt_tokens=16, output_tokens=8).run_version == "1.0+p16o8"
+    assert suite.run_version == "2.0"
+    assert SlmTinySuite(prompt_tokens=16, output_tokens=8).run_version == "2.0+p16o8"
 
 
 def test_fixed_prompts_refuse_a_data_dir(tmp_path: Path) -> None:
