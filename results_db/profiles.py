@@ -12,6 +12,7 @@ JSON (the store never imports the harness).
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from typing import Any
 
@@ -121,6 +122,46 @@ def save_profile(engine: Engine, report: dict[str, Any]) -> int:
         ) from exc
     assert pk is not None
     return int(pk[0])
+
+
+class ProfileConflictError(StoreError):
+    """A profile of the same device and time is stored with a different report."""
+
+
+def save_profile_once(engine: Engine, report: dict[str, Any]) -> tuple[int, bool]:
+    """Store a doctor report unless it is stored already: ``(profile id, created)``.
+
+    A profile is identified by its device name and creation time (``created_at`` of the
+    report): sending the same report again returns the stored profile's id with
+    ``created=False`` (an upload whose acknowledgement was lost is simply acknowledged
+    again). The same device and time with a different report raises
+    :class:`ProfileConflictError`; the stored profile is kept. Validated as
+    :func:`save_profile` (:class:`~wattbench.core.errors.ConfigError`).
+    """
+    values = profile_values(report)
+    same = json.loads(json.dumps(report))  # as the JSON column gives it back
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(DeviceProfile.id, DeviceProfile.created_at, DeviceProfile.report).where(
+                    DeviceProfile.device_name == values["device_name"]
+                )
+            ).all()
+    except SQLAlchemyError as exc:
+        raise StoreError(
+            f"cannot read the device profiles in {display_url(engine)}: {one_line(exc)}"
+        ) from exc
+    for pid, created_at, stored in rows:
+        if _utc(created_at) != values["created_at"]:
+            continue
+        if stored == same:
+            return int(pid), False
+        raise ProfileConflictError(
+            f"profile #{pid} of device {values['device_name']!r} made at "
+            f"{values['created_at']:%Y-%m-%d %H:%M:%S} is stored with a different report; "
+            f"the stored one is kept: run `wattbench doctor --save` again for a new profile"
+        )
+    return save_profile(engine, report), True
 
 
 def _info(row: DeviceProfile) -> ProfileInfo:

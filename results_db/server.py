@@ -22,8 +22,20 @@ Endpoints (JSON in and out):
   refusals carry its ``error``/``detail``/``path``/``problems``). The whole batch is
   refused only when it cannot be read (400, 401, 408, 413, 415, 422) or stored (503:
   nothing of it was written; send it again as it is).
-* ``GET /api/v1/leaderboard?suite=&include_invalid=&hide_estimated=&limit=`` — the
-  rows of :meth:`Store.leaderboard`, top ``limit`` (default 100) per suite/scenario.
+* ``POST /api/v1/profiles`` — body: a ``wattbench doctor --json`` report, header
+  ``Authorization: Bearer <token>``; stored as the device's profile (``wattbench doctor
+  --save --upload-to URL``), so that runs uploaded afterwards point at it and show as
+  validated. 201 ``{"status": "created", "profile_id": N}``; 200 ``{"status":
+  "duplicate", …}`` when the same report (device name and ``created_at``) is stored
+  already; 400 malformed JSON, 401 as above, 403 report of another device, 409 same device
+  and time with a different report (the stored one is kept), 413, 415, 422 not a doctor
+  report, 503.
+* ``GET /api/v1/leaderboard?suite=&scope=&include_invalid=&hide_estimated=&limit=`` — the
+  rows of :meth:`Store.leaderboard` (the JSON of `wattbench leaderboard --format json`):
+  ranked within rank groups (suite version · scenario · mode · energy scope · measured or
+  estimated; ``rank_group``), ranks restarting at 1 in each, top ``limit`` (default 100)
+  per group. ``scope`` (chip, module, board or wall) keeps one energy scope; another value
+  is 422.
 * ``GET /healthz`` — 200 with the schema revision, 503 when the database is down.
 
 FastAPI and uvicorn come with ``pip install 'wattbench[server]'``; this module
@@ -46,10 +58,12 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from wattbench.core.errors import StoreError
+from wattbench.core.errors import ConfigError, StoreError
 from wattbench.core.results import RunResult
 from wattbench.core.validation import Problem, describe_problems, validate_result
 from wattbench.results_db.errors import RunConflictError
+from wattbench.results_db.leaderboard import ENERGY_SCOPES
+from wattbench.results_db.profiles import ProfileConflictError, save_profile_once
 from wattbench.results_db.schema import UPLOAD_RECEIVED
 from wattbench.results_db.store import Store, device_name, head_revision
 from wattbench.results_db.tokens import check_token
@@ -156,11 +170,24 @@ def create_app(
         suite: str | None = None,
         include_invalid: bool = False,
         hide_estimated: bool = False,
-        limit: int = Query(100, ge=1, le=1000, description="Top N per suite and scenario."),
+        limit: int = Query(100, ge=1, le=1000, description="Top N per rank group."),
+        scope: str | None = Query(
+            None, description="Only this energy scope: chip, module, board or wall."
+        ),
     ) -> JSONResponse:
+        if scope is not None and scope not in ENERGY_SCOPES:
+            raise _error(
+                422,
+                "invalid_request",
+                f"unknown scope {scope[:40]!r}: use {', '.join(ENERGY_SCOPES)}",
+            )
         try:
             rows = store.leaderboard(
-                suite, include_invalid=include_invalid, hide_estimated=hide_estimated, limit=limit
+                suite,
+                include_invalid=include_invalid,
+                hide_estimated=hide_estimated,
+                limit=limit,
+                scope=scope,
             )
         except (SQLAlchemyError, StoreError) as exc:
             return JSONResponse(
@@ -226,7 +253,47 @@ def create_app(
         status, answer = await in_thread(ingest)
         return JSONResponse(answer, status_code=status)
 
+    @app.post("/api/v1/profiles")
+    async def post_profile(request: Request) -> JSONResponse:
+        token, body = await read_body(request)
+        status, answer = await in_thread(functools.partial(_ingest_profile, store, token, body))
+        return JSONResponse(answer, status_code=status)
+
     return app
+
+
+def _ingest_profile(store: Store, token: str, body: bytes) -> tuple[int, dict[str, Any]]:
+    """Authorise and store one device profile, idempotently (blocking: in the thread pool)."""
+    device = _authorise(store, token)
+    try:
+        report: Any = pydantic_core.from_json(body, allow_inf_nan=False)
+    except ValueError as exc:
+        raise _error(
+            400,
+            "malformed_json",
+            f"body is not valid JSON ({exc}): send `wattbench doctor --json`",
+        ) from None
+    if not isinstance(report, dict):
+        raise _error(422, "invalid_profile", "not a doctor report: send `wattbench doctor --json`")
+    owner = report.get("device_name")
+    if isinstance(owner, str) and owner and owner != device:
+        raise _error(
+            403,
+            "forbidden",
+            f"this token writes for device {device!r}, the profile is of {owner[:200]!r}: "
+            f"use the token created for {owner[:200]!r}",
+        )
+    try:
+        profile_id, created = save_profile_once(store.engine, report)
+    except ProfileConflictError as exc:
+        raise _error(409, "conflict", str(exc)) from None
+    except (ConfigError, ValueError, TypeError) as exc:
+        raise _error(422, "invalid_profile", _first_line(exc)) from None
+    except (StoreError, SQLAlchemyError) as exc:
+        raise _unavailable(exc) from exc
+    status = "created" if created else "duplicate"
+    answer = {"status": status, "profile_id": profile_id, "device": device}
+    return (201 if created else 200), answer
 
 
 def _ingest(store: Store, token: str, body: bytes) -> tuple[int, dict[str, Any]]:

@@ -64,6 +64,7 @@ from wattbench.results_db.store import Store
 MAX_BACKOFF_S = 30.0
 RUNS_PATH = "/api/v1/runs"
 BATCH_PATH = "/api/v1/runs/batch"
+PROFILES_PATH = "/api/v1/profiles"
 #: Runs per batch, and bytes per batch (half the server's default body limit of 8 MiB).
 DEFAULT_BATCH_RUNS = 100
 DEFAULT_BATCH_BYTES = 4 * 1024 * 1024
@@ -344,6 +345,67 @@ def _detail(data: bytes) -> str:
     if isinstance(body, dict):
         return str(body.get("detail") or body.get("status") or body)
     return str(body)[:200]
+
+
+@dataclass
+class ProfileUpload:
+    """The central store's answer to an uploaded device profile."""
+
+    #: ``created``, or ``duplicate`` when the same report was stored already
+    status: str
+    profile_id: int
+    #: the server, without credentials
+    server: str
+
+
+def upload_profile(
+    url: str,
+    token: str,
+    report: dict[str, Any],
+    *,
+    timeout_s: float = 30.0,
+    max_attempts: int = 4,
+    backoff_s: float = 0.5,
+) -> ProfileUpload:
+    """Send a ``wattbench doctor --json`` report to a ``wattbench serve`` ingest API
+    (``POST /api/v1/profiles``) as its device's profile; runs uploaded afterwards point
+    at it. Idempotent: the same report again is acknowledged as ``duplicate``.
+
+    Network errors, 408, 429 and 5xx are retried with backoff (``max_attempts`` in
+    all); any other refusal raises :class:`~wattbench.core.errors.StoreError` with the
+    server's reason, and a URL that is not http(s) raises
+    :class:`~wattbench.core.errors.ConfigError`.
+    """
+    target = _HttpTarget(url, token, timeout_s)
+    path = urlsplit(url).path.rstrip("/") + PROFILES_PATH
+    body = json.dumps(report).encode()
+    try:
+        for attempt in range(max(max_attempts, 1)):
+            try:
+                status, data = target._post(path, body)
+            except _Transient as exc:
+                failure: Exception = exc
+            else:
+                if status in (200, 201):
+                    answer = json.loads(data)
+                    return ProfileUpload(
+                        status=str(answer.get("status")),
+                        profile_id=int(answer["profile_id"]),
+                        server=target.display,
+                    )
+                failure = target._refusal(status, _detail(data))
+                if status in (404, 405):
+                    failure = _Fatal(
+                        f"HTTP {status}: no {PROFILES_PATH} there; is it a wattbench serve "
+                        f"(of this version or newer)? check --upload-to"
+                    )
+                if not isinstance(failure, _Transient):
+                    break
+            if attempt + 1 < max_attempts:
+                time.sleep(min(backoff_s * 2**attempt, MAX_BACKOFF_S))
+    finally:
+        target.close()
+    raise StoreError(f"device profile not uploaded to {target.display}: {failure}")
 
 
 def is_database_url(target: str) -> bool:

@@ -62,6 +62,22 @@ def doctor(
         ),
     ] = False,
     db: DbOpt = None,
+    upload_to: Annotated[
+        str | None,
+        typer.Option(
+            "--upload-to",
+            help="With --save: also send the profile to this central store "
+            "(`wattbench serve` URL, http(s)://host:port), so that runs uploaded there "
+            "afterwards show as validated.",
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="WATTBENCH_TOKEN",
+            help="Device token for --upload-to (`wattbench token create` on the server).",
+        ),
+    ] = None,
 ) -> None:
     """Onboard this device: check each power reader, its permissions, sample rate,
     resolution, idle noise floor and a known-load step.
@@ -91,6 +107,19 @@ def doctor(
         load_workers=load_workers,
     )
     settings.validate()
+    if upload_to is not None:
+        if not save:
+            raise ConfigError("--upload-to sends the saved profile: add --save")
+        if not token:
+            raise ConfigError(
+                "--upload-to needs --token (or $WATTBENCH_TOKEN): create one on the server "
+                "with `wattbench token create --device NAME`"
+            )
+        if not upload_to.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"invalid --upload-to {upload_to!r}: "
+                "use the http(s)://host:port of `wattbench serve`"
+            )
     store = None
     if save:  # before measuring: a bad --db fails now, not after the phases
         from wattbench.results_db.store import Store
@@ -116,6 +145,15 @@ def doctor(
         err.print(
             f"doctor: saved profile #{pid} ({result.outcome}) of device "
             f"{result.device_name!r} in {store.display_url}",
+            markup=False,
+        )
+    if upload_to is not None and token:
+        from wattbench.results_db.upload import upload_profile
+
+        sent = upload_profile(upload_to, token, data)
+        err.print(
+            f"doctor: profile of device {result.device_name!r} uploaded to {sent.server} "
+            f"(#{sent.profile_id}, {sent.status})",
             markup=False,
         )
     raise typer.Exit(code=result.exit_code)
