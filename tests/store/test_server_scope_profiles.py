@@ -154,6 +154,22 @@ def test_leaderboard_scope_ranks_each_group_apart_like_the_cli(
     status, none = get(f"{url}/api/v1/leaderboard?scope=board")
     assert (status, none) == (200, [])
 
+    # the table: one titled table per group, each starting at rank 1
+    table = wattbench("leaderboard", "--db", db_url)
+    assert table.returncode == 0, table.stderr
+    titles = [
+        line for line in table.stdout.splitlines() if "ranked by inferences per joule" in line
+    ]
+    assert len(titles) == 2, table.stdout
+    assert any("chip scope · measured" in t for t in titles)
+    assert any("wall scope · measured" in t for t in titles)
+    firsts = [
+        line.split("│")[1].strip()
+        for line in table.stdout.splitlines()
+        if line.startswith("│") and DEVICE in line
+    ]
+    assert firsts == ["1", "2", "1", "2"], table.stdout
+
     status, body = get(f"{url}/api/v1/leaderboard?scope=plug")
     assert status == 422
     assert body["error"] == "invalid_request" and "\n" not in body["detail"]
