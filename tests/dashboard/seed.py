@@ -494,11 +494,49 @@ def slm_runs(base: RunResult, seed: int = 13) -> list[RunResult]:
     return out
 
 
-def seed(store: Store, tmp: Path, *, repeats: int = 2) -> list[RunResult]:
-    """Fill ``store`` with :func:`lab_runs`, :func:`sweep_runs` and :func:`slm_runs`;
-    returns them."""
+#: A frugal made-up board measured both ways: a chip-scope counter and a wall plug.
+DUAL_SCOPE_HW = Hardware(
+    "synthetic-dualscope-like",
+    "Synthetic CPU Z dual-scope (test data)",
+    "Synthetic NPU Z dual-scope (test data)",
+    90.0,
+    6,
+    0.9,
+    0.5,
+    12.0,
+)
+DUAL_SCOPE_DEVICE = f"{DUAL_SCOPE_HW.name}-01"
+
+
+def dual_scope_runs(base: RunResult, seed: int = 17) -> list[RunResult]:
+    """The SAME device, configuration, suite and scenario measured at chip scope (a
+    counter) and at wall scope (a plug): two rank groups, never one ranking. The board is
+    the most frugal of the seed, so it is rank 1 in both groups."""
+    rng = random.Random(seed)
+    return [
+        vary(
+            base,
+            rng,
+            hw=DUAL_SCOPE_HW,
+            device_no=1,
+            runtime=RUNTIMES[0],
+            precision=PRECISIONS[0],
+            method=method,
+            scenario="single-stream",
+            labels=[SYNTHETIC_LABEL, "lab", "dual-scope"],
+            started_at=START + timedelta(days=2, hours=i),
+        )
+        for i, method in enumerate((METHODS[0], METHODS[2]))
+    ]
+
+
+def seed(store: Store, tmp: Path, *, repeats: int = 2, dual_scope: bool = False) -> list[RunResult]:
+    """Fill ``store`` with :func:`lab_runs`, :func:`sweep_runs` and :func:`slm_runs` (and,
+    with ``dual_scope``, :func:`dual_scope_runs`); returns them."""
     base = base_run(tmp)
     runs = lab_runs(base, repeats=repeats) + sweep_runs(base) + slm_runs(base)
+    if dual_scope:
+        runs += dual_scope_runs(base)
     for r in runs:
         store.save_run(r)
     return runs

@@ -9,6 +9,8 @@ which turns the skip into a failure.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import signal
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from seed import seed_url
+from seed import DUAL_SCOPE_DEVICE, DUAL_SCOPE_HW, seed_url
 
 from wattbench.core.results import RunResult
 
@@ -61,8 +63,22 @@ def _wattbench() -> list[str]:
 def dashboard_server(tmp_path: Path) -> Iterator[tuple[str, list[RunResult]]]:
     """``wattbench dashboard`` on a seeded database and a free port; yields its URL and the
     seeded runs."""
+    with _serve_dashboard(tmp_path) as served:
+        yield served
+
+
+@pytest.fixture
+def dual_scope_dashboard(tmp_path: Path) -> Iterator[tuple[str, list[RunResult]]]:
+    """As :func:`dashboard_server`, the seed with its dual-scope device
+    (:func:`seed.dual_scope_runs`)."""
+    with _serve_dashboard(tmp_path, dual_scope=True) as served:
+        yield served
+
+
+@contextlib.contextmanager
+def _serve_dashboard(tmp_path: Path, **seed_kw: Any) -> Iterator[tuple[str, list[RunResult]]]:
     url = f"sqlite:///{tmp_path / 'lab.db'}"
-    runs = seed_url(url, tmp_path)
+    runs = seed_url(url, tmp_path, **seed_kw)
     port = _free_port()
     log = (tmp_path / "dashboard.log").open("wb")
     proc = subprocess.Popen(
@@ -100,6 +116,69 @@ def dashboard_server(tmp_path: Path) -> Iterator[tuple[str, list[RunResult]]]:
         log.close()
 
 
+def test_same_device_at_chip_and_wall_is_two_groups_in_the_cli(tmp_path: Path) -> None:
+    """The seed's dual-scope device, measured at chip and at wall scope: two rank groups,
+    each with its own rank 1, in `wattbench leaderboard` JSON and table."""
+    url = f"sqlite:///{tmp_path / 'lab.db'}"
+    seed_url(url, tmp_path, dual_scope=True)
+    args = [*_wattbench(), "leaderboard", "--db", url, "--suite", "mobilenet_v2"]
+    env = {**os.environ, "COLUMNS": "250"}
+    proc = subprocess.run([*args, "--format", "json"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    mine = [r for r in rows if r["device"] == DUAL_SCOPE_DEVICE]
+    assert sorted((r["energy_scope"], r["rank"]) for r in mine) == [("chip", 1), ("wall", 1)]
+    assert len({r["rank_group"] for r in mine}) == 2
+    groups: dict[str, list[int]] = {}
+    for r in rows:
+        groups.setdefault(r["rank_group"], []).append(r["rank"])
+        assert f" · {r['energy_scope']} · " in r["rank_group"]
+    for ranks in groups.values():  # ranks restart at 1 in every group
+        assert ranks == list(range(1, len(ranks) + 1))
+
+    proc = subprocess.run(args, capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    firsts: dict[str, str] = {}  # table title -> its first row
+    title = ""
+    for line in proc.stdout.splitlines():
+        if "ranked by inferences per joule" in line:
+            title = line.strip()
+        elif line.startswith("│") and title and title not in firsts:
+            firsts[title] = line
+    for scope in ("chip", "wall"):
+        title = next(
+            t for t in firsts if f"single-stream · {scope} scope · measured" in t
+        )  # its own table
+        cells = [c.strip() for c in firsts[title].split("│")]
+        run_id = next(r["run_id"] for r in mine if r["energy_scope"] == scope)
+        assert cells[1] == "1" and cells[-2] == run_id[:8], firsts[title]
+
+
+def test_leaderboard_ranks_each_energy_scope_apart_in_chromium(
+    dual_scope_dashboard: tuple[str, list[RunResult]],
+) -> None:
+    """The issue's "done when": one device measured at chip and at wall scope shows as two
+    groups, each with its own rank 1, the scope shown (the leaderboard page only: the
+    other pages are the test above)."""
+    base, _runs = dual_scope_dashboard
+    if not Path(CHROMIUM).exists():
+        _unavailable(f"{CHROMIUM} is not installed (apt install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("playwright is not installed (pip install 'wattbench[dev]')")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.goto(base, wait_until="domcontentloaded")
+            page.get_by_role("heading", name="Leaderboard").wait_for(timeout=60_000)
+            page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=60_000)
+            _assert_scope_groups(page)
+        finally:
+            browser.close()
+
+
 #: Screenshots taken (build/test-artifacts/, copied to docs/img/ on request).
 SHOTS = (
     "dashboard-leaderboard.png",
@@ -117,6 +196,37 @@ def _settle_and_shoot(page: Any, name: str, height: int = 1000) -> None:
     page.set_viewport_size({"width": 1600, "height": height})
     page.wait_for_timeout(1000)  # let charts and grids settle
     page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
+def _first_row(page: Any) -> list[str]:
+    """The cells of the leaderboard grid's first row (the accessible mirror of the canvas)."""
+    row = page.locator('[data-testid="stDataFrame"] [role="row"]:has([role="gridcell"])').first
+    row.wait_for(state="attached", timeout=30_000)
+    return [c.strip() for c in row.locator('[role="gridcell"]').all_text_contents()]
+
+
+def _assert_scope_groups(page: Any) -> None:
+    """The seed's dual-scope device (the same configuration measured at chip and at wall
+    scope) is rank 1 of the wall group and, once chip is chosen, rank 1 of the chip
+    group: two rankings, the scope shown, never one combined list."""
+    heading = page.get_by_role("heading", name="ranked by")
+    assert "single-stream · wall · measured" in heading.inner_text()
+    wall = _first_row(page)
+    assert wall[0] == "1" and wall[1] == "wall · measured", wall
+    assert any(DUAL_SCOPE_HW.cpu_model in c or DUAL_SCOPE_HW.accelerator in c for c in wall)
+    radio = page.get_by_role("radiogroup", name="Energy scope")
+    radio.get_by_text("chip", exact=True).click()
+    page.get_by_role("heading", name="single-stream · chip · measured").wait_for(timeout=60_000)
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('[data-testid="stDataFrame"] [role="gridcell"]')]
+               .some(c => c.textContent.includes('chip · measured'))""",
+        timeout=60_000,
+    )
+    chip = _first_row(page)
+    assert chip[0] == "1" and chip[1] == "chip · measured", chip
+    assert any(DUAL_SCOPE_HW.cpu_model in c or DUAL_SCOPE_HW.accelerator in c for c in chip)
+    cells = page.locator('[data-testid="stDataFrame"] [role="gridcell"]')
+    assert "wall · measured" not in " ".join(cells.all_text_contents())
 
 
 def test_pages_render_in_chromium(dashboard_server: tuple[str, list[RunResult]]) -> None:
