@@ -409,3 +409,53 @@ def _leaderboard_row(rank: int, row: Any) -> LeaderboardRow:
         device_validation=row.profile_outcome,
         device_validation_at=row.profile_created_at,
     )
+
+
+#: The flat CSV columns of a run's achieved 95 % intervals (``wattbench leaderboard --format
+#: csv``), in order; empty where the run has no interval (older runs, fewer than 6 trials).
+CONFIDENCE_COLUMNS = (
+    "trials",
+    "ipj_ci_low",
+    "ipj_ci_high",
+    "ipj_ci_half_width_pct",
+    "p90_ci_low_ms",
+    "p90_ci_high_ms",
+    "p90_ci_half_width_pct",
+    "ci_target_pct",
+    "ci_stop_reason",
+)
+
+
+def _half_width_pct(iv: dict[str, Any]) -> float | None:
+    hw = iv.get("half_width")
+    return None if hw is None else float(hw) * 100
+
+
+def confidence_columns(confidence: dict[str, Any] | None) -> dict[str, Any]:
+    """The stored ``confidence`` (a ``TrialConfidence`` as JSON) as :data:`CONFIDENCE_COLUMNS`.
+
+    Missing values are None, never 0: a run without an interval has none. ``ci_stop_reason``
+    is ``fixed repeats`` when the run ran its fixed ``--repeats`` (no ``--target-ci``).
+    """
+    out: dict[str, Any] = dict.fromkeys(CONFIDENCE_COLUMNS)
+    if not confidence:
+        return out
+    ipj = confidence.get("inferences_per_joule") or {}
+    p90 = confidence.get("latency_p90_ms") or {}
+    out["trials"] = confidence.get("trials")
+    out["ipj_ci_low"] = ipj.get("low")
+    out["ipj_ci_high"] = ipj.get("high")
+    out["ipj_ci_half_width_pct"] = _half_width_pct(ipj)
+    out["p90_ci_low_ms"] = p90.get("low")
+    out["p90_ci_high_ms"] = p90.get("high")
+    out["p90_ci_half_width_pct"] = _half_width_pct(p90)
+    out["ci_target_pct"] = confidence.get("target_pct")
+    out["ci_stop_reason"] = confidence.get("stopped") or "fixed repeats"
+    return out
+
+
+def half_width_text(half_width_pct: float | None) -> str:
+    """``±1.8 %`` for a table cell; ``—`` where there is no interval (never 0)."""
+    if half_width_pct is None or half_width_pct != half_width_pct:  # None or NaN
+        return "—"
+    return f"±{half_width_pct:.2g} %"

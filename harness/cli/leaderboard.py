@@ -40,6 +40,12 @@ def leaderboard(
     Runs rank only within one suite version, scenario, mode, energy scope and
     measured-vs-estimated; each such group is its own table.
     """
+    from wattbench.results_db.leaderboard import (
+        CONFIDENCE_COLUMNS,
+        LeaderboardRow,
+        confidence_columns,
+        half_width_text,
+    )
     from wattbench.results_db.store import Store
 
     if fmt not in ("table", "csv", "json"):
@@ -67,11 +73,13 @@ def leaderboard(
         return
     if fmt == "csv":
         buf = io.StringIO()
-        fields = list(rows[0].model_fields) if rows else []
-        w = csv.DictWriter(buf, fieldnames=fields)
-        w.writeheader()
+        fields = [f for f in LeaderboardRow.model_fields if f != "confidence"]
+        w = csv.DictWriter(buf, fieldnames=[*fields, *CONFIDENCE_COLUMNS])
+        if rows:
+            w.writeheader()
         for d in data:
             d["labels"] = ";".join(d["labels"])
+            d.update(confidence_columns(d.pop("confidence")))
             w.writerow(d)
         sys.stdout.write(buf.getvalue())
         return
@@ -107,12 +115,14 @@ def leaderboard(
             "inf/s",
             "energy",
             "±%",
+            "95% CI",
             "run",
         ):
             t.add_column(
                 col,
                 justify="right"
-                if col in ("#", "batch", "inf/J", "J/inf", "p50 ms", "p90 ms", "inf/s", "±%")
+                if col
+                in ("#", "batch", "inf/J", "J/inf", "p50 ms", "p90 ms", "inf/s", "±%", "95% CI")
                 else "left",
             )
         for r in items:
@@ -132,6 +142,7 @@ def leaderboard(
                 f"{r.throughput_ips:.1f}",
                 energy_label(r.energy_method, r.energy_scope),
                 fmt_num(r.energy_uncertainty_pct, 0),
+                half_width_text(confidence_columns(r.confidence)["ipj_ci_half_width_pct"]),
                 r.run_id[:8] + ("" if r.valid else " INVALID"),
             )
         out.print(t)
@@ -144,6 +155,11 @@ def leaderboard(
         out.print(
             "\n✓ device validated by `wattbench doctor`: "
             + ", ".join(f"{d} ({at:%Y-%m-%d})" for d, at in sorted(validated.items()))
+        )
+    if any(r.confidence for r in rows):
+        out.print(
+            "\n95% CI: half-width of the run's 95% interval of the median inferences per joule "
+            "across trials (— : no interval; `wattbench run --target-ci PCT`)"
         )
     if any(r.energy_estimated for r in rows):
         out.print(
