@@ -102,7 +102,7 @@ class HarnessExecutor:
 
             check_keys(cfg.adapter, cfg.adapter_options, adapter_cls.option_keys)
         readers, warnings = select_readers(cfg.power, run_reader_options(cfg))
-        suite = suite_cls(SuiteOptions(data_dir=cfg.data_dir, seed=cfg.seed))
+        suite = suite_cls(SuiteOptions(data_dir=cfg.data_dir, seed=cfg.seed, weights=cfg.weights))
         return create_runner(
             cfg, suite, adapter_cls(), readers, ModelCache(), progress=progress, warnings=warnings
         ).execute()

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from wattbench.core.adapter import AdapterOptions, ModelArtifact, Session
+from wattbench.core.adapter import AdapterOptions, ModelArtifact, Precision, Session
+from wattbench.core.cache import ModelCache
 from wattbench.core.errors import ConfigError
 from wattbench.core.suite import InputSet
 from wattbench.core.testing import FakeAdapter, FakeSession, FakeSuite
@@ -42,3 +44,13 @@ class FleetFakeSuite(FakeSuite):
         if d is not None and not d.is_dir():
             raise ConfigError(f"no inputs: {d} does not exist")
         return super().load_inputs()
+
+    def build_model(
+        self, fmt: str, cache: ModelCache, precision: Precision = "fp32"
+    ) -> ModelArtifact:
+        """The fake model, whose ``weights`` says which weights the run asked for."""
+        w = self.options.weights
+        weights = f"random(seed={self.options.seed})" if w == "random" else (w or "none")
+        return ModelArtifact(
+            path=Path("/dev/null"), sha256="0" * 64, format=fmt, weights=weights, name="fake"
+        )
