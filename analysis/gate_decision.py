@@ -90,7 +90,12 @@ class GateReport:
 
 def _runs_trials(runs: Sequence[RunRecord]) -> str:
     n = sum(r.trials for r in runs)
-    return f"{len(runs)} run{'s' if len(runs) != 1 else ''}/{n} trials"
+    head = f"{len(runs)} run{'s' if len(runs) != 1 else ''}/{n} trials"
+    if len(runs) == 1:
+        return f"{head}, {runs[0].interval_text}"
+    if any(r.confidence for r in runs):
+        return f"{head}; " + "; ".join(f"{r.run_id[:8]} {r.interval_text}" for r in runs)
+    return head
 
 
 def selected_metrics(

@@ -60,6 +60,7 @@ class _Head:
     device_name: str | None
     energy_reader: str | None
     key: ConfigKey
+    confidence: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,7 @@ _HEAD_COLUMNS = (
     Device.accelerator,
     Device.cpu_model,
     Environment.data,
+    Run.extras["confidence"],
 )
 
 
@@ -136,7 +138,8 @@ def _heads(s: Session, where: Any) -> list[_Head]:
     out = []
     for r in rows:
         (pk, uuid, labels, valid, reasons, started, adapter, target, precision, batch) = r[:10]
-        (scenario, method, scope, suite, version, sha, dev_name, accel, cpu, env) = r[10:]
+        (scenario, method, scope, suite, version, sha, dev_name, accel, cpu, env) = r[10:20]
+        conf = r[20]
         out.append(
             _Head(
                 pk=pk,
@@ -161,6 +164,7 @@ def _heads(s: Session, where: Any) -> list[_Head]:
                     energy_method=method,
                     energy_scope=scope,
                 ),
+                confidence=conf if isinstance(conf, dict) and conf else None,
             )
         )
     return out
@@ -223,6 +227,7 @@ def _records(s: Session, heads: Sequence[_Head], source: str) -> list[RunRecord]
                 device_name=h.device_name,
                 energy_reader=h.energy_reader,
                 samples=trial_samples(rows),
+                confidence=h.confidence,
             )
         )
     return out

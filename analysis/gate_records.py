@@ -206,6 +206,21 @@ class RunRecord:
     device_name: str | None
     energy_reader: str | None
     samples: Mapping[str, tuple[float, ...]]
+    confidence: Mapping[str, Any] | None = None  # the run's TrialConfidence as JSON
+
+    @property
+    def interval_text(self) -> str:
+        """The run's own achieved 95 % intervals, e.g. ``95% CI inf/J ±1.8 %, p90 ±2.1 %
+        (target reached)``; ``no 95% CI`` for a run that recorded none."""
+        c = self.confidence
+        if not c:
+            return "no 95% CI"
+        parts = []
+        for metric, name in (("inferences_per_joule", "inf/J"), ("latency_p90_ms", "p90")):
+            hw = (c.get(metric) or {}).get("half_width")
+            parts.append(f"{name} " + ("—" if hw is None else f"±{hw * 100:.2g} %"))
+        stopped = c.get("stopped") or "fixed repeats"
+        return f"95% CI {', '.join(parts)} ({stopped})"
 
     @property
     def estimated(self) -> bool:
@@ -298,6 +313,7 @@ def record_from_result(
         device_name=dev.get("name") or dev.get("hostname"),
         energy_reader=head.reader if head else None,
         samples=trial_samples(rows),
+        confidence=None if result.confidence is None else result.confidence.model_dump(mode="json"),
     )
 
 

@@ -53,7 +53,10 @@ def _run_line(r: RunRecord) -> str:
     labels = ", ".join(f"`{_md(x)}`" for x in r.labels) or "no labels"
     when = r.started_at.isoformat(timespec="seconds") if r.started_at else "?"
     valid = "" if r.valid else " **INVALID**"
-    return f"`{r.run_id}` ({r.trials} trials, {when}, {_md(r.source)}; {labels}){valid}"
+    return (
+        f"`{r.run_id}` ({r.trials} trials, {_md(r.interval_text)}, {when}, {_md(r.source)}; "
+        f"{labels}){valid}"
+    )
 
 
 def to_markdown(report: GateReport) -> str:
@@ -138,6 +141,8 @@ def to_junit(report: GateReport) -> str:
         ("candidate", report.candidate_ref),
         ("baseline_runs", " ".join(r.run_id for r in report.baseline)),
         ("candidate_runs", " ".join(r.run_id for r in report.candidate)),
+        ("baseline_intervals", "; ".join(r.interval_text for r in report.baseline)),
+        ("candidate_intervals", "; ".join(r.interval_text for r in report.candidate)),
         ("verdict", report.verdict.value),
         ("configuration", report.key.describe() if report.key else ""),
     ):
