@@ -175,6 +175,13 @@ def run(
         float | None,
         typer.Option(help="Cloud/hybrid: cloud J per request when the server meters none."),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Serve live Prometheus metrics (power W, energy J, inferences, temperature, "
+            "up) at http://HOST:PORT/metrics while the run lasts (the fleet extra).",
+        ),
+    ] = None,
 ) -> None:
     """Benchmark SUITE on ADAPTER, store the result and print a summary.
 
@@ -224,23 +231,35 @@ def run(
     for w in warnings:
         err.print(f"warning: {w}")
     suite_obj = suite_cls(SuiteOptions(data_dir=cfg.data_dir, seed=cfg.seed, weights=cfg.weights))
+    metrics = None
+    if metrics_port is not None:
+        from wattbench.harness.metrics import PowerMetrics
+
+        metrics = PowerMetrics(cfg.device_name or "local", metrics_port, up_name="wattbench_run_up")
+        metrics.start_sampler(tuple(cfg.power), interval_s=1.0)
     # The journal follows the run phase by phase: a kill leaves it behind, so the next
     # start reports the run as aborted (and where); the store write is one transaction.
-    with RunJournal.recording(
-        suite=cfg.suite, adapter=cfg.adapter, device_name=cfg.device_name, db=store.display_url
-    ) as journal:
-        with CliProgress(err, planned_seconds(cfg)) as bar:
-            result = create_runner(
-                cfg,
-                suite_obj,
-                adapter_cls(),
-                readers,
-                ModelCache(),
-                progress=journal.progress(bar),
-                warnings=warnings,
-                thermal=ThermalMonitor(cfg.sysfs_root),  # temperatures + throttling per trial
-            ).execute()
-        store_result(result, store, journal)  # implausible figures: one error line
+    try:
+        with RunJournal.recording(
+            suite=cfg.suite, adapter=cfg.adapter, device_name=cfg.device_name, db=store.display_url
+        ) as journal:
+            with CliProgress(err, planned_seconds(cfg)) as bar:
+                result = create_runner(
+                    cfg,
+                    suite_obj,
+                    adapter_cls(),
+                    readers,
+                    ModelCache(),
+                    progress=journal.progress(bar),
+                    warnings=warnings,
+                    thermal=ThermalMonitor(cfg.sysfs_root),  # temperatures + throttling per trial
+                ).execute()
+            store_result(result, store, journal)  # implausible figures: one error line
+        if metrics is not None:
+            metrics.inferences.labels(metrics.device).inc(result.inferences)
+    finally:
+        if metrics is not None:
+            metrics.close()
     for w in result.warnings[len(warnings) :]:
         err.print(f"warning: {w}")
     if as_json:
@@ -255,7 +274,7 @@ def run(
 #: `wattbench run` parameters that are not part of the run itself (where it is stored, how
 #: it is printed): never read from or written to a run file.
 _NOT_RUN_PARAMS = frozenset(
-    {"config", "print_config", "db", "git_labels", "upload_to", "token", "as_json"}
+    {"config", "print_config", "db", "git_labels", "upload_to", "token", "as_json", "metrics_port"}
 )
 
 
