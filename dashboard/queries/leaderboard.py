@@ -386,3 +386,40 @@ def rank(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     out = out.drop(columns=["_scope_order", "_est"])
     out.insert(0, "rank", ranks.to_numpy())
     return out
+
+
+def run_intervals(db: Database, run_ids: list[str]) -> pd.DataFrame:
+    """The achieved 95 % interval of each run in ``run_ids`` (``wattbench run --target-ci``).
+
+    Columns ``run_id``, ``ci`` (``±1.8 %``: the half-width of the inferences-per-joule
+    interval; ``—`` without one, never 0), ``ci_half_width_pct`` (NaN without one) and
+    ``ci_stop`` (``target reached``, ``budget exhausted``, ``fixed repeats``; ``—`` for a
+    run that recorded no interval). Read per shown row (at most a page of runs): the
+    per-configuration summaries do not keep intervals, so a configuration row shows its
+    latest run's (the run its ``run_id`` and *open run* link point at).
+    """
+    import pandas as pd
+
+    from wattbench.results_db.leaderboard import confidence_columns, half_width_text
+
+    ids = list(dict.fromkeys(str(r) for r in run_ids))
+    found: dict[str, Any] = {}
+    with db.engine.connect() as conn:
+        for i in range(0, len(ids), 500):
+            q = select(Run.uuid, Run.extras["confidence"]).where(Run.uuid.in_(ids[i : i + 500]))
+            for uuid, conf in conn.execute(q):
+                found[str(uuid)] = conf if isinstance(conf, dict) and conf else None
+    rows = []
+    for rid in ids:
+        conf = found.get(rid)
+        cols = confidence_columns(conf)
+        hw = cols["ipj_ci_half_width_pct"]
+        rows.append(
+            (
+                rid,
+                half_width_text(hw),
+                float("nan") if hw is None else float(hw),
+                cols["ci_stop_reason"] if conf else "—",
+            )
+        )
+    return pd.DataFrame(rows, columns=["run_id", "ci", "ci_half_width_pct", "ci_stop"])

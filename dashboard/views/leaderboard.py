@@ -16,6 +16,7 @@ from wattbench.dashboard.queries.leaderboard import (
     labels_of,
     rank,
     rankings_for,
+    run_intervals,
     scope_order,
 )
 
@@ -33,6 +34,8 @@ _SHOWN = (
     ("inferences_per_joule", "inf/J"),
     ("joules_per_inference", "J/inf"),
     ("uncertainty_pct", "± %"),
+    ("ci", "95% CI inf/J"),
+    ("ci_stop", "CI stop"),
     ("tokens_per_joule", "tokens/J"),
     ("energy_to_solution_j_per_inference", "energy-to-solution J/inf"),
     ("network_j_per_inference", "network J/inf (modelled)"),
@@ -161,7 +164,9 @@ def render() -> None:
             "joules **modelled**) and the cloud's compute (measured or estimated, see the run): "
             "rank these runs by it, never against edge runs."
         )
-    shown = table(ranked.head(MAX_SHOWN_ROWS))
+    top = ranked.head(MAX_SHOWN_ROWS)
+    top = top.merge(run_intervals(db, top["run_id"].astype(str).tolist()), on="run_id", how="left")
+    shown = table(top)
     st.dataframe(
         # Estimated rows are tinted. A rank group is all measured or all estimated, so a
         # measured one (the default) goes without the Styler: its per-cell styles cost
@@ -186,6 +191,11 @@ def render() -> None:
     if len(ranked) > MAX_SHOWN_ROWS:
         st.caption(f"Showing the top {MAX_SHOWN_ROWS} of {len(ranked)}; the CSV has them all.")
     ui.estimate_legend()
+    st.caption(
+        "95% CI inf/J: half-width of the run's 95 % interval of the median inferences per "
+        "joule across its trials (`wattbench run --target-ci`); CI stop: why it stopped "
+        "measuring. A configuration row shows its latest run's. — : no interval recorded."
+    )
     csv = ranked.drop(columns=["run_ids", "run_pk"], errors="ignore").to_csv(index=False)
     st.download_button(
         "Download CSV",
