@@ -8,7 +8,7 @@ import streamlit as st
 
 from wattbench.analysis.pareto import pareto_mask
 from wattbench.dashboard import ui
-from wattbench.dashboard.queries.leaderboard import group_label, scope_order
+from wattbench.dashboard.queries.leaderboard import group_label, run_intervals, scope_order
 
 FRONT_HEADERS = {
     "config": "configuration",
@@ -49,8 +49,11 @@ def figure(configs: pd.DataFrame) -> go.Figure:
     fig = go.Figure()
     hover = (
         "%{customdata[0]}<br>energy: %{customdata[1]}<br>J/inf %{x:.4g} · p90 %{y:.4g} ms"
-        "<br>%{customdata[2]:.1f} inf/s · %{customdata[3]} run(s)<extra></extra>"
+        "<br>%{customdata[2]:.1f} inf/s · %{customdata[3]} run(s)"
+        "<br>latest run's 95% CI inf/J %{customdata[4]} (%{customdata[5]})<extra></extra>"
     )
+    for c in ("ci", "ci_stop"):  # no interval known: —, never 0
+        df[c] = df[c].fillna("—") if c in df else "—"
     for i, (group, part) in enumerate(df.groupby("rank_group", sort=False)):
         color = _COLORS[i % len(_COLORS)]
         scope = part["energy_scope"].iloc[0]
@@ -75,7 +78,9 @@ def figure(configs: pd.DataFrame) -> go.Figure:
                         "size": 12 if on_front else 9,
                         "line": {"width": 2},
                     },
-                    customdata=pts[["config", "energy", "throughput_ips", "runs"]].to_numpy(),
+                    customdata=pts[
+                        ["config", "energy", "throughput_ips", "runs", "ci", "ci_stop"]
+                    ].to_numpy(),
                     hovertemplate=hover,
                 )
             )
@@ -110,6 +115,10 @@ def render() -> None:
         return
     ui.mode_note(sel)
     configs = sel.configurations()
+    if not configs.empty:  # each point's latest run's achieved interval, for the hover text
+        configs = configs.merge(
+            run_intervals(db, configs["run_id"].astype(str).tolist()), on="run_id", how="left"
+        )
     st.subheader(f"{sel.title} · joules per inference vs p90 latency")
     usable = configs.dropna(subset=["joules_per_inference", "latency_p90_ms"])
     if usable.empty:

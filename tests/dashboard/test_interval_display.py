@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -80,3 +81,39 @@ def test_interval_column_per_run_and_per_configuration(
     stop = dict(zip(table["detail"].str.removeprefix("run?run="), table["CI stop"], strict=True))
     assert by_run == {newer.run_id: want, older.run_id: "—"}  # no interval: —, never 0
     assert stop == {newer.run_id: "target reached", older.run_id: "—"}
+
+
+def test_pareto_hover_names_the_latest_runs_interval(
+    lab_sqlite: tuple[str, list[RunResult]], run_page: Callable[..., Any], tmp_path: Path
+) -> None:
+    _, runs = lab_sqlite
+    valid = [
+        r
+        for r in runs
+        if r.valid
+        and r.suite == "mobilenet_v2"
+        and r.scenario == "single-stream"
+        and r.config.mode == "edge"
+    ]
+    with_ci = valid[0].model_copy(update={"run_id": str(uuid.uuid4()), "confidence": confidence()})
+    other = next(
+        r
+        for r in valid
+        if r.adapter.precision != valid[0].adapter.precision
+        and r.energy[0].scope == valid[0].energy[0].scope
+    )
+    without = other.model_copy(update={"run_id": str(uuid.uuid4()), "confidence": None})
+    url = f"sqlite:///{tmp_path / 'pareto.db'}"
+    store = Store.open(url)
+    store.save_run(with_ci)
+    store.save_run(without)
+    hw = median_ci(IPJ).half_width
+    assert hw is not None
+
+    at = run_page(url, "pareto")
+    _ok(at)
+    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    points = [t for t in fig["data"] if t.get("mode") == "markers"]
+    assert all("latest run's 95% CI inf/J" in t["hovertemplate"] for t in points)
+    cells = [tuple(c[4:6]) for t in points for c in t["customdata"]]
+    assert sorted(cells) == sorted([(f"±{hw * 100:.2g} %", "target reached"), ("—", "—")])
