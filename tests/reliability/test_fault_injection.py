@@ -431,15 +431,22 @@ def test_postgresql_crash_and_restart_during_ingest(
 FAKE_RUN = Path(__file__).with_name("fake_run.py")
 
 
-def _wait_started(proc: subprocess.Popen[str], timeout_s: float = 60.0) -> None:
-    """Until ``proc`` has written its first run journal (imports done, a run begun)."""
+def _wait_started(procs: list[subprocess.Popen[str]], timeout_s: float = 60.0) -> dict[int, float]:
+    """When (monotonic) each of ``procs`` wrote its first run journal (imports done, a run
+    begun); a process that ended or never began by ``timeout_s`` is left out."""
+    started: dict[int, float] = {}
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and proc.poll() is None:
+    while time.monotonic() < deadline:
+        waiting = {p.pid for p in procs if p.pid not in started and p.poll() is None}
+        if not waiting:
+            break
         for path in journal.journal_dir().glob("*.json"):
             with contextlib.suppress(OSError, ValueError):
-                if json.loads(path.read_text()).get("pid") == proc.pid:
-                    return
+                pid = json.loads(path.read_text()).get("pid")
+                if pid in waiting:
+                    started[pid] = time.monotonic()
         time.sleep(0.01)
+    return started
 
 
 @pytest.mark.long
@@ -464,9 +471,17 @@ def test_sigkill_at_random_moments_leaves_no_partial_row(tmp_path: Path) -> None
             )
             for _ in range(4)
         ]
-        for proc in procs:  # a random moment after its first run started
-            _wait_started(proc)
-            time.sleep(rng.uniform(0.0, 2.0))
+        # three of the four die at a random moment of their own first second (measured
+        # from each one's start, not one after another: on a fast machine a process
+        # waited for in turn has finished); the fourth is left to finish
+        started = _wait_started(procs)
+        plan = sorted(
+            (started[p.pid] + rng.uniform(0.0, 1.0), p.pid, p)
+            for p in procs[:3]
+            if p.pid in started
+        )
+        for at, _pid, proc in plan:
+            time.sleep(max(0.0, at - time.monotonic()))
             if proc.poll() is None:
                 os.kill(proc.pid, signal.SIGKILL)
                 kills += 1

@@ -107,8 +107,11 @@ def test_tolerances_are_tolerated(base_result: RunResult) -> None:
     assert ipj is not None
     near = _summary(r, inferences_per_joule=ipj * (1 + RATIO_TOLERANCE / 2))
     assert validate_result(near) == []
-    skewed = r.model_copy(update={"finished_at": NOW + timedelta(seconds=CLOCK_SKEW_S / 2)})
-    assert validate_result(skewed, now=NOW) == []
+    # "now" is the receiver's clock: the run's own end, not import time (the session
+    # fixture may be built minutes after this module was imported).
+    now = r.finished_at
+    skewed = r.model_copy(update={"finished_at": now + timedelta(seconds=CLOCK_SKEW_S / 2)})
+    assert validate_result(skewed, now=now) == []
     noisy = _summary(r, net_j=-0.5)  # net energy may be negative (a noisy baseline)
     assert validate_result(noisy) == []
     hostile_ok = r.model_copy(
