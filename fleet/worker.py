@@ -195,6 +195,31 @@ class Worker:
                 m.cell_finished(status, inferences)
 
 
+#: Upper bound of the worker loop's socket poll. kombu's hub polls with a 1 s timeout when
+#: no timer is scheduled (and this worker schedules none: no heartbeats, gossip or events),
+#: so a delivery already read into the client's buffer waited up to 1 s (docs/fleet.md).
+POLL_TICK_S = 0.05
+
+
+def _make_poll_tick() -> Any:
+    from celery import bootsteps
+
+    class PollTick(bootsteps.StartStopStep):
+        """A no-op hub timer every POLL_TICK_S, bounding the hub's poll timeout."""
+
+        requires = ("celery.worker.components:Hub",)
+
+        def start(self, w: Any) -> None:
+            if getattr(w, "hub", None) is not None:
+                w.hub.call_repeatedly(POLL_TICK_S, _noop)
+
+    return PollTick
+
+
+def _noop() -> None:
+    pass
+
+
 def serve(
     *,
     broker_url: str,
@@ -233,6 +258,7 @@ def serve(
         metrics.start_sampler(power)
 
     app = broker.make_app(broker_url)
+    app.steps["worker"].add(_make_poll_tick())
     app.conf.task_queues = [broker.queue(queue_prefix, q) for q in queues]
 
     @app.task(name=broker.TASK_NAME, acks_late=True, reject_on_worker_lost=True)
