@@ -82,13 +82,19 @@ METRIC_COLUMNS = (
 
 
 def config_label(row: Any) -> str:
-    """A short human name of a configuration: hardware · runtime · model precision."""
+    """A short human name of a configuration: hardware · runtime · model precision · scope.
+
+    The energy scope is part of the name because one device measured at chip and at wall is
+    two configurations; without it, their labels collide (the Compare page keys on them).
+    """
     est = " ≈est" if getattr(row, "estimated", False) else ""
     t = getattr(row, "threads", None)
     threads = f" ×{int(t)}t" if t is not None and _present(t) else ""
+    scope = getattr(row, "energy_scope", None)
+    at_scope = f" @{scope}" if _present(scope) else ""
     return (
         f"{row.hardware} · {row.adapter} {row.runtime_version} ({row.execution_provider}) · "
-        f"{row.model} {row.precision} b{row.batch}{threads}{est}"
+        f"{row.model} {row.precision} b{row.batch}{threads}{at_scope}{est}"
     )
 
 
