@@ -200,6 +200,24 @@ def worker(
         typer.Option("--tag", help="A tag of this device (repeatable): takes its cells too."),
     ] = None,
     db: DbOpt = None,
+    upload_to: Annotated[
+        str | None,
+        typer.Option(
+            "--upload-to",
+            help="Ingest server URL (`wattbench serve`): no database access; results are "
+            "spooled locally and uploaded, cells claimed through the server.",
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token", envvar="WATTBENCH_TOKEN", help="This device's upload token (--upload-to)."
+        ),
+    ] = None,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(help="Folder of the upload spool (default: the user state directory)."),
+    ] = None,
     metrics_port: Annotated[
         int | None,
         typer.Option(help="Serve Prometheus metrics on this port (live power, cells)."),
@@ -225,20 +243,35 @@ def worker(
 ) -> None:
     """Run the campaign cells of this device (and of its tags), one at a time.
 
-    Results go to the store (--db, PostgreSQL in a lab). SIGTERM finishes cleanly: the
-    current cell is stopped and queued again.
+    Results go to the store (--db, PostgreSQL in a lab) or, without database access, to
+    an ingest server (--upload-to URL --token T). SIGTERM finishes cleanly: the current
+    cell is stopped and queued again.
     """
     from wattbench.fleet.worker import serve
 
     if heartbeat_s <= 0:
         raise ConfigError("--heartbeat-s must be above 0")
-    if db is None and not os.environ.get("WATTBENCH_DB"):
-        raise ConfigError("a worker stores results in the lab store: pass --db URL")
+    if db is not None and upload_to is not None:
+        raise ConfigError("pass either --db URL or --upload-to URL --token T, not both")
+    if upload_to is not None:
+        if not token:
+            raise ConfigError(
+                "--upload-to needs this device's token: pass --token (or set WATTBENCH_TOKEN); "
+                "create one on the server with `wattbench token create --device NAME`"
+            )
+    elif db is None and not os.environ.get("WATTBENCH_DB"):
+        raise ConfigError(
+            "a worker stores results in the lab store: pass --db URL "
+            "(or --upload-to URL --token T without database access)"
+        )
     rc = serve(
         broker_url=_broker(broker_url),
         device=device,
         tags=list(tag or []),
         db=db,
+        upload_to=upload_to,
+        token=token,
+        state_dir=state_dir,
         metrics_port=metrics_port,
         queue_prefix=queue_prefix,
         heartbeat_s=heartbeat_s,

@@ -18,6 +18,12 @@ One cell at a time (Celery's solo pool, prefetch 1), acknowledged only when fini
    message and exits.
 
 A heartbeat thread refreshes the device registry every ``heartbeat_s`` seconds.
+
+Upload mode (``--upload-to URL --token T``, no database access): the ledger is reached
+through the ingest server's fleet routes (:mod:`wattbench.fleet.api`); a result is saved to
+a local SQLite spool, then uploaded under the cell's run uuid before the cell is finished.
+Runs the spool still holds (an upload that failed) are uploaded before the next claim, so a
+redelivered cell whose run reached the server is acknowledged, not run again.
 """
 
 from __future__ import annotations
@@ -26,11 +32,14 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from wattbench.core.errors import WattbenchError
+from wattbench.core.errors import ConfigError, WattbenchError
 from wattbench.fleet import broker, ledger
+from wattbench.fleet.api import DbLedger, HttpLedger, LedgerClient
 from wattbench.fleet.executor import CellAborted, Executor, load_executor
 from wattbench.fleet.metrics import WorkerMetrics
 from wattbench.results_db.schema import (
@@ -42,6 +51,10 @@ from wattbench.results_db.schema import (
 )
 
 log = logging.getLogger("wattbench.fleet.worker")
+
+
+class UploadFailed(Exception):
+    """A cell's result could not be uploaded (it stays in the local spool)."""
 
 
 def _one_line(exc: BaseException) -> str:
@@ -66,7 +79,7 @@ class _Progress:
         t = time.monotonic()
         if t >= self._next_check:  # at most once a second: one indexed read
             self._next_check = t + 1.0
-            if ledger.is_cancelled(self.worker.store.engine, self.campaign_id):
+            if self.worker.book.is_cancelled(self.campaign_id):
                 raise CellAborted("campaign cancelled")
 
     def phase(self, name: str, total: float | None = None) -> None:
@@ -91,6 +104,20 @@ class Worker:
     heartbeat_s: float = ledger.HEARTBEAT_S
     stopping: threading.Event = field(default_factory=threading.Event)
     current_cell: int | None = None
+    #: the campaign ledger (default: the ledger in ``store``)
+    ledger_client: LedgerClient | None = None
+    #: upload mode: sends the spool's pending runs; returns the run ids now on the server
+    upload: Callable[[], set[str]] | None = None
+
+    def __post_init__(self) -> None:
+        if self.ledger_client is None:
+            self.ledger_client = DbLedger(self.store.engine)
+
+    @property
+    def book(self) -> LedgerClient:
+        """The campaign ledger."""
+        assert self.ledger_client is not None
+        return self.ledger_client
 
     # -- registry --------------------------------------------------------------------------
     def adapters_here(self) -> dict[str, str | None]:
@@ -108,20 +135,18 @@ class Worker:
         return out
 
     def register(self) -> None:
-        ledger.register_device(
-            self.store.engine,
+        self.book.register(
             self.device,
             self.tags,
-            hostname=socket.gethostname(),
-            adapters=None,
-            metrics_port=self.metrics.port if self.metrics else None,
+            socket.gethostname(),
+            self.metrics.port if self.metrics else None,
         )
 
     def scan_adapters(self) -> None:
         """Report which adapters run here (seconds: it imports every runtime), so that
         `campaign submit` skips the cells this device cannot run up front."""
         try:
-            ledger.set_adapters(self.store.engine, self.device, self.adapters_here())
+            self.book.set_adapters(self.device, self.adapters_here())
         except Exception as exc:
             log.warning("adapter scan failed: %s", _one_line(exc))
 
@@ -130,7 +155,7 @@ class Worker:
             self.scan_adapters()
         while not self.stopping.wait(self.heartbeat_s):
             try:
-                ledger.heartbeat(self.store.engine, self.device, self.current_cell)
+                self.book.heartbeat(self.device, self.current_cell)
             except Exception as exc:  # the store may be restarting; keep beating
                 log.warning("heartbeat failed: %s", _one_line(exc))
 
@@ -144,8 +169,10 @@ class Worker:
     # -- one cell --------------------------------------------------------------------------
     def handle(self, cell_id: int, campaign_id: str, attempt: int) -> str:
         """Run one delivered cell; returns what happened. Raises CellAborted to requeue."""
-        engine = self.store.engine
-        c = ledger.claim(engine, cell_id, attempt, self.device)
+        book = self.book
+        if self.upload is not None:
+            self.upload()  # runs left by a failed upload first: their cells become stored
+        c = book.claim(cell_id, attempt, self.device)
         if c.action != "run":
             log.info("cell %s: %s", cell_id, c.detail)
             return c.action
@@ -158,7 +185,7 @@ class Worker:
             reason = self.executor.unavailable(c.params, self.device)
             if reason:
                 status = CELL_SKIPPED
-                ledger.finish(engine, cell_id, c.attempt, CELL_SKIPPED, reason)
+                book.finish(cell_id, c.attempt, CELL_SKIPPED, reason)
                 return status
             try:
                 cfg = self.executor.config(
@@ -170,24 +197,27 @@ class Worker:
             except CellAborted as exc:
                 if exc.why == "campaign cancelled":
                     status = CELL_CANCELLED
-                    ledger.finish(engine, cell_id, c.attempt, CELL_CANCELLED, exc.why)
+                    book.finish(cell_id, c.attempt, CELL_CANCELLED, exc.why)
                     return status
                 status = CELL_PENDING
-                ledger.finish(engine, cell_id, c.attempt, CELL_PENDING, None)
+                book.finish(cell_id, c.attempt, CELL_PENDING, None)
                 raise
             except Exception as exc:
                 log.exception("cell %s failed", cell_id)
-                ledger.finish(engine, cell_id, c.attempt, CELL_FAILED, _one_line(exc))
+                book.finish(cell_id, c.attempt, CELL_FAILED, _one_line(exc))
                 return status
             # Stored under the cell's uuid, whole or not at all (one transaction).
             result = result.model_copy(update={"run_id": c.run_uuid})
             self.store.save_run(result)
+            if self.upload is not None and c.run_uuid not in self.upload():
+                # kept in the spool; the redelivery uploads it and finds it stored
+                raise UploadFailed(f"run {c.run_uuid} not uploaded yet; the cell is requeued")
             if result.valid:
                 status, inferences = CELL_DONE, result.inferences
-                ledger.finish(engine, cell_id, c.attempt, CELL_DONE, None)
+                book.finish(cell_id, c.attempt, CELL_DONE, None)
             else:
                 reasons = "; ".join(result.invalid_reasons) or "invalid"
-                ledger.finish(engine, cell_id, c.attempt, CELL_FAILED, f"run invalid: {reasons}")
+                book.finish(cell_id, c.attempt, CELL_FAILED, f"run invalid: {reasons}")
             return status
         finally:
             self.current_cell = None
@@ -220,12 +250,48 @@ def _noop() -> None:
     pass
 
 
+def default_state_dir(device: str) -> Path:
+    """The upload-mode worker's spool folder: the user state directory, per device."""
+    import platformdirs
+
+    return Path(platformdirs.user_state_dir("wattbench")) / "worker" / device
+
+
+def _uploader(store: Any, url: str, token: str) -> Callable[[], set[str]]:
+    """Sends the spool's pending runs to ``url``; returns the run ids the server holds."""
+    from wattbench.results_db.upload import upload_pending
+
+    def upload() -> set[str]:
+        report = upload_pending(store, url, token, max_attempts=3, batch_size=1)
+        if report.stopped or report.rejected or report.conflicts:
+            log.warning("upload: %s (%s)", report.summary(), report.stopped or "see the server")
+        return set(report.created) | set(report.duplicates)
+
+    return upload
+
+
+def _register_or_explain(
+    book: LedgerClient, device: str, tags: list[str], metrics_port: int | None, url: str
+) -> None:
+    """Register through the server; an unreachable or failing server is one ConfigError."""
+    try:
+        book.register(device, tags, socket.gethostname(), metrics_port)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot register {device} with {url}: {_one_line(exc)}: check that "
+            f"`wattbench serve` runs there with the fleet routes"
+        ) from None
+
+
 def serve(
     *,
     broker_url: str,
     device: str,
     tags: list[str],
     db: str | None,
+    upload_to: str | None = None,
+    token: str | None = None,
+    state_dir: str | Path | None = None,
     metrics_port: int | None = None,
     queue_prefix: str = broker.DEFAULT_PREFIX,
     heartbeat_s: float = ledger.HEARTBEAT_S,
@@ -245,14 +311,39 @@ def serve(
         broker.check_name("tag", t)
     broker.check_name("queue prefix", queue_prefix)
     queues = broker.worker_queues(queue_prefix, device, tags)
+    book: LedgerClient | None = None
+    if upload_to is not None:
+        # the token is checked first: a refused worker says one line and opens nothing
+        book = HttpLedger(upload_to, token or "")
+        _register_or_explain(book, device, list(tags), metrics_port, upload_to)
     logging.basicConfig(
         level=getattr(logging, loglevel.upper(), logging.INFO),
         format=f"%(asctime)s {device} %(levelname)s %(name)s: %(message)s",
     )
-    store = Store.open(db)
+    upload: Callable[[], set[str]] | None = None
+    if upload_to is not None:
+        spool = Path(state_dir) if state_dir else default_state_dir(device)
+        spool.mkdir(parents=True, exist_ok=True)
+        store = Store.open(f"sqlite:///{spool / 'spool.db'}")
+        upload = _uploader(store, upload_to, token or "")
+    else:
+        store = Store.open(db)
     metrics = WorkerMetrics(device, metrics_port) if metrics_port is not None else None
-    worker = Worker(device, list(tags), store, load_executor(executor), metrics, heartbeat_s)
-    worker.register()
+    worker = Worker(
+        device,
+        list(tags),
+        store,
+        load_executor(executor),
+        metrics,
+        heartbeat_s,
+        ledger_client=book,
+        upload=upload,
+    )
+    try:
+        worker.register()
+    except BaseException:
+        store.close()
+        raise
     worker.start_heartbeat(scan_adapters)
     if metrics is not None:
         metrics.start_sampler(power)
@@ -293,7 +384,7 @@ def serve(
     finally:
         worker.stopping.set()
         try:
-            ledger.device_stopped(store.engine, device)
+            worker.book.device_stopped(device)
         except Exception as exc:
             log.warning("could not mark %s stopped: %s", device, _one_line(exc))
         if metrics is not None:

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import anyio
@@ -87,6 +88,36 @@ JSON_LINES_TYPES = ("application/x-ndjson", "application/jsonl", "application/js
 #: Uploads validated and written at once (the store's connection pool is sized to match).
 DEFAULT_INGEST_THREADS = int(os.environ.get("WATTBENCH_INGEST_THREADS", "8"))
 TOKEN_HINT = "create one on the server with `wattbench token create --device NAME`"
+#: Entry point group of extra API routes. Each entry point names a callable
+#: ``mount(app, store, authorise)`` that adds routes to the app; ``authorise(header)``
+#: takes the ``Authorization`` header and returns the token's device (raising the 401/503
+#: reply otherwise). The store knows nothing of the parts that mount routes this way.
+ROUTES_GROUP = "wattbench.server_routes"
+
+#: ``mount(app, store, authorise)``: see :data:`ROUTES_GROUP`.
+RouteHook = Callable[[FastAPI, Store, Callable[[str | None], str]], None]
+
+
+def route_hooks() -> list[RouteHook]:
+    """The route hooks installed under :data:`ROUTES_GROUP` (one whose dependencies are
+    missing is left out, with a warning: the ingest API itself still serves)."""
+    import logging
+    from importlib.metadata import entry_points
+
+    hooks: list[RouteHook] = []
+    for ep in entry_points(group=ROUTES_GROUP):
+        try:
+            hooks.append(ep.load())
+        except ImportError as exc:
+            logging.getLogger("wattbench.server").warning(
+                "routes %s left out: %s", ep.name, _first_line(exc)
+            )
+    return hooks
+
+
+def authorise_header(store: Store, header: str | None) -> str:
+    """The device of the bearer token in ``header`` (the 401/503 reply otherwise)."""
+    return _authorise(store, _bearer(header))
 
 
 class _Reply(Exception):
@@ -114,8 +145,11 @@ def create_app(
     ingest_threads: int = DEFAULT_INGEST_THREADS,
     read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
     max_batch_runs: int = DEFAULT_MAX_BATCH_RUNS,
+    routes: Sequence[RouteHook] | None = None,
 ) -> FastAPI:
     """A FastAPI app that ingests runs into ``store`` (one app per store; no globals).
+
+    ``routes`` mount extra routes (default: the hooks of :data:`ROUTES_GROUP`).
 
     At most ``ingest_threads`` uploads (single runs or batches) are validated and written
     at once; more threads only fight over the GIL and the connection pool.
@@ -131,6 +165,9 @@ def create_app(
     @app.exception_handler(_Reply)
     async def _reply(_request: Request, exc: _Reply) -> JSONResponse:
         return JSONResponse(exc.body, status_code=exc.status, headers=exc.headers)
+
+    for hook in route_hooks() if routes is None else routes:
+        hook(app, store, functools.partial(authorise_header, store))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -1,0 +1,181 @@
+"""``wattbench worker --upload-to URL --token T``: a worker without database access.
+
+The real RabbitMQ, the central PostgreSQL store behind a real ingest server on loopback
+(with the fleet routes mounted), and a worker process that claims cells through the server
+and uploads its results: every cell done, exactly one run per cell on the central store, a
+redelivered cell whose run is already there acknowledged without running again, and a bad
+token refused with one ``error:`` line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fleetkit import FAST_RUN, WATTBENCH, Fleet, cli
+from sqlalchemy import func, select, update
+
+pytest.importorskip("uvicorn", reason="needs the server extra")
+
+from wattbench.fleet import broker, routes
+from wattbench.results_db.schema import CampaignCell, Run
+from wattbench.results_db.store import Store
+from wattbench.results_db.tokens import create_token
+
+DEVICE = "up-a"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _server(store: Store) -> Iterator[str]:
+    """The ingest server with the fleet routes, on a free loopback port, in a thread."""
+    import uvicorn
+
+    from wattbench.results_db.server import create_app
+
+    port = _free_port()
+    config = uvicorn.Config(
+        create_app(store, routes=[routes.mount]),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=1) as resp:
+                if resp.status == 200:
+                    break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def central(fleet: Fleet) -> Iterator[tuple[Store, str]]:
+    store = Store.open(fleet.db)
+    with _server(store) as url:
+        yield store, url
+    store.close()
+
+
+def _worker_cmd(fleet: Fleet, url: str, token: str, spool: Path) -> list[str]:
+    return [
+        WATTBENCH, "worker", "--device", DEVICE, "--broker", fleet.broker,
+        "--upload-to", url, "--token", token, "--state-dir", str(spool),
+        "--queue-prefix", fleet.prefix, "--heartbeat-s", "0.5", "--no-scan-adapters",
+    ]  # fmt: skip
+
+
+def _start(fleet: Fleet, cmd: list[str]) -> None:
+    fleet.queues.update(broker.worker_queues(fleet.prefix, DEVICE, []))
+    log = fleet.tmp / f"worker-{DEVICE}-{len(fleet._logs)}.log"
+    fleet._logs.append(log)
+    with log.open("wb") as fh:
+        fleet.workers[DEVICE] = subprocess.Popen(
+            cmd, stdout=fh, stderr=subprocess.STDOUT, env=fleet.env()
+        )
+
+
+def test_upload_worker_runs_a_campaign_exactly_once(
+    fleet: Fleet, central: tuple[Store, str]
+) -> None:
+    store, url = central
+    token = create_token(store, DEVICE)
+    _start(fleet, _worker_cmd(fleet, url, token, fleet.tmp / "spool"))
+    fleet.wait_registered(DEVICE)
+    cid = fleet.submit(
+        f"""
+name = "upload"
+[matrix]
+seed = [0, 1, 2]
+adapter = ["fleet-fake"]
+[run]
+{FAST_RUN}
+[target]
+devices = ["{DEVICE}"]
+"""
+    )
+    st = fleet.wait_settled(cid)
+    assert st["overall"]["done"] == 3, (st, fleet.logs())
+    assert st["overall"]["total"] == 3
+    with fleet.engine.connect() as conn:
+        cells = conn.execute(
+            select(CampaignCell.id, CampaignCell.run_uuid, CampaignCell.queue).where(
+                CampaignCell.campaign_id == cid
+            )
+        ).all()
+        runs = conn.execute(select(Run.uuid, Run.valid)).all()
+    # exactly one valid run per cell on the central store, under the cell's run uuid
+    assert sorted(r.uuid for r in runs) == sorted(c.run_uuid for c in cells)
+    assert all(r.valid for r in runs)
+
+    # the worker died after uploading, before finishing: the cell is still running and
+    # its message comes again. It is acknowledged as stored, not run again.
+    again = cells[0]
+    with fleet.engine.begin() as conn:
+        conn.execute(
+            update(CampaignCell).where(CampaignCell.id == again.id).values(status="running")
+        )
+    broker.publish_cells(fleet.broker, fleet.prefix, [(again.id, cid, again.queue, 0)])
+    st = fleet.wait_for(cid, lambda s: s["overall"]["done"] == 3, timeout=60)
+    deadline = time.monotonic() + 30
+    while "run already stored" not in fleet.logs() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "run already stored" in fleet.logs(), fleet.logs()
+    with fleet.engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(Run)) == 3
+        assert conn.scalar(select(func.count()).where(Run.uuid == again.run_uuid)) == 1
+    fleet.check_alive()
+
+
+def test_upload_worker_with_a_bad_token_stops_with_one_error_line(
+    fleet: Fleet, central: tuple[Store, str]
+) -> None:
+    _store, url = central
+    proc = subprocess.run(
+        _worker_cmd(fleet, url, "not-a-token", fleet.tmp / "spool"),
+        capture_output=True,
+        text=True,
+        env=fleet.env(),
+        timeout=120,
+    )
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error:") and "token" in lines[0], lines
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_worker_needs_exactly_one_of_db_and_upload_to(fleet: Fleet) -> None:
+    base = ("worker", "--device", DEVICE, "--broker", fleet.broker)
+    code, _out, err = cli(*base, "--db", fleet.db, "--upload-to", "http://127.0.0.1:9")
+    assert code != 0
+    assert err.strip().startswith("error:") and "not both" in err
+    assert len(err.strip().splitlines()) == 1
+    code, _out, err = cli(*base, "--upload-to", "http://127.0.0.1:9")
+    assert code != 0
+    assert err.strip().startswith("error:") and "--token" in err
