@@ -12,10 +12,11 @@ from typing import Any
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from sqlalchemy import select
 
 from wattbench.fleet import ledger
 from wattbench.fleet.api import PREFIX
-from wattbench.results_db.schema import CELL_STATES
+from wattbench.results_db.schema import CELL_STATES, CampaignCell
 
 
 def _fail(status: int, code: str, detail: str) -> Any:
@@ -28,6 +29,25 @@ def _json(body: bytes) -> dict[str, Any] | None:
     except ValueError:
         return None
     return data if isinstance(data, dict) else None
+
+
+def _not_yours(engine: Any, cell_id: int, device: str, finishing: bool) -> str | None:
+    """Why ``device`` may not claim (or finish) the cell; None when it may.
+
+    A device's cell is its own; an any-one-device cell (``tags:...``) is anyone's to claim
+    and, once claimed, its claimer's to finish."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(CampaignCell.target, CampaignCell.device).where(CampaignCell.id == cell_id)
+        ).first()
+    if row is None:
+        return None  # the ledger answers "no such cell"
+    target, owner = row
+    if not target.startswith("tags:"):
+        return None if target == device else f"cell {cell_id} is for device {target!r}"
+    if finishing and owner is not None and owner != device:
+        return f"cell {cell_id} was claimed by device {owner!r}"
+    return None
 
 
 def mount(app: Any, store: Any, authorise: Callable[[str | None], str]) -> None:
@@ -43,6 +63,9 @@ def mount(app: Any, store: Any, authorise: Callable[[str | None], str]) -> None:
         device, body = await _device_and_body(request)
         if body is None or not isinstance(body.get("attempt"), int):
             return _fail(400, "malformed", 'send {"attempt": <int>}')
+        why = await run_in_threadpool(_not_yours, engine, cell_id, device, False)
+        if why:
+            return _fail(403, "forbidden", f"{why}, not {device!r}: use that device's token")
         c = await run_in_threadpool(ledger.claim, engine, cell_id, body["attempt"], device)
         return JSONResponse(
             {
@@ -59,7 +82,7 @@ def mount(app: Any, store: Any, authorise: Callable[[str | None], str]) -> None:
 
     @app.post(f"{PREFIX}/cells/{{cell_id}}/finish")
     async def finish_cell(cell_id: int, request: Request) -> Any:
-        _device, body = await _device_and_body(request)
+        device, body = await _device_and_body(request)
         if (
             body is None
             or not isinstance(body.get("attempt"), int)
@@ -72,6 +95,9 @@ def mount(app: Any, store: Any, authorise: Callable[[str | None], str]) -> None:
                 f'send {{"attempt": <int>, "status": one of {", ".join(CELL_STATES)}, '
                 f'"reason": <text or null>}}',
             )
+        why = await run_in_threadpool(_not_yours, engine, cell_id, device, True)
+        if why:
+            return _fail(403, "forbidden", f"{why}, not {device!r}: use that device's token")
         await run_in_threadpool(
             ledger.finish, engine, cell_id, body["attempt"], body["status"], body["reason"]
         )

@@ -10,13 +10,16 @@ token refused with one ``error:`` line.
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fleetkit import FAST_RUN, WATTBENCH, Fleet, cli
@@ -24,7 +27,8 @@ from sqlalchemy import func, select, update
 
 pytest.importorskip("uvicorn", reason="needs the server extra")
 
-from wattbench.fleet import broker, routes
+from wattbench.fleet import broker, ledger, routes
+from wattbench.fleet.spec import parse_campaign
 from wattbench.results_db.schema import CampaignCell, Run
 from wattbench.results_db.store import Store
 from wattbench.results_db.tokens import create_token
@@ -179,3 +183,54 @@ def test_worker_needs_exactly_one_of_db_and_upload_to(fleet: Fleet) -> None:
     code, _out, err = cli(*base, "--upload-to", "http://127.0.0.1:9")
     assert code != 0
     assert err.strip().startswith("error:") and "--token" in err
+
+
+def _post(url: str, token: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    req = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, dict(json.loads(resp.read()))
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(json.loads(exc.read()))
+
+
+def test_fleet_routes_refuse_other_devices_cells_and_bad_tokens(
+    fleet: Fleet, central: tuple[Store, str]
+) -> None:
+    store, url = central
+    mine, other = create_token(store, DEVICE), create_token(store, "up-b")
+    ledger.register_device(fleet.engine, DEVICE, [], hostname="h", adapters=None, metrics_port=None)
+    spec = parse_campaign(
+        f'name = "routes"\n[matrix]\nseed = [0]\n[run]\n{FAST_RUN}\n'
+        f'[target]\ndevices = ["{DEVICE}"]\n',
+        fleet.tmp / "routes.toml",
+    )
+    cell_id = ledger.create_campaign(fleet.engine, spec, fleet.prefix).messages[0][0]
+    claim = f"{url}/api/v1/fleet/cells/{cell_id}/claim"
+    finish = f"{url}/api/v1/fleet/cells/{cell_id}/finish"
+
+    status, answer = _post(claim, "not-a-token", {"attempt": 0})
+    assert status == 401 and "token create" in answer["detail"]
+    status, answer = _post(claim, other, {"attempt": 0})
+    assert status == 403 and "up-b" in answer["detail"]
+    status, _ = _post(f"{url}/api/v1/fleet/devices/{DEVICE}/heartbeat", other, {"event": "beat"})
+    assert status == 403
+    status, answer = _post(claim, mine, {"attempt": 0})
+    assert status == 200 and answer["action"] == "run" and answer["params"]["seed"] == 0
+    status, _ = _post(finish, other, {"attempt": 0, "status": "done", "reason": None})
+    assert status == 403
+    status, _ = _post(finish, mine, {"attempt": 0, "status": "finished?", "reason": None})
+    assert status == 400
+    status, _ = _post(finish, mine, {"attempt": 0, "status": "failed", "reason": "test"})
+    assert status == 200
+    with fleet.engine.connect() as conn:
+        row = conn.execute(select(CampaignCell).where(CampaignCell.id == cell_id)).one()
+    assert (row.status, row.reason, row.device) == ("failed", "test", DEVICE)
+    # a finished cell's message is dropped, not run
+    status, answer = _post(claim, mine, {"attempt": 0})
+    assert status == 200 and answer["action"] == "drop"
