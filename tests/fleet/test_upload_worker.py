@@ -44,14 +44,15 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def _server(store: Store) -> Iterator[str]:
-    """The ingest server with the fleet routes, on a free loopback port, in a thread."""
+    """The ingest server as ``wattbench serve`` builds it (the fleet routes come from the
+    installed ``wattbench.server_routes`` entry point), on a free loopback port, in a thread."""
     import uvicorn
 
     from wattbench.results_db.server import create_app
 
     port = _free_port()
     config = uvicorn.Config(
-        create_app(store, routes=[routes.mount]),
+        create_app(store),
         host="127.0.0.1",
         port=port,
         log_level="warning",
@@ -102,6 +103,14 @@ def _start(fleet: Fleet, cmd: list[str]) -> None:
         fleet.workers[DEVICE] = subprocess.Popen(
             cmd, stdout=fh, stderr=subprocess.STDOUT, env=fleet.env()
         )
+
+
+def test_the_installed_server_mounts_the_fleet_routes() -> None:
+    """``wattbench serve`` finds the fleet's routes through the entry point group, which
+    the store itself never imports (pyproject.toml names it)."""
+    from wattbench.results_db.server import route_hooks
+
+    assert routes.mount in route_hooks()
 
 
 def test_upload_worker_runs_a_campaign_exactly_once(
