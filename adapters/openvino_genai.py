@@ -21,6 +21,7 @@ does for greedy search:
 from __future__ import annotations
 
 import importlib
+import weakref
 from pathlib import Path
 from types import ModuleType
 from typing import Any, ClassVar
@@ -50,39 +51,67 @@ def _import(name: str) -> ModuleType | None:
         return None
 
 
+def _json(path: Path) -> dict[str, Any]:
+    import json
+
+    return dict(json.loads(path.read_text())) if path.is_file() else {}
+
+
 def _check_device(device: str) -> None:
     if device != "cpu":
         raise ConfigError(f"openvino-genai: device {device!r} is not supported: use --device cpu")
 
 
 class _State(GenerationState):
-    def __init__(self, length: int, last: int) -> None:
+    def __init__(self, length: int, last: int, request: Any) -> None:
         self.length = length
         self.last_token = last
         self.generated = 1
+        # the infer request whose OpenVINO states hold this prompt's KV cache
+        self.request = request
 
 
 class OpenVinoGenAiSession(GenerativeSession):
-    """A compiled stateful OpenVINO LLM and its single infer request."""
+    """A compiled stateful OpenVINO LLM; one infer request per live generation.
+
+    OpenVINO keeps a stateful model's KV cache in the infer request, so each prefilled
+    prompt gets a request of its own (the harness prepares several KV caches before a decode
+    window opens). A request goes back to the pool when its generation state is dropped, so
+    a steady run reuses the same few requests instead of creating one per prompt.
+    """
 
     def __init__(
-        self, ov: Any, ogv: Any, compiled: Any, options: AdapterOptions, max_ctx: int | None
+        self,
+        ov: Any,
+        ogv: Any,
+        compiled: Any,
+        options: AdapterOptions,
+        max_ctx: int | None,
+        eos_ids: list[int] | None = None,
     ) -> None:
         self._ov = ov
         self._ogv = ogv
         self._compiled = compiled
-        self._request = compiled.create_infer_request()
+        self._free: list[Any] = [compiled.create_infer_request()]
         self._options = options
         self._max_ctx = max_ctx
-        self._owner: _State | None = None
+        self._eos = list(eos_ids or [])
 
     @property
     def max_context(self) -> int | None:
         return self._max_ctx
 
-    def _run(self, ids: np.ndarray, start: int) -> np.ndarray:
+    def _request(self) -> Any:
+        if self._compiled is None:
+            raise ModelError("openvino-genai: the session is closed")
+        request = self._free.pop() if self._free else self._compiled.create_infer_request()
+        request.reset_state()
+        return request
+
+    @staticmethod
+    def _run(request: Any, ids: np.ndarray, start: int) -> np.ndarray:
         n = int(ids.size)
-        self._request.infer(
+        request.infer(
             {
                 "input_ids": ids.reshape(1, n).astype(np.int64),
                 "attention_mask": np.ones((1, start + n), dtype=np.int64),
@@ -90,35 +119,43 @@ class OpenVinoGenAiSession(GenerativeSession):
                 "beam_idx": np.zeros(1, dtype=np.int32),
             }
         )
-        return np.asarray(self._request.get_tensor("logits").data)
+        return np.asarray(request.get_tensor("logits").data)
+
+    def _pick(self, logits: np.ndarray) -> int:
+        """Greedy next token with EOS masked (fixed-length generation, as the reference)."""
+        last = logits[0, -1]
+        if self._eos:
+            last = last.copy()
+            last[[i for i in self._eos if 0 <= i < last.size]] = -np.inf
+        return int(np.argmax(last))
 
     def prefill(self, prompt_ids: np.ndarray, max_new_tokens: int) -> GenerationState:
         ids = as_token_ids(prompt_ids)
-        self._request.reset_state()
-        logits = self._run(ids, 0)
-        state = _State(int(ids.size), int(np.argmax(logits[0, -1])))
-        self._owner = state
+        request = self._request()
+        logits = self._run(request, ids, 0)
+        state = _State(int(ids.size), self._pick(logits), request)
+        # back to the pool once the harness lets go of this generation
+        weakref.finalize(state, self._free.append, request)
         return state
 
     def step(self, state: GenerationState) -> int:
         assert isinstance(state, _State)
-        if state is not self._owner:
-            raise ModelError(
-                "openvino-genai keeps one KV cache per session: decode a prompt before "
-                "prefilling the next"
-            )
-        logits = self._run(np.asarray([state.last_token], dtype=np.int64), state.length)
+        logits = self._run(
+            state.request, np.asarray([state.last_token], dtype=np.int64), state.length
+        )
         state.length += 1
-        state.last_token = int(np.argmax(logits[0, -1]))
+        state.last_token = self._pick(logits)
         state.generated += 1
         return state.last_token
 
     def token_logprobs(self, token_ids: np.ndarray) -> np.ndarray:
         """log p(token[i] | tokens[:i]) for i = 1 … n-1 from one pass over the text."""
         ids = as_token_ids(token_ids)
-        self._request.reset_state()
-        self._owner = None
-        rows = self._run(ids, 0)[0, :-1].astype(np.float64)
+        request = self._request()
+        try:
+            rows = self._run(request, ids, 0)[0, :-1].astype(np.float64)
+        finally:
+            self._free.append(request)
         top = rows.max(axis=1, keepdims=True)
         logz = top[:, 0] + np.log(np.exp(rows - top).sum(axis=1))
         return rows[np.arange(ids.size - 1), ids[1:]] - logz
@@ -139,7 +176,7 @@ class OpenVinoGenAiSession(GenerativeSession):
         )
 
     def close(self) -> None:
-        self._request = None
+        self._free.clear()
         self._compiled = None
 
 
@@ -188,11 +225,12 @@ class OpenVinoGenAiAdapter(GenerativeAdapter):
             raise ModelError(
                 f"openvino-genai cannot load {path}: {first_line(exc)}; rebuild the folder"
             ) from exc
-        max_ctx = None
-        cfg = path / "config.json"
-        if cfg.is_file():
-            import json
-
-            n = json.loads(cfg.read_text()).get("max_position_embeddings")
-            max_ctx = int(n) if n else None
-        return OpenVinoGenAiSession(ov, ogv, compiled, options, max_ctx)
+        cfg = _json(path / "config.json")
+        n = cfg.get("max_position_embeddings")
+        max_ctx = int(n) if n else None
+        # EOS masked as in the other adapters: fixed-length generation, as the reference
+        eos = _json(path / "generation_config.json").get("eos_token_id")
+        if eos is None:
+            eos = cfg.get("eos_token_id")
+        eos_ids = [eos] if isinstance(eos, int) else [int(i) for i in eos or []]
+        return OpenVinoGenAiSession(ov, ogv, compiled, options, max_ctx, eos_ids)

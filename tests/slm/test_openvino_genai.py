@@ -9,6 +9,11 @@ once per session into the session's model cache.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -101,6 +106,32 @@ def test_adapter_matches_reference_and_scores(
     assert verdict.metrics["perplexity_ratio"] == pytest.approx(1.0, abs=tol)
 
 
+def test_interleaved_generations_keep_their_own_kv_cache(
+    ov_models: dict[str, ModelArtifact], smollm_cache: ModelCache
+) -> None:
+    """The harness prefills several prompts before a decode window opens and then steps them
+    in turn: each generation has its own cache, so the tokens equal one-at-a-time decoding."""
+    art = ov_models["fp32"]
+    suite = SlmSuite(cache=smollm_cache, questions=6)
+    suite.bind(art)
+    prompts = suite.encode_prompts(art, suite.load_inputs())[:3]
+    session = OpenVinoGenAiAdapter().load(art, AdapterOptions(threads=1))
+    try:
+        alone = [session.generate(p, 6).tolist() for p in prompts]
+        states = [session.prefill(p, 6) for p in prompts]
+        together: list[list[int]] = [[s.last_token] for s in states]
+        for _ in range(5):
+            for s, toks in zip(states, together, strict=True):
+                toks.append(session.step(s))
+        del states, s
+        # the requests went back to the pool: more generations reuse them
+        assert len(session._free) == 3
+        assert session.generate(prompts[0], 6).tolist() == alone[0]
+    finally:
+        session.close()
+    assert together == alone
+
+
 def test_errors_name_the_remedy(tmp_path: Any, ov_models: dict[str, ModelArtifact]) -> None:
     assert OpenVinoGenAiAdapter.is_available("cpu").available
     assert not OpenVinoGenAiAdapter.is_available("cuda").available
@@ -111,3 +142,37 @@ def test_errors_name_the_remedy(tmp_path: Any, ov_models: dict[str, ModelArtifac
         OpenVinoGenAiAdapter().load(bad, AdapterOptions())
     with pytest.raises(ConfigError, match="use --device cpu"):
         OpenVinoGenAiAdapter().load(ov_models["fp32"], AdapterOptions(device="cuda"))
+
+
+def test_wattbench_run_slm_on_openvino_genai(
+    ov_models: dict[str, ModelArtifact], smollm_cache: ModelCache, tmp_path: Path
+) -> None:
+    """`wattbench run --suite slm --adapter openvino-genai` end to end: the suite picks the
+    IR folder exported from the same weights (cached by ``ov_models``), the run prints and
+    stores generation figures and the scored question set."""
+    env = {**os.environ, "WATTBENCH_CACHE": str(smollm_cache.root), "OMP_NUM_THREADS": "1"}
+    cmd = [str(Path(sys.executable).with_name("wattbench")), "run", "--suite", "slm"]
+    cmd += ["--adapter", "openvino-genai", "--duration", "0.5", "--repeats", "1"]
+    cmd += ["--threads", "1", "--warmup", "0", "--idle-s", "0.2", "--cooldown", "0"]
+    cmd += ["--e2e-queries", "1", "--min-queries", "4", "--power", "estimate"]
+    cmd += ["--no-git-labels", "--json", "--db", f"sqlite:///{tmp_path / 'r.db'}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    r = json.loads(proc.stdout)
+    assert r["adapter"]["adapter"] == "openvino-genai" and r["adapter"]["precision"] == "fp32"
+    assert r["model"]["sha256"] == ov_models["fp32"].sha256
+    assert r["model"]["name"].endswith("-openvino-fp32")
+    q = r["quality"]
+    assert q["kind"] == "accuracy" and q["passed"], q["detail"]
+    assert q["metrics"]["qa_questions"] >= 40 and q["metrics"]["qa_score"] >= 0.4
+    assert q["metrics"]["perplexity_ratio"] == pytest.approx(1.0, abs=0.01)
+    g = r["generation"]
+    assert g["ttft_ms"]["p50_ms"] > 0 and g["tpot_ms"]["p50_ms"] > 0
+    assert g["prefill_j_per_token"] > 0 and g["decode_j_per_token"] > 0
+    # the stored run ranks in the leaderboard with its runtime and precision
+    board = subprocess.run(
+        [cmd[0], "leaderboard", "--db", f"sqlite:///{tmp_path / 'r.db'}", "--format", "csv"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert board.returncode == 0, board.stderr
+    assert "openvino-genai" in board.stdout and "fp32" in board.stdout
