@@ -29,11 +29,11 @@ Greedy means argmax of the logits with the model's end-of-sequence token
 uses) masked, so the length is fixed, as in the transformers reference.
 
 Precision: a GGUF file carries its own weight format (``general.file_type``: F32, F16,
-Q4_1, Q4_K_M, ...). wattbench's precision field knows fp32, fp16 and int8 only, so a
-file with integer-quantised weights (any of the Q/IQ types; llama.cpp multiplies them
-with 8-bit-quantised activations) is recorded as ``int8`` and the exact type is in the
-description (``options["weights"]``, e.g. ``Q4_1``); F16/BF16 files are ``fp16``, F32
-files ``fp32``. A ``--precision`` that contradicts the file is refused.
+Q4_1, Q4_K_M, ...). wattbench's precision is the weights' width: types of at most about
+4.5 bits per weight (Q4_0/Q4_1, Q4_K_*, Q3/Q2 and the IQ1–IQ4 types) are ``int4``, Q5/Q6/Q8
+types ``int8`` (llama.cpp multiplies either with 8-bit-quantised activations); the exact
+type is in the description (``options["weights"]``, e.g. ``Q4_1``). F16/BF16 files are
+``fp16``, F32 files ``fp32``. A ``--precision`` that contradicts the file is refused.
 
 ``threads`` sets both ``n_threads`` (decode) and ``n_threads_batch`` (prompt); without it
 llama-cpp-python's defaults apply (half the logical CPUs for decode, all for the prompt)
@@ -125,13 +125,20 @@ def weights_type(file_type: int | None) -> str:
     return FILE_TYPES.get(file_type, f"type {file_type}")
 
 
+#: ``general.file_type`` values of 5- to 8-bit weights (Q8_0, Q5_*, Q6_K): ``int8``.
+EIGHT_BIT_TYPES = frozenset({7, 8, 9, 16, 17, 18})
+
+
 def precision_of(file_type: int | None) -> Precision:
-    """wattbench's precision for a GGUF weight format: F32 → fp32, F16/BF16 → fp16, else int8."""
+    """wattbench's precision for a GGUF weight format: F32 → fp32, F16/BF16 → fp16, Q5/Q6/Q8
+    → int8, the 4-bit-or-less types (Q4, Q3, Q2, IQ*) → int4."""
     if file_type == 0:
         return "fp32"
     if file_type in (1, 32):
         return "fp16"
-    return "int8"
+    if file_type in EIGHT_BIT_TYPES:
+        return "int8"
+    return "int4"
 
 
 def _gpu_layers(lc: ModuleType, device: str) -> int:
@@ -392,6 +399,7 @@ class LlamaCppAdapter(GenerativeAdapter):
 
     name: ClassVar[str] = "llama-cpp"
     formats: ClassVar[tuple[str, ...]] = ("gguf",)
+    precisions: ClassVar[tuple[Precision, ...]] = ("fp32", "fp16", "int8", "int4")
     option_keys: ClassVar[dict[str, str]] = {
         "n_ctx": f"context tokens to allocate (default {DEFAULT_N_CTX}, at most the model's)"
     }
@@ -423,7 +431,7 @@ class LlamaCppAdapter(GenerativeAdapter):
         return (int(ftype) if ftype is not None else None, int(ctx) if ctx else None)
 
     def model_precision(self, artifact: ModelArtifact) -> Precision:
-        """Read from the file: F32 → fp32, F16/BF16 → fp16, quantised types → int8."""
+        """Read from the file (:func:`precision_of`)."""
         return precision_of(self._header(Path(artifact.path))[0])
 
     def load(self, artifact: ModelArtifact, options: AdapterOptions) -> LlamaCppSession:

@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from wattbench.adapters.options import check_keys
-from wattbench.core.adapter import AdapterDescription, AdapterOptions, ModelArtifact
+from wattbench.core.adapter import AdapterDescription, AdapterOptions, ModelArtifact, Precision
 from wattbench.core.availability import Availability
 from wattbench.core.errors import ConfigError, ModelError, UnavailableError
 from wattbench.core.generative import (
@@ -185,6 +185,8 @@ class OpenVinoGenAiAdapter(GenerativeAdapter):
 
     name: ClassVar[str] = "openvino-genai"
     formats: ClassVar[tuple[str, ...]] = ("openvino-genai-dir",)
+    #: fp32 and NNCF weight compression (CPU; fp16 would be an inference hint, not weights)
+    precisions: ClassVar[tuple[Precision, ...]] = ("fp32", "int8", "int4")
 
     @classmethod
     def is_available(cls, device: str = "cpu") -> Availability:

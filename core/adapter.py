@@ -22,7 +22,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from wattbench.core.availability import Availability
 
-Precision = Literal["fp32", "fp16", "int8"]
+#: Numeric precision of a model's weights: ``int4`` is 4-bit (or fewer) integer weights
+#: (GGUF Q4/Q3/Q2 types, NNCF INT4 weight compression), ``int8`` 5- to 8-bit integers.
+Precision = Literal["fp32", "fp16", "int8", "int4"]
+#: The precisions an adapter runs unless it says otherwise (``Adapter.precisions``).
+COMMON_PRECISIONS: tuple[Precision, ...] = ("fp32", "fp16", "int8")
 
 #: Archive member of a TorchScript model that holds its I/O signature as JSON: written by the
 #: suites' model builders, read by the torch adapter (TorchScript stores no input shapes).
@@ -143,6 +147,8 @@ class Adapter(ABC):
     #: False when a suite's own build can never run here (e.g. the Edge TPU needs a model
     #: compiled by edgetpu_compiler): the user must pass --model
     runs_suite_builds: ClassVar[bool] = True
+    #: the precisions this runtime runs (the run refuses any other before loading)
+    precisions: ClassVar[tuple[Precision, ...]] = COMMON_PRECISIONS
 
     @classmethod
     @abstractmethod

@@ -28,7 +28,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from wattbench.core.adapter import AdapterDescription, AdapterOptions, ModelArtifact, Precision
+from wattbench.core.adapter import (
+    COMMON_PRECISIONS,
+    AdapterDescription,
+    AdapterOptions,
+    ModelArtifact,
+    Precision,
+)
 from wattbench.core.availability import Availability
 
 
@@ -93,6 +99,8 @@ class GenerativeAdapter(ABC):
     default_device: ClassVar[str] = "cpu"
     #: see Adapter.runs_suite_builds: generative runtimes load the suite's own builds
     runs_suite_builds: ClassVar[bool] = True
+    #: see Adapter.precisions
+    precisions: ClassVar[tuple[Precision, ...]] = COMMON_PRECISIONS
 
     @classmethod
     @abstractmethod

@@ -111,11 +111,20 @@ class Runner:
         self._thermal_window: ThermalWindow | None = None
 
     # -- steps ---------------------------------------------------------------------------
+    def _check_precision(self, precision: str) -> None:
+        runs = getattr(self.adapter, "precisions", ("fp32", "fp16", "int8"))
+        if precision not in runs:
+            raise ConfigError(
+                f"{self.adapter.name} runs {', '.join(runs)}, not {precision}: drop "
+                f"--precision {precision} or pick another adapter (`wattbench adapters`)"
+            )
+
     def _artifact(self) -> ModelArtifact:
         cfg = self.config
         if cfg.model is not None:
             art = self.suite.user_model(cfg.model)
             precision = cfg.precision or self.adapter.model_precision(art)
+            self._check_precision(precision)
             art = art.model_copy(update={"precision": precision})
             self.suite.bind(art)
             return art
@@ -125,6 +134,8 @@ class Runner:
                 f"not compiled for its accelerator): pass a compiled one with --model"
             )
         # A format the adapter loads that one of the suite's recipes can build (the suite picks).
+        if cfg.precision is not None:
+            self._check_precision(cfg.precision)
         choice = self.suite.pick_build(self.adapter.formats, cfg.precision)
         if choice is not None:
             art = self.suite.build_model(choice[0], self.cache, choice[1])

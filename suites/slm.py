@@ -179,12 +179,14 @@ class SlmSuite(Suite):
     scenarios: ClassVar[tuple[str, ...]] = ("single-stream",)
     #: Tolerance against the fp32 reference by the precision the run states: the question
     #: score may drop by at most ``qa_score_drop`` (a fraction of the questions) and the
-    #: perplexity rise by at most the factor ``perplexity_ratio``. int8 covers every
-    #: integer-quantised variant (GGUF Q4_1/Q4_K, GenAI int8).
+    #: perplexity rise by at most the factor ``perplexity_ratio``. int4 covers the 4-bit
+    #: variants (GGUF Q4_1/Q4_K, NNCF INT4), int8 the 5- to 8-bit ones (GGUF Q8_0, GenAI and
+    #: NNCF int8): both are held to the same bound.
     quality_targets: ClassVar[Mapping[str, Any]] = {
         "fp32": {"qa_score_drop": 0.04, "perplexity_ratio": 1.01},
         "fp16": {"qa_score_drop": 0.06, "perplexity_ratio": 1.03},
         "int8": {"qa_score_drop": 0.10, "perplexity_ratio": 1.10},
+        "int4": {"qa_score_drop": 0.10, "perplexity_ratio": 1.10},
     }
 
     #: the tiny random model's check (``--weights random``): share of prompts whose first
@@ -314,7 +316,8 @@ class SlmSuite(Suite):
         if fmt == GGUF:
             if precision == "fp16":
                 raise ConfigError(
-                    f"{e.filename} holds quantised weights (recorded as int8): drop --precision, "
+                    f"{e.filename} holds quantised weights (recorded as {e.precision}): drop "
+                    f"--precision, "
                     f"or run fp16 with transformers on CUDA"
                 )
             path = gguf_llm.gguf_path(e.name, cache)
@@ -322,17 +325,17 @@ class SlmSuite(Suite):
                 path=path,
                 sha256=e.sha256,
                 format=GGUF,
-                precision=e.precision or "int8",
+                precision=e.precision or "int4",
                 weights=weights,
                 name=e.name,
                 provenance=self._provenance(e, "run as the GGUF file itself"),
             )
         gguf = gguf_llm.gguf_path(e.name, cache)
         if fmt == HF_DIR:
-            if precision == "int8":
+            if precision in ("int8", "int4"):
                 raise ConfigError(
                     "transformers runs the dequantised weights at fp32 (or fp16 on CUDA): for "
-                    "int8 use llama-cpp or onnxruntime-genai"
+                    f"{precision} use llama-cpp or openvino-genai"
                 )
             path, sha = gguf_llm.hf_dir(cache, gguf, e.sha256)
             return ModelArtifact(
@@ -347,10 +350,11 @@ class SlmSuite(Suite):
                 ),
             )
         if fmt == GENAI_DIR:
-            if precision == "fp16":
+            if precision in ("fp16", "int4"):
                 raise ConfigError(
                     "slm builds ONNX Runtime GenAI models at fp32 and int8 (CPU): drop "
-                    "--precision fp16 or build an fp16 folder yourself and pass it with --model"
+                    f"--precision {precision} or build such a folder yourself and pass it with "
+                    "--model"
                 )
             hf, _ = gguf_llm.hf_dir(cache, gguf, e.sha256)
             path, sha = gguf_llm.genai_dir(cache, hf, e.sha256, precision)
@@ -371,14 +375,16 @@ class SlmSuite(Suite):
         if fmt == OV_DIR:
             if precision == "fp16":
                 raise ConfigError(
-                    "slm builds OpenVINO GenAI models at fp32 and int8 (CPU): drop --precision fp16"
+                    "slm builds OpenVINO GenAI models at fp32, int8 and int4 (CPU): drop "
+                    "--precision fp16"
                 )
             from wattbench.suites.models import openvino_llm
 
             hf, _ = gguf_llm.hf_dir(cache, gguf, e.sha256)
             path, sha = openvino_llm.openvino_dir(cache, hf, e.sha256, precision)
             how = "stateful IR by openvino.convert_model" + (
-                f", weights compressed by nncf {_version('nncf')} ({precision.upper()}_ASYM)"
+                f", weights compressed by nncf {_version('nncf')} ({precision.upper()}_ASYM"
+                + (f", group size {openvino_llm.INT4_GROUP_SIZE})" if precision == "int4" else ")")
                 if precision != "fp32"
                 else ""
             )

@@ -63,7 +63,7 @@ def run(
     ] = None,
     threads: Annotated[int | None, typer.Option(help="Runtime intra-op threads.")] = None,
     precision: Annotated[
-        str | None, typer.Option(help="fp32, fp16 or int8 (default: the model's own).")
+        str | None, typer.Option(help="fp32, fp16, int8 or int4 (default: the model's own).")
     ] = None,
     batch: Annotated[int, typer.Option(help="Samples per query.")] = 1,
     duration: Annotated[float, typer.Option(help="Minimum seconds per measured trial.")] = 10.0,

@@ -11,7 +11,8 @@ optimum-intel is not used: its wheels would downgrade ``transformers`` and repla
    ``openvino_genai.LLMPipeline`` expects);
 3. ``openvino_tokenizers.convert_tokenizer`` writes the tokenizer/detokenizer IRs;
 4. ``int8``/``int4`` compress the weights with ``nncf.compress_weights`` (INT8_ASYM, or
-   INT4_ASYM with group size 64); ``fp32`` is the plain export.
+   INT4_ASYM with group size 32 on every layer: group size 64 left SmolLM2-135M answering
+   nothing, its first token EOS); ``fp32`` is the plain export.
 
 Folders are cached as deterministic tars keyed by the GGUF's sha256, the precision and the
 openvino/nncf versions (:func:`wattbench.suites.models.gguf_llm.cached_dir`).
@@ -32,9 +33,11 @@ from wattbench.core.errors import ConfigError, UnavailableError
 INSTALL_HINT = "pip install 'wattbench[openvino-genai]' (openvino-genai, openvino-tokenizers, nncf)"
 
 #: Bump when the export below changes what it writes (part of the cache key).
-EXPORT_VERSION = "1"
+EXPORT_VERSION = "2"
 
 PRECISIONS = ("fp32", "int8", "int4")
+#: Weights per int4 scale/zero point (see step 4 above).
+INT4_GROUP_SIZE = 32
 
 _COPIED = (
     "config.json",
@@ -169,7 +172,11 @@ def compress(src: Path, out: Path, precision: str) -> None:
     if precision == "int8":
         kw: dict[str, Any] = {"mode": nncf.CompressWeightsMode.INT8_ASYM}
     elif precision == "int4":
-        kw = {"mode": nncf.CompressWeightsMode.INT4_ASYM, "group_size": 64, "ratio": 1.0}
+        kw = {
+            "mode": nncf.CompressWeightsMode.INT4_ASYM,
+            "group_size": INT4_GROUP_SIZE,
+            "ratio": 1.0,
+        }
     else:
         raise ConfigError(f"openvino-genai: no weight compression {precision!r}: use int8 or int4")
     for f in src.iterdir():

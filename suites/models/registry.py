@@ -325,8 +325,8 @@ def _gguf(
         sha256=sha256,
         kind="model",
         format="gguf",
-        # integer-quantised weights are recorded as int8; the exact type is in the name
-        precision="int8",
+        # every pinned file is a 4-bit type (Q4_1, Q4_K_S, Q4_K_M); the exact type is in the name
+        precision="int4",
         input="token ids of the file's own vocabulary",
         output="next-token logits",
         notes=notes,

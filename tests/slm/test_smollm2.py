@@ -39,7 +39,7 @@ from wattbench.suites.slm import (
 )
 
 SHA = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
-OPTS = AdapterOptions(threads=1, precision="int8")
+OPTS = AdapterOptions(threads=1, precision="int4")
 
 
 def _ref(artifact: ModelArtifact) -> GenerativeSession:
@@ -83,7 +83,7 @@ def test_normalised_match() -> None:
 def test_registry_pins_every_model_by_revision_and_sha256() -> None:
     for m in SLM_MODELS.values():
         e = registry.entry(m.entry)
-        assert e.format == "gguf" and e.precision == "int8" and len(e.sha256) == 64
+        assert e.format == "gguf" and e.precision == "int4" and len(e.sha256) == 64
         assert "/resolve/" in e.url and e.url.endswith(e.filename)
         revision = e.url.split("/resolve/")[1].split("/")[0]
         assert len(revision) == 40  # a commit, not a branch
@@ -124,7 +124,7 @@ def test_suite_finds_the_model_by_sha256_and_names_it(
     smollm_cache: ModelCache, smollm_gguf: ModelArtifact, tmp_path: Path
 ) -> None:
     assert smollm_gguf.sha256 == SHA and smollm_gguf.format == GGUF
-    assert (smollm_gguf.precision, smollm_gguf.name) == ("int8", "SmolLM2-135M-Instruct.Q4_1")
+    assert (smollm_gguf.precision, smollm_gguf.name) == ("int4", "SmolLM2-135M-Instruct.Q4_1")
     assert smollm_gguf.weights == f"pretrained(sha256={SHA[:12]})"
     # a user's copy under another name is recognised as the same pretrained model
     copy = tmp_path / "my.gguf"
@@ -156,7 +156,7 @@ def test_llama_cpp_states_switch_without_changing_tokens(smollm_gguf: ModelArtif
         assert [o for o in out] == [a.tolist() for a in alone]
         assert states[0].generated == 12
         d = s.describe()
-        assert d.runtime.startswith("llama.cpp") and d.precision == "int8"
+        assert d.runtime.startswith("llama.cpp") and d.precision == "int4"
         assert d.options["weights"] == "Q4_1" and d.options["threads"] == 1
         lp = s.token_logprobs(
             np.asarray(suite.tokenizer(smollm_gguf).encode("Hello world, how are you?").ids)
@@ -168,17 +168,17 @@ def test_llama_cpp_states_switch_without_changing_tokens(smollm_gguf: ModelArtif
 
 def test_llama_cpp_refuses_what_it_cannot_run(smollm_gguf: ModelArtifact, tmp_path: Path) -> None:
     adapter = LlamaCppAdapter()
-    assert adapter.model_precision(smollm_gguf) == "int8"
+    assert adapter.model_precision(smollm_gguf) == "int4"
     with pytest.raises(ConfigError, match="holds Q4_1 weights"):
         adapter.load(smollm_gguf, AdapterOptions(precision="fp32"))
     with pytest.raises(ConfigError, match="unknown --adapter-opt"):
-        adapter.load(smollm_gguf, AdapterOptions(precision="int8", extra={"nope": "1"}))
+        adapter.load(smollm_gguf, AdapterOptions(precision="int4", extra={"nope": "1"}))
     junk = tmp_path / "junk.gguf"
     junk.write_bytes(b"not a model")
     with pytest.raises(ModelError, match="not a GGUF file"):
         adapter.load(smollm_gguf.model_copy(update={"path": junk}), OPTS)
     with pytest.raises(ConfigError, match="exceed"):
-        s = adapter.load(smollm_gguf, AdapterOptions(precision="int8", extra={"n_ctx": "64"}))
+        s = adapter.load(smollm_gguf, AdapterOptions(precision="int4", extra={"n_ctx": "64"}))
         s.prefill(np.arange(60), 8)
 
 
@@ -198,9 +198,9 @@ def test_llama_cpp_is_judged_against_the_cached_transformers_reference(
     session = LlamaCppAdapter().load(smollm_gguf, OPTS)
     try:
         outputs = [session.generate(p, suite.quality_tokens) for p in prompts]
-        quality = suite.check_quality(outputs, suite.load_inputs(), reference, precision="int8")
+        quality = suite.check_quality(outputs, suite.load_inputs(), reference, precision="int4")
         assert quality.passed and quality.kind == "agreement"  # reported, not judged
-        verdict = suite.assess_session(session, smollm_gguf, quality, precision="int8")
+        verdict = suite.assess_session(session, smollm_gguf, quality, precision="int4")
     finally:
         session.close()
     print(f"\nllama-cpp Q4_1: {verdict.detail}")

@@ -381,6 +381,25 @@ def test_no_reader_is_a_config_error(tmp_path: Path) -> None:
         execute(tmp_path, make_config(), c, readers=[])
 
 
+def test_a_precision_the_adapter_does_not_run_is_refused_before_loading(tmp_path: Path) -> None:
+    c = FakeClock()
+    adapter = FakeAdapter(c, 0.001)
+    assert "int4" not in adapter.precisions
+    with pytest.raises(ConfigError, match=r"fake runs fp32, fp16, int8, not int4: drop --pre"):
+        execute(tmp_path, make_config(precision="int4"), c, adapter=adapter)
+    assert adapter.sessions == []
+
+
+def test_gguf_weight_types_map_to_their_width() -> None:
+    from wattbench.adapters.llama_cpp import FILE_TYPES, precision_of
+
+    names = {FILE_TYPES[t]: precision_of(t) for t in FILE_TYPES}
+    assert names["F32"] == "fp32" and names["F16"] == names["BF16"] == "fp16"
+    assert {names[n] for n in ("Q8_0", "Q5_0", "Q5_1", "Q5_K_S", "Q5_K_M", "Q6_K")} == {"int8"}
+    four = ("Q4_0", "Q4_1", "Q4_K_S", "Q4_K_M", "Q3_K_M", "Q2_K", "IQ4_XS", "IQ2_XXS", "IQ1_S")
+    assert {names[n] for n in four} == {"int4"}
+
+
 # -- the timed loop ----------------------------------------------------------------------
 
 
