@@ -48,7 +48,8 @@ def _one_line(exc: BaseException) -> str:
 
 
 class HarnessExecutor:
-    """The suite × adapter × readers of the cell through :func:`create_runner`."""
+    """The suite × adapter × readers of the cell through :func:`create_runner`, with the
+    thermal monitor of ``wattbench run`` (the stored run's ``thermal`` section)."""
 
     def _adapter_cls(self, options: dict[str, Any]) -> Any:
         name = options.get("adapter")
@@ -94,6 +95,7 @@ class HarnessExecutor:
         from wattbench.harness.cli.common import run_reader_options
         from wattbench.harness.protocol import create_runner
         from wattbench.power.select import select_readers
+        from wattbench.power.thermal import ThermalMonitor
 
         suite_cls = plugins.load(plugins.SUITES, cfg.suite)
         adapter_cls = plugins.load(plugins.ADAPTERS, cfg.adapter)
@@ -104,7 +106,15 @@ class HarnessExecutor:
         readers, warnings = select_readers(cfg.power, run_reader_options(cfg))
         suite = suite_cls(SuiteOptions(data_dir=cfg.data_dir, seed=cfg.seed, weights=cfg.weights))
         return create_runner(
-            cfg, suite, adapter_cls(), readers, ModelCache(), progress=progress, warnings=warnings
+            cfg,
+            suite,
+            adapter_cls(),
+            readers,
+            ModelCache(),
+            progress=progress,
+            warnings=warnings,
+            # as `wattbench run`: temperatures + throttling per trial (none sampled, no section)
+            thermal=ThermalMonitor(cfg.sysfs_root),
         ).execute()
 
 
