@@ -3,8 +3,11 @@
 Before the first change of a setting its original value is written to the journal (a JSON
 file in the user data dir, or ``WATTBENCH_TUNE_JOURNAL``). :class:`TuneSession` restores
 every changed setting on normal exit, on exceptions, on SIGINT and on SIGTERM, then removes
-the journal. After a SIGKILL (or a power cut) the journal stays: ``wattbench tune restore``
-reads it, restores and removes it.
+the journal. After a SIGKILL (or a power cut) the journal stays; it names the process that
+wrote it (pid, its start time and the boot id), so the next ``wattbench`` command can tell a
+journal whose writer is gone (:func:`writer_alive`) and restore it
+(:func:`restore_stale_journal`), as ``wattbench tune restore`` does on request. A journal of a
+live process (a sweep running now) is never touched.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -27,6 +31,8 @@ from wattbench.core.tuner import Tuner
 
 JOURNAL_ENV = "WATTBENCH_TUNE_JOURNAL"
 JOURNAL_VERSION = 1
+#: changes at every boot: a journal from an earlier boot was left by a power cut or a reboot
+BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
 
 
 class TuneRestoreError(WattbenchError):
@@ -68,6 +74,70 @@ def _write_journal(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)  # atomic: a kill leaves the old journal or the new one
 
 
+def boot_id() -> str | None:
+    """This boot's id (Linux), or None where it cannot be read."""
+    try:
+        return BOOT_ID_FILE.read_text(encoding="ascii").strip() or None
+    except OSError:
+        return None
+
+
+def _proc_stat(pid: int) -> tuple[str, str] | None:
+    """(state, start time in clock ticks since boot) of ``pid`` from /proc, or None."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    # the command name (field 2) may hold spaces and parentheses: split after the last ')'
+    fields = text[text.rfind(")") + 2 :].split()
+    if len(fields) < 20:
+        return None
+    return fields[0], fields[19]  # fields 3 (state) and 22 (starttime) of proc(5)
+
+
+def writer_identity() -> dict[str, Any]:
+    """What the journal records of the process writing it, for :func:`writer_alive`."""
+    pid = os.getpid()
+    stat = _proc_stat(pid)
+    return {"pid": pid, "boot_id": boot_id(), "pid_start": stat[1] if stat else None}
+
+
+def writer_alive(data: dict[str, Any]) -> bool:
+    """Whether the process that wrote the journal ``data`` may still be running.
+
+    Gone: no pid recorded, an earlier boot (power cut, reboot), no such process, a zombie,
+    or a different process under the same pid (another start time). Where nothing can be
+    told (no /proc, not POSIX) the writer counts as alive: a live sweep's settings must
+    never be restored under it.
+    """
+    pid = data.get("pid")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False
+    recorded_boot, current_boot = data.get("boot_id"), boot_id()
+    if recorded_boot and current_boot and recorded_boot != current_boot:
+        return False
+    if sys.platform == "win32":  # os.kill(pid, 0) would terminate it there
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: another user's process, alive
+        pass
+    stat = _proc_stat(pid)
+    if stat is not None:
+        if stat[0] in ("Z", "X"):  # killed, not yet reaped
+            return False
+        recorded_start = data.get("pid_start")
+        if recorded_start is not None and str(recorded_start) != stat[1]:
+            return False  # the pid was recycled
+    return True
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 TunerFactory = Callable[[str, "Path | None"], Tuner]
 
 
@@ -101,6 +171,12 @@ class TuneSession:
 
     def __enter__(self) -> TuneSession:
         if self.journal.exists():
+            data = _read_quietly(self.journal)
+            if data is not None and writer_alive(data):
+                raise ConfigError(
+                    f"another wattbench (pid {data.get('pid')}) is changing device settings "
+                    f"now (journal {self.journal}): wait until it ends"
+                )
             raise ConfigError(
                 f"a tune journal from an earlier run is at {self.journal}: run "
                 f"`wattbench tune restore` first (or delete it if the settings are back)"
@@ -147,7 +223,7 @@ class TuneSession:
                 self.journal,
                 {
                     "version": JOURNAL_VERSION,
-                    "pid": os.getpid(),
+                    **writer_identity(),
                     "created_at": datetime.now(timezone.utc).isoformat(),
                     "sysfs_root": str(self.sysfs_root) if self.sysfs_root else None,
                     "entries": {
@@ -164,7 +240,7 @@ class TuneSession:
             try:
                 self.tuners[name].restore(self.saved[name])
             except Exception as exc:  # keep restoring the others
-                failures.append(f"{name}: {exc}")
+                failures.append(f"{name}: {_one_line(exc)}")
         restored = list(self.saved)
         if failures:
             raise TuneRestoreError(
@@ -196,10 +272,31 @@ def restore_from_journal(
             factory(name, root).restore(entry["saved"])
             done.append((name, entry["saved"]))
         except Exception as exc:
-            failures.append(f"{name}: {exc}")
+            failures.append(f"{name}: {_one_line(exc)}")
     if failures:
         raise TuneRestoreError(
             f"could not restore {'; '.join(failures)}; the journal {path} is kept"
         )
     path.unlink(missing_ok=True)
     return done
+
+
+def _read_quietly(path: Path) -> dict[str, Any] | None:
+    try:
+        return read_journal(path)
+    except (OSError, WattbenchError):
+        return None
+
+
+def restore_stale_journal(
+    path: Path | None = None, *, factory: TunerFactory = load_tuner
+) -> tuple[dict[str, Any], list[tuple[str, Any]]] | None:
+    """Restore the journal at ``path`` if the process that wrote it is gone (killed, or
+    an earlier boot), then remove it: (journal data, [(name, saved)]). None when there is
+    no journal or its writer is alive. Raises :class:`TuneRestoreError` (journal kept)
+    when a setting cannot be put back, :class:`ConfigError` when the journal is corrupt."""
+    path = path if path is not None else journal_path()
+    data = read_journal(path)  # one failed open() when there is none: cheap at every start
+    if data is None or writer_alive(data):
+        return None
+    return data, restore_from_journal(path, factory=factory)

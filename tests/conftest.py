@@ -29,6 +29,8 @@ def _isolated_dirs(
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("WATTBENCH_DB", f"sqlite:///{home / 'default.db'}")
     monkeypatch.setenv("WATTBENCH_JOURNAL_DIR", str(home / "journal"))  # the run journal
+    # every wattbench start restores a stale tune journal: never the user's real one
+    monkeypatch.setenv("WATTBENCH_TUNE_JOURNAL", str(home / "tune-journal.json"))
     monkeypatch.setenv("WATTBENCH_CACHE", str(_shared_cache(tmp_path_factory)))
     monkeypatch.delenv("WATTBENCH_DATA_DIR", raising=False)
 

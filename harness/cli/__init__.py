@@ -51,6 +51,18 @@ app.command()(store.upload)
 app.command()(store.export)
 app.command("import")(store.import_runs)
 runs.register(app)  # runs [--aborted], and the start-up notice of killed runs
+
+
+def _at_start(ctx: typer.Context) -> None:
+    # Typer keeps one app callback: this one replaces the one runs.register set and calls it.
+    runs.announce_aborted(ctx)
+    # a killed sweep's device settings come back at the next start, whatever the command;
+    # `tune` does it in its own callback, which knows whether it is `tune show|restore`
+    if ctx.invoked_subcommand not in (None, "tune"):
+        tune.restore_stale()
+
+
+app.callback()(_at_start)
 app.add_typer(store.token_app, name="token")
 app.add_typer(models.models_app, name="models")
 network.register(app)  # cloud serve, sweep escalation|payload|frames

@@ -1,4 +1,8 @@
-"""``wattbench tune list|show|restore``: the device-setting tuners and their journal."""
+"""``wattbench tune list|show|restore``: the device-setting tuners and their journal.
+
+:func:`restore_stale` runs at every ``wattbench`` start (but ``tune show`` and ``tune
+restore``): it puts back the settings of a sweep that was killed (SIGKILL, power cut).
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,59 @@ from typing import Annotated, Any
 
 import typer
 
-from wattbench.harness.cli.common import out
+from wattbench.harness.cli.common import err, out
 
 tune_app = typer.Typer(
     help="Device settings a sweep changes (CPU frequency, power mode, GPU power limit).",
     no_args_is_help=True,
 )
+
+#: tune commands that read the journal themselves: no restore at their start
+_JOURNAL_COMMANDS = ("show", "restore")
+
+
+def restore_stale() -> None:
+    """Restore the journal of a killed sweep (its process gone), with one ``warning:`` line
+    naming what came back; or one line naming the cause and `wattbench tune restore`.
+    Never raises: commands that do not need the device must still run."""
+    from wattbench.core.tuning import TuneRestoreError, journal_path, restore_stale_journal
+
+    path = journal_path()
+    try:
+        found = restore_stale_journal(path)
+    except TuneRestoreError as exc:
+        err.print(
+            f"warning: a killed wattbench sweep left device settings changed; {exc}: "
+            f"fix that, then run `wattbench tune restore` (`wattbench tune show` lists them)",
+            markup=False,
+        )
+        return
+    except Exception as exc:  # an unreadable or corrupt journal
+        msg = " ".join(str(exc).split())
+        err.print(
+            f"warning: cannot check the tune journal {path}: {msg}; "
+            f"`wattbench tune restore` puts its settings back once it is readable",
+            markup=False,
+        )
+        return
+    if found is None:
+        return
+    data, done = found
+    what = ", ".join(f"{name} {json.dumps(saved)}" for name, saved in done) or "nothing"
+    err.print(
+        f"warning: restored the device settings of a killed wattbench sweep "
+        f"(pid {data.get('pid')}, {data.get('created_at')}): {what}; removed {path}",
+        markup=False,
+    )
+
+
+@tune_app.callback()
+def _at_start(ctx: typer.Context) -> None:
+    # `wattbench tune ...` is skipped by the app's start-up hook: only here is the
+    # subcommand known, and show/restore must see the journal as it is
+    if ctx.invoked_subcommand not in _JOURNAL_COMMANDS:
+        restore_stale()
+
 
 TuneSysfsOpt = Annotated[
     Path | None,
@@ -54,7 +105,7 @@ def tune_show(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """The journal of an unfinished sweep: each saved value against the current one."""
-    from wattbench.core.tuning import journal_path, read_journal
+    from wattbench.core.tuning import journal_path, read_journal, writer_alive
 
     path = journal_path()
     data = read_journal(path)
@@ -72,11 +123,15 @@ def tune_show(
         except Exception as exc:
             current = f"unreadable: {exc}"
         rows[name] = {"saved": entry["saved"], "current": current, "unit": entry.get("unit")}
+    alive = writer_alive(data)
     if as_json:
-        sys.stdout.write(json.dumps({"journal": str(path), "entries": rows}, indent=2) + "\n")
+        body = {"journal": str(path), "writer_alive": alive, "entries": rows}
+        sys.stdout.write(json.dumps(body, indent=2) + "\n")
         return
+    state = "running" if alive else "gone: the next wattbench command restores it"
     out.print(
-        f"tune journal {path} (pid {data.get('pid')}, {data.get('created_at')}):", markup=False
+        f"tune journal {path} (pid {data.get('pid')}, {data.get('created_at')}; {state}):",
+        markup=False,
     )
     for name, row in rows.items():
         out.print(
