@@ -60,6 +60,25 @@ def test_print_config_without_adapter_uses_the_suites_default(tmp_path: Path) ->
     assert not (tmp_path / "x.db").exists()  # printing runs nothing and stores nothing
 
 
+def test_first_run_needs_no_adapter_option(tmp_path: Path) -> None:
+    """The README's first command, `wattbench run --suite mobilenet_v2 --duration D --repeats 1`,
+    runs on the suite's default adapter and stores the run (shortened, same options)."""
+    proc = wattbench(
+        "run", "--suite", "mobilenet_v2", "--duration", "0.3", "--repeats", "1",
+        "--json", "--no-git-labels", db=tmp_path / "x.db",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    import json
+
+    r = json.loads(proc.stdout)
+    assert r["adapter"]["adapter"] == "onnxruntime" and r["suite"] == "mobilenet_v2"
+    assert r["model"]["weights"].startswith("pretrained") and len(r["trials"]) == 1
+    assert "Traceback" not in proc.stderr
+    # the power warning (no measured reader here) stays short: at most two lines
+    warning = [ln for ln in proc.stderr.splitlines() if "reader" in ln.lower()]
+    assert len(warning) <= 2, proc.stderr
+
+
 def test_config_file_runs_and_options_override_it(tmp_path: Path) -> None:
     run_file = tmp_path / "run.toml"
     run_file.write_text(_toml({**FAST, "label": "from-file"}))
