@@ -61,7 +61,8 @@ def settings(
     (latency vs J/inference) and the energy-optimal point within the latency bound.
 
     Device settings are restored at the end, on errors and on Ctrl-C/SIGTERM; after a
-    SIGKILL run `wattbench tune restore`.
+    SIGKILL or a power cut the next wattbench command restores them (or `wattbench tune
+    restore`).
     """
     from wattbench.core import plugins
     from wattbench.core.cache import ModelCache
