@@ -12,8 +12,11 @@ The model (documented in docs/dashboard.md; pure functions, no Streamlit):
 * ``total cost per million inferences = (capex + lifetime × energy cost per year) /
   (inferences over the lifetime / 1e6)`` with ``capex = devices × device price``.
 
-Energy figures keep their method and scope: a chip-scope figure leaves out the board and
-power supply, and an estimate is only an estimate — the table says which is which.
+Like with like: configurations are ranked only within one *group* of the same energy scope
+(wall, board, module, chip) and measured-vs-estimated, ranks restarting per group, wall and
+board groups first. A chip-scope figure leaves out the board and power supply, so its
+electricity cost is a lower bound and would always "win" against a wall-plug figure of a
+cheaper device; an estimate is only an estimate.
 """
 
 from __future__ import annotations
@@ -27,6 +30,32 @@ if TYPE_CHECKING:
 
 SECONDS_PER_YEAR = 365.25 * 24 * 3600
 J_PER_KWH = 3.6e6
+
+#: Energy scopes, widest first: the order procurement groups are shown in.
+SCOPES_WIDEST_FIRST = ("wall", "board", "module", "chip")
+#: Scopes whose energy figure covers what the electricity meter bills.
+BILLED_SCOPES = ("wall", "board")
+
+
+def energy_group(scope: str | None, estimated: bool) -> str:
+    """The group a configuration is ranked in: ``wall · measured``, ``chip · estimated``."""
+    return f"{scope or 'no scope'} · {'estimated' if estimated else 'measured'}"
+
+
+def energy_basis(scope: str | None) -> str:
+    """What the electricity cost rests on: the whole device (wall, board) or a LOWER BOUND."""
+    if scope == "wall":
+        return "wall: as billed"
+    if scope == "board":
+        return "board: near billed (no PSU loss)"
+    if not scope:
+        return "no scope: basis unknown"
+    return f"{scope}: LOWER BOUND ({scope} only)"
+
+
+def _group_order(scope: str | None, estimated: bool) -> tuple[int, str, bool]:
+    width = SCOPES_WIDEST_FIRST.index(scope) if scope in SCOPES_WIDEST_FIRST else 99
+    return (width, scope or "", estimated)
 
 
 @dataclass(frozen=True)
@@ -70,15 +99,19 @@ class Candidate:
     device_price: float | None = None
     energy: str = ""  # the method/scope badge, e.g. "≈ ESTIMATED · chip"
     estimated: bool = False
+    scope: str | None = None  # energy scope: chip, module, board, wall (None: unknown)
 
 
 @dataclass(frozen=True)
 class Plan:
     """What one configuration needs to meet the buyer's inputs."""
 
+    group: str  # see energy_group: ranked only against plans of the same group
     config: str
     energy: str
+    energy_basis: str
     estimated: bool
+    scope: str | None
     latency_ms: float
     devices: int
     utilisation: float
@@ -136,9 +169,12 @@ def plan_one(c: Candidate, inp: BuyerInputs) -> Plan | None:
     if c.estimated:
         notes.append("energy is an estimate")
     return Plan(
+        group=energy_group(c.scope, c.estimated),
         config=c.config,
         energy=c.energy,
+        energy_basis=energy_basis(c.scope),
         estimated=c.estimated,
+        scope=c.scope,
         latency_ms=float(latency),
         devices=devices,
         utilisation=utilisation,
@@ -153,12 +189,14 @@ def plan_one(c: Candidate, inp: BuyerInputs) -> Plan | None:
 
 
 def plan_all(candidates: list[Candidate], inp: BuyerInputs) -> list[Plan]:
-    """Plans of the qualifying candidates, cheapest per million inferences first (then by
-    energy; configurations without a cost last)."""
+    """Plans of the qualifying candidates, group by group (:func:`energy_group`; wall, board,
+    module, chip, measured before estimated) and within a group cheapest per million
+    inferences first (then by energy; configurations without a cost last)."""
     plans = [p for c in candidates if (p := plan_one(c, inp)) is not None]
 
-    def key(p: Plan) -> tuple[bool, float, bool, float]:
+    def key(p: Plan) -> tuple[Any, ...]:
         return (
+            _group_order(p.scope, p.estimated),
             p.cost_per_million is None,
             p.cost_per_million or 0.0,
             p.energy_kwh_per_year is None,
@@ -168,15 +206,28 @@ def plan_all(candidates: list[Candidate], inp: BuyerInputs) -> list[Plan]:
     return sorted(plans, key=key)
 
 
+def ranks(plans: list[Plan]) -> list[int]:
+    """Each plan's rank in its group, for plans in :func:`plan_all`'s order (restarts at 1)."""
+    seen: dict[str, int] = {}
+    out = []
+    for p in plans:
+        seen[p.group] = seen.get(p.group, 0) + 1
+        out.append(seen[p.group])
+    return out
+
+
 def plans_frame(plans: list[Plan], currency: str = "EUR") -> pd.DataFrame:
-    """Plans as a ranked table with human column names (money columns in ``currency``)."""
+    """Plans (in :func:`plan_all`'s order) as a table with human column names (money columns
+    in ``currency``); ``rank`` restarts in each ``group``."""
     import pandas as pd
 
     rows: list[dict[str, Any]] = [asdict(p) for p in plans]
     df = pd.DataFrame(rows, columns=list(Plan.__dataclass_fields__))
-    df.insert(0, "rank", range(1, len(df) + 1))
+    df = df.drop(columns=["scope"])
+    df.insert(0, "rank", ranks(plans))
     return df.rename(
         columns={
+            "energy_basis": "energy basis",
             "latency_ms": "latency ms",
             "utilisation": "utilisation",
             "capex": f"capex {currency}",

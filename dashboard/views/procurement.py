@@ -1,4 +1,9 @@
-"""Procurement: the buyer's workload and prices in, devices, cost and CO2e per configuration out."""
+"""Procurement: the buyer's workload and prices in, devices, cost and CO2e per configuration out.
+
+Like with like: one table per energy group (scope × measured/estimated; wall and board
+first), each with its own rank 1 — a chip-only figure's electricity cost is a lower bound
+and never ranks against a wall-plug one.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,10 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from wattbench.analysis.procurement import BuyerInputs, Candidate, plan_all, plans_frame
+from wattbench.analysis.procurement import BuyerInputs, plan_all, plans_frame
 from wattbench.core.errors import WattbenchError
 from wattbench.dashboard import ui
+from wattbench.dashboard.queries.procurement import candidates as make_candidates
 
 
 def _intensity() -> tuple[float | None, str]:
@@ -32,30 +38,38 @@ def _intensity() -> tuple[float | None, str]:
     return ci.g_per_kwh, ci.source
 
 
-#: Scopes whose energy figure covers what the electricity meter bills.
-BILLED_SCOPES = ("wall", "board")
-
-
-def energy_basis(energy: str) -> str:
-    """What the electricity cost rests on: the whole device (wall, board) or a LOWER BOUND."""
-    scope = str(energy).rsplit(" · ", 1)[-1].strip()
-    if scope == "wall":
-        return "wall: as billed"
-    if scope == "board":
-        return "board: near billed (no PSU loss)"
-    return f"{scope}: LOWER BOUND ({scope} only)"
-
-
-def with_energy_basis(table: pd.DataFrame) -> pd.DataFrame:
-    """``table`` with an ``energy basis`` column after ``energy``: electricity cost from a
-    chip or module figure leaves the rest of the system out, so it is a lower bound."""
-    out = table.copy()
-    out.insert(
-        out.columns.get_loc("energy") + 1,
-        "energy basis",
-        [energy_basis(e) for e in out["energy"]],
+def _group_table(rows: pd.DataFrame, group: str, currency: str) -> None:
+    """One group's ranked table and its cost chart (no chart spans groups)."""
+    basis = str(rows["energy basis"].iloc[0])
+    st.markdown(f"**{group}** · {len(rows)} configurations · electricity cost: {basis}")
+    st.dataframe(
+        ui.highlight_estimates(rows),
+        hide_index=True,
+        width="stretch",
+        key=f"pr_table_{group}",
+        column_config={
+            "utilisation": st.column_config.ProgressColumn(
+                min_value=0, max_value=1, format="percent"
+            ),
+            f"capex {currency}": st.column_config.NumberColumn(format="%.0f"),
+            "kWh / year": st.column_config.NumberColumn(format="%.1f"),
+            f"energy {currency} / year": st.column_config.NumberColumn(format="%.0f"),
+            "kg CO2e / year": st.column_config.NumberColumn(format="%.1f"),
+            f"total {currency} / million inferences": st.column_config.NumberColumn(format="%.4f"),
+        },
     )
-    return out
+    costed = rows.dropna(subset=[f"total {currency} / million inferences"]).head(15)
+    if not costed.empty:
+        fig = px.bar(
+            costed,
+            x=f"total {currency} / million inferences",
+            y="config",
+            orientation="h",
+            color="energy",
+            height=120 + 28 * len(costed),
+        )
+        fig.update_yaxes(autorange="reversed", title=None)
+        st.plotly_chart(fig, width="stretch", key=f"pr_chart_{group}")
 
 
 def render() -> None:
@@ -108,57 +122,21 @@ def render() -> None:
     price_of = dict(zip(edited["hardware"], edited["price"], strict=True))
     power = ui.headline_power(sel.url, tuple(configs["run_id"]))
     idle_of = dict(zip(power["run_id"], power["idle_w"], strict=True))
-    candidates = [
-        Candidate(
-            config=r.config,
-            throughput_ips=float(r.throughput_ips),
-            latency_p90_ms=float(r.latency_p90_ms),
-            latency_p99_ms=float(r.latency_p99_ms),
-            joules_per_inference=None
-            if pd.isna(r.joules_per_inference)
-            else float(r.joules_per_inference),
-            idle_w=idle_of.get(r.run_id),
-            device_price=None if pd.isna(price_of.get(r.hardware)) else price_of.get(r.hardware),
-            energy=str(r.energy),
-            estimated=bool(r.estimated),
-        )
-        for r in configs.itertuples()
-    ]
+    candidates = make_candidates(configs, idle_of, price_of)
     plans = plan_all(candidates, inp)
     st.subheader(f"{len(plans)} of {len(candidates)} configurations meet {pct} ≤ {bound:g} ms")
     if not plans:
         st.info("None meets the latency bound: relax it or widen the filters.")
         return
-    table = with_energy_basis(plans_frame(plans, inp.currency))
-    st.dataframe(
-        ui.highlight_estimates(table),
-        hide_index=True,
-        width="stretch",
-        column_config={
-            "utilisation": st.column_config.ProgressColumn(
-                min_value=0, max_value=1, format="percent"
-            ),
-            f"capex {inp.currency}": st.column_config.NumberColumn(format="%.0f"),
-            "kWh / year": st.column_config.NumberColumn(format="%.1f"),
-            f"energy {inp.currency} / year": st.column_config.NumberColumn(format="%.0f"),
-            "kg CO2e / year": st.column_config.NumberColumn(format="%.1f"),
-            f"total {inp.currency} / million inferences": st.column_config.NumberColumn(
-                format="%.4f"
-            ),
-        },
-    )
-    costed = table.dropna(subset=[f"total {inp.currency} / million inferences"]).head(15)
-    if not costed.empty:
-        fig = px.bar(
-            costed,
-            x=f"total {inp.currency} / million inferences",
-            y="config",
-            orientation="h",
-            color="energy",
-            height=120 + 28 * len(costed),
+    table = plans_frame(plans, inp.currency)
+    groups = list(dict.fromkeys(table["group"]))
+    if len(groups) > 1:
+        st.caption(
+            f"{len(groups)} groups of the same energy scope and measured/estimated, each "
+            "ranked on its own: costs from different scopes are not comparable."
         )
-        fig.update_yaxes(autorange="reversed", title=None)
-        st.plotly_chart(fig, width="stretch", key="pr_chart")
+    for group in groups:
+        _group_table(table[table["group"] == group], group, inp.currency)
     st.caption(
         "devices = ⌈required ÷ throughput per device⌉; energy/year = required × J/inference × "
         "s/year + idle power of the spare capacity; kg CO2e = kWh × g/kWh ÷ 1000; total per "
@@ -166,7 +144,8 @@ def render() -> None:
         + (f" Carbon intensity: {intensity:.0f} g/kWh ({source})." if intensity else "")
         + " Electricity cost is what the meter bills only for wall (or board) scope figures; "
         "a chip or module figure leaves the rest of the system out, so its energy cost, "
-        "kWh and CO2e are a LOWER BOUND (see the energy basis column)."
+        "kWh and CO2e are a LOWER BOUND (see the energy basis column). Configurations rank "
+        "only within their group (energy scope × measured/estimated)."
     )
     ui.estimate_legend()
     st.download_button(

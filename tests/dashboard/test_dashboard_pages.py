@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from seed import APP_PATH
 
@@ -221,18 +222,33 @@ def check_compare(at: Any) -> None:
     assert (others["Δ vs first %"] <= others["CI high %"]).all()
 
 
+def procurement_tables(at: Any) -> list[Any]:
+    """The procurement page's plan tables, one per energy group ([0] is the price editor)."""
+    return [d.value for d in at.dataframe[1:]]
+
+
 def check_procurement(at: Any) -> None:
     _ok(at)
-    table = at.dataframe[1].value
-    assert len(table) > 0
-    cost = table["total EUR / million inferences"]
-    assert cost.dropna().is_monotonic_increasing
-    assert (table["devices"] >= 1).all()
-    assert table["kg CO2e / year"].notna().all()
-    # Electricity cost is billed from wall/board figures; chip/module ones are lower bounds.
-    for energy, basis in zip(table["energy"], table["energy basis"], strict=True):
-        lower = energy.endswith(("chip", "module"))
-        assert ("LOWER BOUND" in basis) == lower, (energy, basis)
+    tables = procurement_tables(at)
+    # The lab has chip, module and wall figures, measured and estimated: one table per
+    # group, wall first, never one ranking across them.
+    groups = [t["group"].iloc[0] for t in tables]
+    assert len(groups) > 1 and len(set(groups)) == len(groups), groups
+    widest_first = ("wall", "board", "module", "chip")
+    order = [widest_first.index(g.split(" · ")[0]) for g in groups]
+    assert order == sorted(order), groups
+    for t in tables:
+        assert t["group"].nunique() == 1
+        assert t["rank"].tolist() == list(range(1, len(t) + 1))  # restarts per group
+        assert t["total EUR / million inferences"].dropna().is_monotonic_increasing
+        assert (t["devices"] >= 1).all()
+        assert t["kg CO2e / year"].notna().all()
+        estimated = t["group"].iloc[0].endswith("estimated")
+        assert t["energy"].str.startswith("≈").eq(estimated).all()
+        # Electricity cost is billed from wall/board figures; chip/module ones are lower bounds.
+        for energy, basis in zip(t["energy"], t["energy basis"], strict=True):
+            lower = energy.endswith(("chip", "module"))
+            assert ("LOWER BOUND" in basis) == lower, (energy, basis)
 
 
 def test_leaderboard(lab_sqlite: LabDb, run_page: Callable[..., Any]) -> None:
@@ -384,7 +400,7 @@ def test_procurement(lab_sqlite: LabDb, run_page: Callable[..., Any]) -> None:
     # A tight bound leaves fewer configurations, every one within it.
     at.number_input(key="pr_bound").set_value(0.3)
     at.button[0].click().run()  # the form's submit button
-    table = at.dataframe[1].value
+    table = pd.concat(procurement_tables(at))
     assert 0 < len(table) < 45
     assert (table["latency ms"] <= 0.3).all()
 
