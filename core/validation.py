@@ -34,7 +34,10 @@ The rules (docs/reliability.md lists them with examples):
    NUL character or a lone surrogate (PostgreSQL cannot store them) or exceeds
    :data:`MAX_TEXT_CHARS`; lists are bounded (:data:`LIST_LIMITS`, any other list or
    mapping :data:`MAX_ITEMS` entries, nesting :data:`MAX_DEPTH` levels); device facts
-   have their column's type.
+   have their column's type;
+9. **uncertainty**: every measured energy summary (method not ``estimated``) has an
+   ``uncertainty_j`` — a figure nobody vouches for is not ranked beside ones that are
+   (the reader must report its accuracy; see docs/measurement.md).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from wattbench.core.power import EnergyMethod
 from wattbench.core.results import EnergySummary, RunResult, TrialEnergy, TrialResult
 from wattbench.core.stats import LatencyStats
 
@@ -144,6 +148,15 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}"
+
+
+def missing_uncertainty(reader: str) -> str:
+    """Why a measured figure of ``reader`` without an uncertainty is refused, and the remedy."""
+    return (
+        f"measured energy of reader {reader!r} has no uncertainty: the reader must report "
+        "its accuracy (uncertainty_j on every measured reading; a polled reader's "
+        f"DEFAULT_ACCURACY or --power-opt {reader}.accuracy_pct=…); see docs/measurement.md"
+    )
 
 
 def describe_problems(problems: Sequence[Problem]) -> str:
@@ -510,6 +523,8 @@ def _summary(e: EnergySummary, inferences: int, path: str, c: _Collector) -> Non
         uncertainty_j=e.uncertainty_j,
         sample_rate_hz=e.sample_rate_hz,
     )
+    if e.uncertainty_j is None and e.method is not EnergyMethod.ESTIMATED:
+        c.add(f"{path}.uncertainty_j", missing_uncertainty(e.reader))
     _net(e.net_j, e.gross_j, path, c)
     if e.gross_j > 0 and inferences >= 0:
         ipj = e.inferences_per_joule

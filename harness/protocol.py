@@ -37,6 +37,7 @@ from wattbench.core.results import (
 )
 from wattbench.core.stats import latency_histogram, latency_stats, stability_warnings
 from wattbench.core.suite import InputSet, Suite
+from wattbench.core.validation import missing_uncertainty
 from wattbench.harness.scenarios import WindowResult, make_driver, timed_loop
 
 if TYPE_CHECKING:
@@ -416,7 +417,7 @@ class Runner:
                 details=r.details,
                 trace=r.trace,
             )
-            for r, iw in zip(readings, idle_w, strict=True)
+            for r, iw in zip(map(_require_uncertainty, readings), idle_w, strict=True)
         ]
         trial = TrialResult(
             index=index,
@@ -521,6 +522,19 @@ class Runner:
             warnings=warnings,
             labels=list(cfg.labels),
         )
+
+
+def _require_uncertainty(r: EnergyReading) -> EnergyReading:
+    """``r``, made invalid (with the reason and remedy) when it is a measurement without
+    an uncertainty: a figure nobody vouches for is not kept as if fine, and an out-of-tree
+    reader that forgot its accuracy learns it here (the store refuses such a run too, see
+    :func:`wattbench.core.validation.missing_uncertainty`)."""
+    if r.uncertainty_j is not None or r.method is EnergyMethod.ESTIMATED:
+        return r
+    why = missing_uncertainty(r.reader)
+    if why in r.invalid_reasons:  # the reader said so itself (PolledReader does)
+        return r.model_copy(update={"valid": False})
+    return r.model_copy(update={"valid": False, "invalid_reasons": [*r.invalid_reasons, why]})
 
 
 def summarize_energy(per_trial: Sequence[TrialEnergy], inferences: int) -> EnergySummary:

@@ -47,6 +47,7 @@ from typing import Any, ClassVar, Literal
 
 from wattbench.core.errors import ConfigError, MeasurementError
 from wattbench.core.power import EnergyReading, PowerReader, ReaderOptions
+from wattbench.core.validation import missing_uncertainty
 from wattbench.power.accounting import Sample, integrate_power, uncertainty_j
 from wattbench.power.sampler import (
     DEFAULT_CAPACITY,
@@ -199,8 +200,10 @@ class PolledReader(PowerReader):
     MAX_GAP_INTERVALS: ClassVar[float] = 5.0
     #: default for ``stuck_after_s``; None: a sensor that never changes is not flagged
     STUCK_AFTER_S: ClassVar[float | None] = None
-    #: the sensor's accuracy when no ``accuracy_*`` option is given; a registered
-    #: reader must have one (a measured figure always carries an uncertainty)
+    #: the sensor's accuracy when no ``accuracy_*`` option is given; a reader must have
+    #: one: without it (and without ``accuracy_*`` options) a reading has no uncertainty
+    #: and is invalid, with the remedy as its reason (a measured figure nobody vouches for
+    #: is never stored; the base class cannot know the sensor, so it stays None here)
     DEFAULT_ACCURACY: ClassVar[SensorAccuracy | None] = None
     #: ``"call"``: a sample is a Python call (:meth:`read_sample`), made by a thread;
     #: ``"file"``: a read of :meth:`sample_files`, made by a sampler process
@@ -577,6 +580,9 @@ class PolledReader(PowerReader):
         energy_j = max(integ.energy_j, 0.0)  # negative: already a reason, and ge=0 is the model
         sensor_u = self.uncertainty_j(energy_j, integ.duration_s, integ.samples_in_window)
         accuracy = self.accuracy()
+        reasons = list(integ.reasons)
+        if sensor_u is None:
+            reasons.append(missing_uncertainty(self.name))
         return EnergyReading(
             reader=self.name,
             method=info.method,
@@ -590,8 +596,8 @@ class PolledReader(PowerReader):
             mean_power_w=energy_j / integ.duration_s,
             peak_power_w=integ.peak_power_w,
             uncertainty_j=None if sensor_u is None else sensor_u + integ.integration_error_j,
-            valid=integ.valid,
-            invalid_reasons=list(integ.reasons),
+            valid=integ.valid and sensor_u is not None,
+            invalid_reasons=reasons,
             trace=integ.trace,
             details=self.details()
             | self.sampling_details(t_start, t_end)

@@ -17,6 +17,7 @@ from wattbench.core.power import (
     ReaderInfo,
     ReaderOptions,
 )
+from wattbench.core.validation import missing_uncertainty
 from wattbench.power.accounting import (
     Sample,
     counter_energy,
@@ -25,7 +26,7 @@ from wattbench.power.accounting import (
     longest_constant_run_s,
     uncertainty_j,
 )
-from wattbench.power.polled import PolledReader
+from wattbench.power.polled import PolledReader, SensorAccuracy
 
 REL = 1e-9  # float rounding only: these integrals are exact by construction
 
@@ -341,6 +342,8 @@ class ScriptedReader(PolledReader):
 
     name: ClassVar[str] = "fake"
     method: ClassVar[EnergyMethod] = EnergyMethod.POLLED
+    # an exact sensor: the uncertainty is the integration bound alone
+    DEFAULT_ACCURACY: ClassVar[SensorAccuracy | None] = SensorAccuracy(source="test: exact")
 
     def __init__(
         self,
@@ -376,9 +379,15 @@ class ScriptedReader(PolledReader):
         return float(self.power(t))
 
 
+class UnratedReader(ScriptedReader):
+    """A reader whose author forgot the sensor's accuracy."""
+
+    DEFAULT_ACCURACY: ClassVar[SensorAccuracy | None] = None
+
+
 def test_polled_reader_integrates_with_interpolated_edges() -> None:
     clock = ManualClock(0.0)
-    r = ScriptedReader(clock, read_s=0.02)
+    r = UnratedReader(clock, read_s=0.02)
     r.start()  # reads over [0, 0.02]: sample at 0.01 W(0.01); window opens at 0.02
     clock.advance(0.48)
     r.sample_now()  # [0.5, 0.52] -> t = 0.51
@@ -389,11 +398,32 @@ def test_polled_reader_integrates_with_interpolated_edges() -> None:
     assert reading.duration_s == pytest.approx(1.32)
     assert reading.energy_j == pytest.approx(ramp_j(0.02, 1.34), rel=REL)
     assert reading.samples == 2
-    assert reading.valid
     assert reading.method is EnergyMethod.POLLED
     assert reading.details["t_start_s"] == pytest.approx(0.02)
     assert reading.details["failed_reads"] == 0
-    assert reading.uncertainty_j is None  # sensor accuracy unknown
+    # No DEFAULT_ACCURACY and no accuracy_* option: no uncertainty, so not a valid
+    # measurement; the reason names the reader and the remedy.
+    assert reading.uncertainty_j is None
+    assert not reading.valid
+    assert reading.invalid_reasons == [missing_uncertainty(r.name)]
+    assert "accuracy_pct" in reading.invalid_reasons[0]
+
+
+def test_polled_reader_with_accuracy_is_valid_with_an_uncertainty() -> None:
+    clock = ManualClock(0.0)
+    r = ScriptedReader(clock, power=lambda t: 5.0)
+    r.start()
+    clock.advance(1.0)
+    reading = r.stop()
+    assert reading.valid and reading.invalid_reasons == []
+    assert reading.uncertainty_j == 0.0  # exact sensor, constant power: nothing to bound
+    opts = ReaderOptions(sample_interval_s=NO_BACKGROUND, params={"fake.accuracy_pct": "2"})
+    r = UnratedReader(clock, power=lambda t: 5.0, options=opts)
+    r.start()
+    clock.advance(1.0)
+    reading = r.stop()
+    assert reading.valid  # the option supplies the accuracy the class lacks
+    assert reading.uncertainty_j == pytest.approx(0.02 * 5.0 * 1.0)
 
 
 def test_polled_reader_failed_read_is_a_gap() -> None:

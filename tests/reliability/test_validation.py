@@ -78,6 +78,7 @@ BAD_INPUTS: list[tuple[str, Callable[[RunResult], RunResult], str]] = [
     ("NaN deep in the environment", lambda r: r.model_copy(update={"environment": r.environment | {"x": {"y": [1.0, float("nan")]}}}), "environment.x.y[1]"),
     ("negative histogram count", lambda r: r.model_copy(update={"latency_histogram": [(1.0, -3)]}), "latency_histogram[0]"),
     ("wrong type of a device fact", lambda r: r.model_copy(update={"device": r.device | {"memory_bytes": "lots"}}), "device.memory_bytes"),
+    ("measured energy without uncertainty", lambda r: _summary(r, uncertainty_j=None), "energy[0].uncertainty_j"),
 ]  # fmt: skip
 
 
@@ -99,6 +100,34 @@ def test_each_rule(
     assert path in _paths(problems), (case, problems)
     line = describe_problems(problems)
     assert "\n" not in line and path in line
+
+
+def test_a_measured_figure_without_uncertainty_is_refused_naming_reader_and_remedy(
+    base_result: RunResult, tmp_path: Path
+) -> None:
+    from wattbench.core.errors import ImplausibleResultError
+    from wattbench.core.power import EnergyMethod
+    from wattbench.harness.journal import store_result
+
+    head = base_result.energy[0]
+    assert head.method is not EnergyMethod.ESTIMATED and head.uncertainty_j is not None
+    bad = _summary(base_result, uncertainty_j=None)
+    problems = validate_result(bad)
+    assert _paths(problems) == ["energy[0].uncertainty_j"]
+    line = describe_problems(problems)
+    assert f"reader {head.reader!r}" in line and "must report its accuracy" in line
+    assert "docs/measurement.md" in line and "\n" not in line
+    # the local store (what `wattbench run` saves through) refuses it: one line, nothing kept
+    store = local_store(tmp_path)
+    with pytest.raises(ImplausibleResultError, match="must report its accuracy") as info:
+        store_result(bad, store)
+    assert "\n" not in str(info.value)
+    assert store.count_runs() == 0
+    # An estimate is a model, not a measurement: its uncertainty may be unknown.
+    estimate = _summary(
+        base_result, uncertainty_j=None, method=EnergyMethod.ESTIMATED, estimated=True
+    )
+    assert validate_result(estimate) == []
 
 
 def test_tolerances_are_tolerated(base_result: RunResult) -> None:
