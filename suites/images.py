@@ -92,7 +92,11 @@ def _layout(spec: TensorSpec) -> tuple[str, int, int]:
         return "nchw", dim(shape[2]), dim(shape[3])
     if shape[3] == 3:
         return "nhwc", dim(shape[1]), dim(shape[2])
-    raise ModelError(f"model input {spec.name!r} shape {shape} has no 3-channel axis")
+    raise ModelError(
+        f"model input {spec.name!r} shape {shape} has no 3-channel axis: this suite feeds "
+        "RGB images as (N,3,H,W) or (N,H,W,3); export the model with 3 input channels "
+        "or pass another --model"
+    )
 
 
 def preprocess_image(image: Image.Image, spec: TensorSpec) -> np.ndarray:

@@ -6,8 +6,10 @@
 * a private PostgreSQL behind the ingest API is stopped (immediate shutdown: a crash) and
   started again during ingest: the API answers 503 while it is down, the uploaders retry,
   nothing is lost or doubled;
-* fast fake runs are SIGKILLed at random moments, several at once into one SQLite file:
-  no partial row, none ranked, every killed run accounted for.
+* fast fake runs are SIGKILLed, each at a random moment of its run, four at a time into
+  one SQLite file (``WATTBENCH_FAULT_KILLS`` kills, default 40): no partial row, only
+  whole runs ranked, every killed run listed by ``wattbench runs --aborted`` with its phase
+  or stored whole.
 
 Each test prints its figures (``pytest -s``). The long ones are marked ``long``.
 """
@@ -36,7 +38,7 @@ from typing import Any
 
 import pytest
 from conftest import DEVICE, free_port, wait_healthy
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 
 from wattbench.core.results import RunResult
 from wattbench.harness import journal
@@ -429,97 +431,166 @@ def test_postgresql_crash_and_restart_during_ingest(
 
 # -- SIGKILL at random moments ---------------------------------------------------------------
 FAKE_RUN = Path(__file__).with_name("fake_run.py")
+CLI = [sys.executable, "-m", "wattbench.harness.cli"]
+#: Fake-run processes SIGKILLed by the test, each exactly once (env override: 100+ for the
+#: issue's figure; the default keeps the test near a minute on a loaded 2-core machine).
+FAULT_KILLS = int(os.environ.get("WATTBENCH_FAULT_KILLS", "40"))
+#: Processes alive at once, all writing into one SQLite file.
+KILL_POOL = 4
+#: fake_run.py settings: phases of ~0.1 s, 50 ms inside the store transaction.
+FAKE_ARGS = ("--query-ms", "0.5", "--idle-ms", "100", "--slow-store", "0.05")
 
 
-def _wait_started(procs: list[subprocess.Popen[str]], timeout_s: float = 60.0) -> dict[int, float]:
-    """When (monotonic) each of ``procs`` wrote its first run journal (imports done, a run
-    begun); a process that ended or never began by ``timeout_s`` is left out."""
-    started: dict[int, float] = {}
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        waiting = {p.pid for p in procs if p.pid not in started and p.poll() is None}
-        if not waiting:
-            break
+def _spawn_fake(db: str, device: str, runs: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(FAKE_RUN), db, "--runs", str(runs), "--device", device, *FAKE_ARGS],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+class JournalWatch:
+    """Maps pids to the moment (monotonic) their first run journal appeared: imports done,
+    a run begun. Each journal file is parsed once (its pid never changes), so polling a
+    directory that fills with aborted journals stays cheap."""
+
+    def __init__(self) -> None:
+        self.seen: set[Path] = set()
+        self.started: dict[int, float] = {}
+
+    def poll(self) -> None:
         for path in journal.journal_dir().glob("*.json"):
+            if path in self.seen:
+                continue
             with contextlib.suppress(OSError, ValueError):
                 pid = json.loads(path.read_text()).get("pid")
-                if pid in waiting:
-                    started[pid] = time.monotonic()
-        time.sleep(0.01)
-    return started
+                self.seen.add(path)
+                if isinstance(pid, int):
+                    self.started.setdefault(pid, time.monotonic())
+
+
+def _calibrate_run_s(db: str) -> float:
+    """Seconds from a fake run's journal to its commit, measured on one process alone."""
+    watch = JournalWatch()
+    proc = _spawn_fake(db, "calibration", runs=2)
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 120
+    while proc.pid not in watch.started and time.monotonic() < deadline:
+        watch.poll()
+        time.sleep(0.005)
+    line = ""
+    while len(line.strip()) != 36:  # the run id, printed after the commit (IN_TX before it)
+        line = proc.stdout.readline()
+        assert line, "the calibration run ended without storing a run"
+    run_s = time.monotonic() - watch.started[proc.pid]
+    proc.communicate(timeout=120)
+    assert proc.returncode == 0
+    return run_s
 
 
 @pytest.mark.long
 def test_sigkill_at_random_moments_leaves_no_partial_row(tmp_path: Path) -> None:
-    """8 fake-run processes (4 at a time into one SQLite file, 3 runs each), each SIGKILLed
-    at a random moment after its first run began (unless it finished first)."""
+    """FAULT_KILLS fake-run processes, KILL_POOL at a time into one SQLite file, each
+    SIGKILLed once at a random moment of its own run.
+
+    The processes are asked for 1000 runs, so none can finish before its kill, however fast
+    the machine. The kill moments are stratified over one run's measured length (1.5 × the
+    journal-to-commit time of a calibration run alone: runs slow down when 4 share the CPU),
+    each measured from the process's own first journal, so they spread over the phases —
+    warm-up, idle baseline, trials, inside the store transaction, after the commit — on a
+    fast or a slow machine alike."""
     rng = random.Random(1919)
     db = f"sqlite:///{tmp_path / 'runs.db'}"
     Store.open(db).close()
-    kills, finished, printed = 0, 0, 0
-    killed_pids: set[int] = set()
-    for _batch in range(2):
-        procs = [
-            subprocess.Popen(
-                [
-                    *(sys.executable, str(FAKE_RUN), db, "--runs", "3", "--query-ms", "0.5"),
-                    *("--idle-ms", "100", "--slow-store", "0.05"),
-                ],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                text=True,
-            )
-            for _ in range(4)
-        ]
-        # three of the four die at a random moment of their own first second (measured
-        # from each one's start, not one after another: on a fast machine a process
-        # waited for in turn has finished); the fourth is left to finish
-        started = _wait_started(procs)
-        plan = sorted(
-            (started[p.pid] + rng.uniform(0.0, 1.0), p.pid, p)
-            for p in procs[:3]
-            if p.pid in started
-        )
-        for at, _pid, proc in plan:
-            time.sleep(max(0.0, at - time.monotonic()))
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGKILL)
-                kills += 1
-                killed_pids.add(proc.pid)
-        for proc in procs:
-            out, _ = proc.communicate(timeout=120)
-            printed += sum(len(word) == 36 for word in out.split())  # run ids, not markers
-            finished += proc.returncode == 0
+    t_start = time.monotonic()
+    window_s = 1.5 * _calibrate_run_s(db)
+    # stratified: kill k's moment lies in its own 1/N of the window, in shuffled order
+    slots = list(range(FAULT_KILLS))
+    rng.shuffle(slots)
+    delays = [window_s * (slot + rng.random()) / FAULT_KILLS for slot in slots]
+
+    watch = JournalWatch()
+    live: dict[int, tuple[subprocess.Popen[str], str, float]] = {}  # pid -> (proc, device, delay)
+    killed: dict[int, str] = {}  # pid -> device
+    died_alone: list[int] = []
+    printed = 0
+    spawned = 0
+    try:
+        while len(killed) + len(died_alone) < FAULT_KILLS:
+            while len(live) < KILL_POOL and spawned < FAULT_KILLS:
+                device = f"kill-{spawned:04d}"
+                proc = _spawn_fake(db, device, runs=1000)
+                live[proc.pid] = (proc, device, delays[spawned])
+                spawned += 1
+            watch.poll()
+            now = time.monotonic()
+            for pid, (proc, device, delay) in list(live.items()):
+                if proc.poll() is not None:  # crashed: it had 1000 runs to do
+                    died_alone.append(pid)
+                elif pid in watch.started and now >= watch.started[pid] + delay:
+                    os.kill(pid, signal.SIGKILL)
+                    killed[pid] = device
+                else:
+                    continue
+                out, _ = proc.communicate(timeout=30)
+                printed += sum(len(word) == 36 for word in out.split())  # run ids, not IN_TX
+                del live[pid]
+            time.sleep(0.005)
+    finally:
+        for proc, _, _ in live.values():
+            proc.kill()
+            proc.communicate(timeout=30)
+    kill_s = time.monotonic() - t_start
+
     store = Store.open(db)
     with store.engine.connect() as conn:
         whole = conn.execute(
             text(
-                "SELECT r.uuid, (SELECT count(*) FROM trials t WHERE t.run_id = r.id),"
+                "SELECT r.uuid, d.name,"
+                " (SELECT count(*) FROM trials t WHERE t.run_id = r.id),"
                 " (SELECT count(*) FROM energy_measurements e WHERE e.run_id = r.id),"
-                " (SELECT count(*) FROM run_payloads p WHERE p.run_id = r.id) FROM runs r"
+                " (SELECT count(*) FROM run_payloads p WHERE p.run_id = r.id)"
+                " FROM runs r JOIN devices d ON d.id = r.device_id"
             )
         ).all()
-        total = int(conn.scalar(select(func.count(Run.id))) or 0)
-    partial = [u for u, t, e, p in whole if (t, e, p) != (2, 3, 1)]
+    partial = [u for u, _, t, e, p in whole if (t, e, p) != (2, 3, 1)]
+    stored_devices = Counter(name for _, name, *_ in whole)
     ranked = {row.run_id for row in store.leaderboard(include_invalid=True)}
-    entries = journal.scan(is_stored=lambda d: store.get_run(d["run_id"]) is not None)
-    aborted = [e for e in entries if e.status == journal.ABORTED]
-    phases = Counter(e.phase for e in aborted)
+    listed = subprocess.run(
+        [*CLI, "runs", "--aborted", "--json", "--db", db],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert listed.returncode == 0, listed.stderr
+    aborted = json.loads(listed.stdout)
+    phases = Counter(row["phase"] for row in aborted)
     figures = {
-        "processes": 8,
-        "killed": kills,
-        "finished": finished,
-        "runs_stored": total,
+        "kills_asked": FAULT_KILLS,
+        "killed": len(killed),
+        "died_unkilled": len(died_alone),
+        "kill_window_s": round(window_s, 2),
+        "runs_stored": len(whole),
         "runs_printed_as_stored": printed,
         "partial_rows": len(partial),
         "ranked": len(ranked),
-        "aborted_runs": len(aborted),
-        "aborted_phases": dict(phases),
+        "aborted_listed": len(aborted),
+        "killed_after_a_commit": len(killed) - len(aborted),
+        "aborted_phases": dict(phases.most_common()),
+        "wall_s": round(kill_s, 1),
     }
     print(f"\nFAULT-INJECTION sigkill: {json.dumps(figures)}")
-    assert partial == [] and ranked <= {u for u, *_ in whole}
-    assert total >= printed  # every run reported stored is stored (+ killed after commit)
-    assert kills >= 4
-    # only killed processes leave aborted runs, at most one each (the run it was in)
-    pids = [e.data["pid"] for e in aborted]
-    assert set(pids) <= killed_pids and len(set(pids)) == len(pids)
+    assert died_alone == [] and len(killed) == FAULT_KILLS  # every kill really happened
+    assert partial == []  # every stored run has its 2 trials, 3 energy rows and payload
+    assert ranked == {u for u, *_ in whole}  # only whole runs exist, so only they rank
+    assert len(whole) >= printed + 2  # every run reported stored is stored (+ calibration)
+    # every killed process inside a run is listed once, with the phase it died in; one
+    # not listed was killed after a commit (or between two runs) and has a stored run
+    pids = [row["pid"] for row in aborted]
+    assert len(set(pids)) == len(pids) and set(pids) <= set(killed)
+    assert all(row["status"] == "aborted" and row["phase"] for row in aborted)
+    assert all(not row["run_id"] or row["run_id"] not in ranked for row in aborted)
+    assert all(stored_devices[dev] > 0 for pid, dev in killed.items() if pid not in pids)
+    if FAULT_KILLS >= 20:  # stratified moments reach several phases on any machine
+        assert len(phases) >= 3, phases
