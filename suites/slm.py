@@ -28,23 +28,60 @@ beyond :attr:`SlmSuite.quality_targets` for its precision is invalid.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
-import importlib.metadata
-import json
-import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from wattbench.core.adapter import ModelArtifact, Precision, Provenance, TensorSpec
-from wattbench.core.cache import ModelCache, sha256_file
+from wattbench.core.adapter import ModelArtifact, Precision, TensorSpec
+from wattbench.core.cache import ModelCache
 from wattbench.core.errors import ConfigError, ModelError, UnavailableError
 from wattbench.core.generative import GenerativeSession
 from wattbench.core.suite import InputSet, ModelRecipe, QualityResult, Suite, SuiteOptions
+from wattbench.suites import slm_models, slm_quality
+from wattbench.suites.slm_models import GENAI_DIR, GGUF, HF_DIR, MODEL_NAME, OV_DIR
+from wattbench.suites.slm_quality import (
+    DATA_DIR,
+    PASSAGE_FILE,
+    QA_MAX_TOKENS,
+    QUESTION_SET,
+    QUESTIONS_FILE,
+    Question,
+    load_passage,
+    load_questions,
+    normalise,
+    score_reply,
+)
+
+# The models and the answer-quality machinery live in slm_models / slm_quality; their
+# public names stay importable from here, where tests, docs and entry points name them.
+__all__ = [
+    "DATA_DIR",
+    "GENAI_DIR",
+    "GGUF",
+    "HF_DIR",
+    "MODEL_NAME",
+    "OV_DIR",
+    "PASSAGE_FILE",
+    "PROMPTS",
+    "QA_MAX_TOKENS",
+    "QUESTIONS_FILE",
+    "QUESTION_SET",
+    "Question",
+    "SlmLlama32_1BSuite",
+    "SlmQwen25_05BSuite",
+    "SlmSmolLM2_1_7BSuite",
+    "SlmSmolLM2_360MSuite",
+    "SlmSuite",
+    "SlmTinySuite",
+    "load_passage",
+    "load_questions",
+    "normalise",
+    "score_reply",
+]
+
 
 #: The fixed prompts: varied topics and punctuation, plain English.
 PROMPTS: tuple[str, ...] = (
@@ -66,24 +103,6 @@ PROMPTS: tuple[str, ...] = (
     "water is split, oxygen is released and carbon dioxide is fixed into sugars.",
 )
 
-#: The tiny random model's name (``slm-tiny``).
-MODEL_NAME = "tiny-llama-h64-l2"
-
-#: ``ModelArtifact.format`` of the layouts.
-HF_DIR = "hf-dir"
-GENAI_DIR = "onnx-genai-dir"
-OV_DIR = "openvino-genai-dir"
-GGUF = "gguf"
-
-DATA_DIR = Path(__file__).resolve().with_name("data")
-#: The versioned question set (a new set is a new file and a new suite version).
-QUESTIONS_FILE = DATA_DIR / "slm_questions_v1.txt"
-QUESTION_SET = "v1"
-#: The perplexity text: the opening of Pride and Prejudice (Jane Austen, 1813; public domain).
-PASSAGE_FILE = DATA_DIR / "slm_perplexity_pride_and_prejudice.txt"
-#: Tokens generated per question (greedy); the reply is cut at a special token or line break.
-QA_MAX_TOKENS = 16
-
 
 def _tokenizers() -> Any:
     try:
@@ -92,67 +111,6 @@ def _tokenizers() -> Any:
         raise UnavailableError(
             "the slm suite tokenizes with `tokenizers`: pip install 'wattbench[nlp]'"
         ) from exc
-
-
-# -- the question set ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Question:
-    id: str
-    text: str
-    answers: tuple[str, ...]
-
-
-def load_questions(path: Path = QUESTIONS_FILE) -> list[Question]:
-    """The question set: ``id TAB question TAB answer|answer...`` lines, ``#`` comments."""
-    out: list[Question] = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip() or line.startswith("#"):
-            continue
-        parts = line.split("\t")
-        if len(parts) != 3 or not all(p.strip() for p in parts):
-            raise ModelError(f"{path}:{n}: expected 'id<TAB>question<TAB>answers'")
-        answers = tuple(a.strip() for a in parts[2].split("|") if a.strip())
-        out.append(Question(parts[0].strip(), parts[1].strip(), answers))
-    return out
-
-
-def load_passage(path: Path = PASSAGE_FILE) -> str:
-    """The perplexity text (leading ``#`` lines are provenance, not text)."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    while lines and lines[0].startswith("#"):
-        lines.pop(0)
-    return "\n".join(lines).strip() + "\n"
-
-
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-
-
-def normalise(text: str) -> str:
-    """Lower case, punctuation → spaces (``-`` too), articles dropped, spaces collapsed."""
-    t = re.sub(r"[^\w\s]", " ", text.lower().replace("_", " "))
-    return " ".join(_ARTICLES.sub(" ", t).split())
-
-
-def score_reply(reply: str, answers: Sequence[str]) -> tuple[bool, bool]:
-    """``(answered, exact)``: an accepted answer appears in the normalised reply as a
-    whole-word sequence / the normalised reply equals one."""
-    r = normalise(reply)
-    padded = f" {r} "
-    norm = [normalise(a) for a in answers]
-    return any(a and f" {a} " in padded for a in norm), any(a == r for a in norm)
-
-
-def _digest(*parts: str) -> str:
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]
-
-
-def _version(dist: str) -> str:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return "none"
 
 
 class SlmSuite(Suite):
@@ -298,9 +256,6 @@ class SlmSuite(Suite):
             )
         ]
 
-    def _key(self, fmt: str, precision: str) -> str:
-        return f"slm-{MODEL_NAME}-{fmt}-{precision}-random-seed{self.options.seed}-v1.0"
-
     def build_model(
         self, fmt: str, cache: ModelCache, precision: Precision = "fp32"
     ) -> ModelArtifact:
@@ -309,237 +264,25 @@ class SlmSuite(Suite):
         self._cache_for(cache)
         if self.tiny:
             return self._build_tiny(fmt, cache, precision)
-        from wattbench.suites.models import gguf_llm
-
-        e = self._entry()
-        weights = self._pinned_weights()
-        if fmt == GGUF:
-            if precision == "fp16":
-                raise ConfigError(
-                    f"{e.filename} holds quantised weights (recorded as {e.precision}): drop "
-                    f"--precision, "
-                    f"or run fp16 with transformers on CUDA"
-                )
-            path = gguf_llm.gguf_path(e.name, cache)
-            return ModelArtifact(
-                path=path,
-                sha256=e.sha256,
-                format=GGUF,
-                precision=e.precision or "int4",
-                weights=weights,
-                name=e.name,
-                provenance=self._provenance(e, "run as the GGUF file itself"),
-            )
-        gguf = gguf_llm.gguf_path(e.name, cache)
-        if fmt == HF_DIR:
-            if precision in ("int8", "int4"):
-                raise ConfigError(
-                    "transformers runs the dequantised weights at fp32 (or fp16 on CUDA): for "
-                    f"{precision} use llama-cpp or openvino-genai"
-                )
-            path, sha = gguf_llm.hf_dir(cache, gguf, e.sha256)
-            return ModelArtifact(
-                path=path,
-                sha256=sha,
-                format=HF_DIR,
-                precision=precision,
-                weights=weights,
-                name=f"{e.name}-dequant-fp32",
-                provenance=self._provenance(
-                    e, f"dequantised to fp32 by transformers {_version('transformers')} + gguf"
-                ),
-            )
-        if fmt == GENAI_DIR:
-            if precision in ("fp16", "int4"):
-                raise ConfigError(
-                    "slm builds ONNX Runtime GenAI models at fp32 and int8 (CPU): drop "
-                    f"--precision {precision} or build such a folder yourself and pass it with "
-                    "--model"
-                )
-            hf, _ = gguf_llm.hf_dir(cache, gguf, e.sha256)
-            path, sha = gguf_llm.genai_dir(cache, hf, e.sha256, precision)
-            return ModelArtifact(
-                path=path,
-                sha256=sha,
-                format=GENAI_DIR,
-                precision=precision,
-                weights=weights,
-                name=f"{e.name}-genai-{precision}",
-                provenance=self._provenance(
-                    e,
-                    f"dequantised to fp32 by transformers {_version('transformers')}, converted "
-                    f"by onnxruntime_genai.models.builder {_version('onnxruntime-genai')} "
-                    f"-p {precision} -e cpu",
-                ),
-            )
-        if fmt == OV_DIR:
-            if precision == "fp16":
-                raise ConfigError(
-                    "slm builds OpenVINO GenAI models at fp32, int8 and int4 (CPU): drop "
-                    "--precision fp16"
-                )
-            from wattbench.suites.models import openvino_llm
-
-            hf, _ = gguf_llm.hf_dir(cache, gguf, e.sha256)
-            path, sha = openvino_llm.openvino_dir(cache, hf, e.sha256, precision)
-            how = "stateful IR by openvino.convert_model" + (
-                f", weights compressed by nncf {_version('nncf')} ({precision.upper()}_ASYM"
-                + (f", group size {openvino_llm.INT4_GROUP_SIZE})" if precision == "int4" else ")")
-                if precision != "fp32"
-                else ""
-            )
-            return ModelArtifact(
-                path=path,
-                sha256=sha,
-                format=OV_DIR,
-                precision=precision,
-                weights=weights,
-                name=f"{e.name}-openvino-{precision}",
-                provenance=self._provenance(
-                    e,
-                    f"dequantised to fp32 by transformers {_version('transformers')}, exported "
-                    f"to a {how} (openvino {_version('openvino')})",
-                ),
-            )
-        raise ConfigError(
-            f"{self.name} cannot build a {fmt} model: it builds {GGUF}, {HF_DIR}, "
-            f"{GENAI_DIR} and {OV_DIR}; pass one with --model"
-        )
-
-    def _provenance(self, e: Any, how: str) -> Provenance:
-        from wattbench.suites.models.registry import PYPI_SOURCES
-
-        m = self.model
-        wheel = PYPI_SOURCES.get(e.name)
-        return Provenance(
-            kind="pretrained",
-            source=f"{m.title}, from {m.source}" if m is not None else e.name,
-            license=e.license,
-            url=e.url,
-            sha256=e.sha256,
-            notes="; ".join(
-                n
-                for n in (
-                    how,
-                    f"CI copy: PyPI wheel {wheel} (read out, never installed)" if wheel else "",
-                    e.notes,
-                )
-                if n
-            ),
+        return slm_models.build_pretrained(
+            self.model,
+            self._entry(),
+            fmt,
+            cache,
+            precision,
+            weights=self._pinned_weights(),
+            suite=self.name,
         )
 
     def _build_tiny(self, fmt: str, cache: ModelCache, precision: Precision) -> ModelArtifact:
-        from wattbench.suites.models import tiny_llm
-
-        if precision != "fp32":
-            raise ConfigError(
-                f"slm builds fp32 models only: convert a {precision} model yourself "
-                f"(e.g. onnxruntime_genai.models.builder -p int4) and pass it with --model"
-            )
-        seed = self.options.seed
-        if fmt == HF_DIR:
-            path, sha = tiny_llm.cached_dir(
-                cache,
-                self._key(fmt, precision),
-                lambda out: tiny_llm.build_hf_dir(out, seed, PROMPTS),
-            )
-        elif fmt == GENAI_DIR:
-            hf = self._build_tiny(HF_DIR, cache, precision)
-            path, sha = tiny_llm.cached_dir(
-                cache,
-                self._key(fmt, precision),
-                lambda out: tiny_llm.build_genai_dir(hf.path, out, precision),
-            )
-        else:
-            raise ConfigError(
-                f"slm cannot build a {fmt} model: it builds {HF_DIR} and {GENAI_DIR}; "
-                f"pass one with --model"
-            )
-        return ModelArtifact(
-            path=path,
-            sha256=sha,
-            format=fmt,
-            precision="fp32",
-            weights=f"random(seed={seed})",
-            name=MODEL_NAME,
-            provenance=Provenance(
-                kind="random",
-                source=f"tiny Llama (hidden 64, 2 layers) with seeded random weights (seed "
-                f"{seed}): the workload's shape at toy size, not a language model",
-                notes=f"built offline as {fmt}",
-            ),
-        )
+        return slm_models.build_tiny(fmt, cache, precision, seed=self.options.seed, texts=PROMPTS)
 
     def user_model(self, path: Path) -> ModelArtifact:
         """A user's GGUF file, or model *folder* (onnxruntime-genai or Hugging Face).
 
         A GGUF file whose sha256 is a registry entry is recorded as that pretrained model.
         """
-        from wattbench.suites.models.tiny_llm import dir_sha256
-
-        if path.is_file():
-            if not _is_gguf(path):
-                raise ModelError(
-                    f"the slm suite takes a GGUF file or a model folder: pass the folder "
-                    f"holding {path.name} with --model"
-                )
-            return self._gguf_artifact(path)
-        if not path.is_dir():
-            raise ModelError(f"model folder not found: {path} (check the --model path)")
-        if (path / "genai_config.json").is_file():
-            fmt = GENAI_DIR
-        elif (path / "config.json").is_file():
-            fmt = HF_DIR
-        else:
-            raise ModelError(
-                f"{path} is neither a Hugging Face model folder (config.json) nor an "
-                f"onnxruntime-genai folder (genai_config.json): see docs/suites.md"
-            )
-        if not (path / "tokenizer.json").is_file():
-            raise ModelError(
-                f"{path} has no tokenizer.json: the slm suite tokenizes with the model's own "
-                f"fast tokenizer; copy it from the original model folder"
-            )
-        sha = dir_sha256(path)
-        return ModelArtifact(
-            path=path.resolve(),
-            sha256=sha,
-            format=fmt,
-            weights=f"user(sha256={sha[:12]})",
-            name=path.resolve().name,
-            provenance=Provenance(kind="user", source=f"user folder {path.name}", sha256=sha),
-        )
-
-    def _gguf_artifact(self, path: Path) -> ModelArtifact:
-        from wattbench.suites.models import registry
-
-        sha = sha256_file(path)
-        known = next((e for e in registry.REGISTRY.values() if e.sha256 == sha), None)
-        if known is not None and known.format == GGUF:
-            return ModelArtifact(
-                path=path.resolve(),
-                sha256=sha,
-                format=GGUF,
-                precision=known.precision or "int8",
-                weights=f"pretrained(sha256={sha[:12]})",
-                name=known.name,
-                provenance=Provenance(
-                    kind="pretrained",
-                    source=known.notes.split(",")[0] or known.name,
-                    license=known.license,
-                    url=known.url,
-                    sha256=sha,
-                    notes=f"the user's copy {path.name}, recognised by its sha256",
-                ),
-            )
-        return ModelArtifact(
-            path=path.resolve(),
-            sha256=sha,
-            format=GGUF,
-            weights=f"user(sha256={sha[:12]})",
-            name=path.stem,
-            provenance=Provenance(kind="user", source=f"user file {path.name}", sha256=sha),
-        )
+        return slm_models.user_model(path)
 
     # -- inputs --------------------------------------------------------------------------
     def load_inputs(self) -> InputSet:
@@ -611,30 +354,7 @@ class SlmSuite(Suite):
     # -- task texts ----------------------------------------------------------------------
     def chat_prompt(self, folder: Path, question: str) -> str:
         """``question`` as one user turn in the model's chat template, assistant to answer."""
-        template, specials = _chat_template(folder)
-        if template is None:
-            raise ModelError(
-                f"{folder} has no chat template (chat_template.jinja or tokenizer_config.json): "
-                f"the slm question set needs a chat model"
-            )
-        jinja2 = importlib.import_module("jinja2")
-        sandbox = importlib.import_module("jinja2.sandbox")
-
-        def raise_exception(message: str) -> None:
-            raise ModelError(f"the chat template refused the question: {message}")
-
-        env = sandbox.ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-        env.globals["raise_exception"] = raise_exception
-        try:
-            return str(
-                env.from_string(template).render(
-                    messages=[{"role": "user", "content": question}],
-                    add_generation_prompt=True,
-                    **specials,
-                )
-            )
-        except jinja2.TemplateError as exc:
-            raise ModelError(f"cannot render the chat template of {folder}: {exc}") from exc
+        return slm_quality.chat_prompt(folder, question)
 
     def task_quality(self, session: GenerativeSession, artifact: ModelArtifact) -> dict[str, Any]:
         """The question-set score and the passage perplexity of ``session`` (greedy).
@@ -644,33 +364,7 @@ class SlmSuite(Suite):
         """
         folder = self.tokenizer_dir(artifact)
         tok = self.tokenizer(artifact)
-        special = {i for i, t in tok.get_added_tokens_decoder().items() if t.special}
-        answered = exact = 0
-        replies: dict[str, str] = {}
-        for q in self.questions:
-            ids = tok.encode(self.chat_prompt(folder, q.text), add_special_tokens=False).ids
-            out = session.generate(np.asarray(ids, dtype=np.int64), QA_MAX_TOKENS).tolist()
-            cut = next((k for k, t in enumerate(out) if t in special), len(out))
-            reply = tok.decode(out[:cut], skip_special_tokens=True).strip().split("\n")[0]
-            ok, ex = score_reply(reply, q.answers)
-            answered += ok
-            exact += ex
-            replies[q.id] = reply
-        n = len(self.questions)
-        task: dict[str, Any] = {
-            "qa_score": answered / n,
-            "qa_exact": exact / n,
-            "qa_correct": answered,
-            "qa_questions": n,
-            "replies": replies,
-        }
-        scorer = getattr(session, "token_logprobs", None)
-        if callable(scorer):
-            ids = np.asarray(tok.encode(load_passage(), add_special_tokens=False).ids, np.int64)
-            lp = np.asarray(scorer(ids), dtype=np.float64)
-            task["perplexity"] = float(np.exp(-lp.mean()))
-            task["perplexity_tokens"] = int(lp.size)
-        return task
+        return slm_quality.task_quality(session, folder, tok, self.questions)
 
     # -- quality -------------------------------------------------------------------------
     def reference_artifact(
@@ -724,40 +418,25 @@ class SlmSuite(Suite):
             )
             return None
         real = not self.tiny and not ref.weights.startswith("random(")
-        key = self._reference_key(ref, prompts) if real else None
-        cached = _load_json(cache, key) if key else None
-        if cached is not None:
-            self._reference_task = cached["task"]
-            return [np.asarray(t, dtype=np.int64) for t in cached["tokens"]]
-        session = open_reference(ref)
-        try:
-            tokens = [session.generate(p, self.quality_tokens) for p in prompts]
-            if real:
-                self._reference_task = self.task_quality(session, ref)
-        finally:
-            session.close()
-        if key is not None:
-            _store_json(
-                cache,
-                key,
-                {"tokens": [t.tolist() for t in tokens], "task": self._reference_task},
+        key = None
+        if real:
+            key = slm_quality.reference_key(
+                ref.sha256,
+                prompts,
+                version=self.version,
+                quality_tokens=self.quality_tokens,
+                questions=len(self.questions),
             )
-        return tokens
-
-    def _reference_key(self, ref: ModelArtifact, prompts: Sequence[np.ndarray]) -> str:
-        texts = hashlib.sha256()
-        for p in prompts:
-            texts.update(np.asarray(p, dtype=np.int64).tobytes())
-        texts.update(QUESTIONS_FILE.read_bytes())
-        texts.update(PASSAGE_FILE.read_bytes())
-        versions = "|".join(_version(d) for d in ("transformers", "torch", "tokenizers"))
-        d = _digest(
-            ref.sha256,
-            texts.hexdigest(),
-            f"{self.quality_tokens}/{len(self.questions)}/{QA_MAX_TOKENS}",
-            versions,
+        tokens, self._reference_task = slm_quality.reference_results(
+            ref,
+            prompts,
+            cache,
+            open_reference,
+            tokens=self.quality_tokens,
+            key=key,
+            task_quality=self.task_quality if real else None,
         )
-        return f"slm-reference-{self.version}-{d}"
+        return tokens
 
     def check_quality(
         self,
@@ -774,61 +453,16 @@ class SlmSuite(Suite):
         only (the verdict is :meth:`assess_session`'s). Without a reference, checks only that
         the right number of tokens came out.
         """
-        n = self.quality_tokens
-        toks = [np.asarray(o, dtype=np.int64).reshape(-1)[:n] for o in outputs]
-        problems = [
-            f"{inputs.names[i]} gave {t.size} tokens, expected {n}"
-            for i, t in enumerate(toks)
-            if t.size != n
-        ]
-        if reference is None:
-            note = self._reference_note or (
-                f"no reference model for a user's {GENAI_DIR}; pass the Hugging Face folder for one"
-            )
-            return QualityResult(
-                passed=not problems,
-                kind="sanity",
-                metrics={"prompts": float(len(toks))},
-                detail="; ".join(problems)
-                or f"{n} tokens per prompt generated (agreement not assessed: {note})",
-            )
-        refs = [np.asarray(r, dtype=np.int64).reshape(-1)[:n] for r in reference]
-        prefix = []
-        for t, r in zip(toks, refs, strict=True):
-            same = t[: r.size] == r[: t.size]
-            prefix.append(int(np.argmin(same)) if not same.all() else int(same.size))
-        agree = sum(p == n for p in prefix) / len(prefix)
-        precision = precision or self._precision
-        metrics = {
-            "prompt_agreement": agree,
-            "mean_matching_prefix": float(np.mean(prefix)),
-            "min_matching_prefix": float(min(prefix)),
-            "tokens_compared": float(n),
-        }
-        if not self.tiny:  # reported; the task metrics decide
-            return QualityResult(
-                passed=not problems,
-                kind="agreement",
-                metrics=metrics,
-                detail="; ".join(problems)
-                or f"{agree * 100:.0f}% of {len(prefix)} prompts match the reference's first "
-                f"{n} greedy tokens (reported, not judged)",
-            )
-        need = float(self.TINY_TARGETS.get(precision, 1.0))
-        if agree < need:
-            worst = int(np.argmin(prefix))
-            problems.append(
-                f"{agree * 100:.0f}% of prompts match the reference's first {n} greedy tokens "
-                f"(need {need * 100:.0f}% at {precision}); {inputs.names[worst]} diverges at "
-                f"token {prefix[worst]}"
-            )
-        return QualityResult(
-            passed=not problems,
-            kind="agreement",
-            metrics=metrics,
-            detail="; ".join(problems)
-            or f"{agree * 100:.0f}% of {len(prefix)} prompts match the transformers fp32 "
-            f"reference's first {n} greedy tokens",
+        return slm_quality.check_agreement(
+            outputs,
+            inputs,
+            reference,
+            tokens=self.quality_tokens,
+            precision=precision or self._precision,
+            tiny=self.tiny,
+            tiny_targets=self.TINY_TARGETS,
+            note=self._reference_note
+            or f"no reference model for a user's {GENAI_DIR}; pass the Hugging Face folder for one",
         )
 
     def assess_session(
@@ -866,59 +500,14 @@ class SlmSuite(Suite):
         precision: Precision,
     ) -> QualityResult:
         """Merge the task metrics into ``quality`` and apply the tolerance for ``precision``."""
-        metrics = dict(quality.metrics)
-        metrics.update(
-            {
-                "qa_score": float(task["qa_score"]),
-                "qa_exact": float(task["qa_exact"]),
-                "qa_questions": float(task["qa_questions"]),
-            }
+        return slm_quality.judge(
+            quality,
+            task,
+            reference,
+            precision,
+            targets=self.quality_targets,
+            note=self._reference_note,
         )
-        if "perplexity" in task:
-            metrics["perplexity"] = float(task["perplexity"])
-        problems = [] if quality.passed else [quality.detail]
-        summary = f"questions {task['qa_correct']}/{task['qa_questions']} answered" + (
-            f", perplexity {task['perplexity']:.3f}" if "perplexity" in task else ""
-        )
-        if reference is None:
-            notes = f"tolerance not assessed: {self._reference_note or 'no reference'}"
-        else:
-            tol = self.quality_targets.get(precision, self.quality_targets["fp32"])
-            drop = float(reference["qa_score"]) - float(task["qa_score"])
-            metrics["reference_qa_score"] = float(reference["qa_score"])
-            metrics["qa_score_drop"] = drop
-            if drop > tol["qa_score_drop"] + 1e-9:
-                problems.append(
-                    f"question score {task['qa_score']:.3f} is {drop:.3f} below the fp32 "
-                    f"reference's {reference['qa_score']:.3f} (at most {tol['qa_score_drop']} at "
-                    f"{precision})"
-                )
-            if "perplexity" in task and "perplexity" in reference:
-                ratio = float(task["perplexity"]) / float(reference["perplexity"])
-                metrics["reference_perplexity"] = float(reference["perplexity"])
-                metrics["perplexity_ratio"] = ratio
-                if ratio > tol["perplexity_ratio"]:
-                    problems.append(
-                        f"perplexity {task['perplexity']:.3f} is {ratio:.3f}x the fp32 reference's "
-                        f"{reference['perplexity']:.3f} (at most {tol['perplexity_ratio']}x at "
-                        f"{precision})"
-                    )
-            elif "perplexity" not in task:
-                problems.append(
-                    "this runtime cannot score the perplexity text (no token_logprobs): the "
-                    "tolerance cannot be checked"
-                )
-            notes = (
-                f"reference (transformers fp32, dequantised weights): "
-                f"{reference['qa_correct']}/{reference['qa_questions']} answered"
-                + (
-                    f", perplexity {reference['perplexity']:.3f}"
-                    if "perplexity" in reference
-                    else ""
-                )
-            )
-        detail = "; ".join([*problems, summary, notes] if problems else [summary, notes])
-        return QualityResult(passed=not problems, kind="accuracy", metrics=metrics, detail=detail)
 
 
 class SlmTinySuite(SlmSuite):
@@ -954,55 +543,3 @@ class SlmSmolLM2_1_7BSuite(SlmSuite):
 
     name: ClassVar[str] = "slm-smollm2-1.7b"
     MODEL: ClassVar[str | None] = "smollm2-1.7b"
-
-
-# -- helpers -----------------------------------------------------------------------------------
-
-
-def _is_gguf(path: Path) -> bool:
-    try:
-        with path.open("rb") as fh:
-            return fh.read(4) == b"GGUF"
-    except OSError:
-        return False
-
-
-def _chat_template(folder: Path) -> tuple[str | None, dict[str, str]]:
-    """The folder's chat template and the special-token strings it may use."""
-    specials: dict[str, str] = {}
-    template: str | None = None
-    cfg_file = folder / "tokenizer_config.json"
-    if cfg_file.is_file():
-        try:
-            cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
-        except ValueError:
-            cfg = {}
-        for k in ("bos_token", "eos_token", "pad_token", "unk_token"):
-            v = cfg.get(k)
-            if isinstance(v, dict):
-                v = v.get("content")
-            if isinstance(v, str):
-                specials[k] = v
-        if isinstance(cfg.get("chat_template"), str):
-            template = cfg["chat_template"]
-    jinja = folder / "chat_template.jinja"
-    if jinja.is_file():
-        template = jinja.read_text(encoding="utf-8")
-    return template, specials
-
-
-def _load_json(cache: ModelCache, key: str) -> dict[str, Any] | None:
-    sha = cache.recipe(key)
-    path = cache.lookup(sha, ".json") if sha else None
-    if path is None:
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _store_json(cache: ModelCache, key: str, data: Mapping[str, Any]) -> None:
-    _, sha = cache.put_bytes(json.dumps(data, sort_keys=True).encode(), ".json")
-    cache.remember_recipe(key, sha)
