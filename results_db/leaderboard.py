@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import select, union_all
+from sqlalchemy import func, select, union_all
 from sqlalchemy.orm import Session, sessionmaker
 
 from wattbench.results_db.schema import Device, DeviceProfile, ModelArtifactRow, Run, SuiteRow
@@ -82,6 +82,16 @@ class LeaderboardRow(BaseModel):
     device_validation_at: datetime | None = Field(
         default=None, description="When that profile was made."
     )
+    throttled_trials: int | None = Field(
+        default=None,
+        description="How many of the run's trials the device throttled in (its `thermal` "
+        "section); None: the run recorded no thermal section (no sensor sampled), not 0.",
+    )
+    thermal_trials: int | None = Field(
+        default=None,
+        description="Trials the thermal section covers (the denominator of throttled_trials); "
+        "None without a thermal section.",
+    )
 
 
 #: Energy scopes, narrowest first (what a figure includes: chip < module < board < wall).
@@ -137,7 +147,8 @@ def leaderboard(
         return _leaderboard_top(
             session, suite, include_invalid, hide_estimated, max(limit, 0), mode, scope
         )
-    q = _leaderboard_select().where(Run.mode == mode)
+    dialect = _dialect(session)
+    q = _leaderboard_select(dialect).where(Run.mode == mode)
     if scope:
         q = q.where(Run.energy_scope == scope)
     if suite:
@@ -163,6 +174,11 @@ def leaderboard(
     return rows
 
 
+def _dialect(session: sessionmaker[Session]) -> str:
+    with session() as s:  # no connection is opened for this
+        return s.get_bind().dialect.name
+
+
 def _group_order(key: tuple[str, str, str, str, bool]) -> tuple[Any, ...]:
     """Groups in suite, version, scenario order; widest scope first, measured before estimated."""
     suite, version, scenario, scope, estimated = key
@@ -170,7 +186,7 @@ def _group_order(key: tuple[str, str, str, str, bool]) -> tuple[Any, ...]:
     return (suite, version, scenario, -width, scope, estimated)
 
 
-def _leaderboard_select() -> Any:  # a Select; its generic form differs across SA 2.x
+def _leaderboard_select(dialect: str) -> Any:  # a Select; its form differs across SA 2.x
     return (
         select(
             Run.id,
@@ -212,6 +228,7 @@ def _leaderboard_select() -> Any:  # a Select; its generic form differs across S
             Run.network_j_per_inference,
             Run.energy_to_solution_j_per_inference,
             Run.extras["confidence"].label("confidence"),
+            *thermal_count_columns(dialect),
             DeviceProfile.outcome.label("profile_outcome"),
             DeviceProfile.created_at.label("profile_created_at"),
         )
@@ -244,6 +261,7 @@ def _leaderboard_top(
     """
     if limit <= 0:
         return []
+    dialect = _dialect(session)
     with session() as s:
         groups = _split_groups(s, _groups(s, suite, include_invalid), include_invalid, mode)
         if scope:
@@ -255,7 +273,7 @@ def _leaderboard_top(
         valid_values = (True, False) if include_invalid else (True,)
 
         def query(group: _Group, valid: bool, ranked: bool, n: int) -> Any:
-            q = _leaderboard_select().where(
+            q = _leaderboard_select(dialect).where(
                 Run.suite_id == group[0],
                 Run.scenario == group[1],
                 Run.valid.is_(valid),
@@ -360,6 +378,7 @@ def _leaderboard_row(rank: int, row: Any) -> LeaderboardRow:
         if row.energy_uncertainty_j is not None and row.joules_per_inference and row.inferences
         else None
     )
+    throttled, trials = thermal_counts(row.throttled_trials, row.thermal_trials)
     return LeaderboardRow(
         rank=rank,
         run_id=row.uuid,
@@ -408,7 +427,49 @@ def _leaderboard_row(rank: int, row: Any) -> LeaderboardRow:
         confidence=row.confidence or None,
         device_validation=row.profile_outcome,
         device_validation_at=row.profile_created_at,
+        throttled_trials=throttled,
+        thermal_trials=trials,
     )
+
+
+def thermal_count_columns(dialect: str) -> tuple[Any, Any]:
+    """``throttled_trials`` and ``thermal_trials``: the lengths of a run's
+    ``extras.thermal.throttled_trials`` and ``extras.thermal.trials`` lists, NULL where the
+    run has no thermal section.
+
+    Integers computed by the database (no JSON decoded in Python per row), and only for the
+    rows a query returns.
+    """
+    if dialect == "sqlite":
+        # json_array_length(X, path) is NULL where the path is missing; SQLAlchemy's JSON
+        # index would JSON_QUOTE a missing value to 'null', whose length is 0.
+        def length(*path: str) -> Any:
+            return func.json_array_length(Run.extras, "$." + ".".join(path))
+    else:  # PostgreSQL: extras #> '{thermal,trials}' is NULL where missing
+
+        def length(*path: str) -> Any:
+            return func.json_array_length(Run.extras[path])
+
+    return (
+        length("thermal", "throttled_trials").label("throttled_trials"),
+        length("thermal", "trials").label("thermal_trials"),
+    )
+
+
+def thermal_counts(throttled: int | None, trials: int | None) -> tuple[int | None, int | None]:
+    """(throttled trials, trials covered) from :func:`thermal_count_columns`; (None, None)
+    when the run has no thermal section (no sensor was sampled: unknown, which is not 0)."""
+    if throttled is None:
+        return None, None
+    return int(throttled), (int(trials) if trials else None)
+
+
+def throttled_text(throttled: int | None, trials: int | None) -> str:
+    """``2/5 trials`` for a table cell (``2 trials`` when the count of trials is unknown);
+    ``—`` for a run that recorded no thermal section (never 0: nothing was sampled)."""
+    if throttled is None:
+        return "—"
+    return f"{throttled}/{trials} trials" if trials else f"{throttled} trials"
 
 
 #: The flat CSV columns of a run's achieved 95 % intervals (``wattbench leaderboard --format

@@ -423,3 +423,45 @@ def run_intervals(db: Database, run_ids: list[str]) -> pd.DataFrame:
             )
         )
     return pd.DataFrame(rows, columns=["run_id", "ci", "ci_half_width_pct", "ci_stop"])
+
+
+def run_throttling(db: Database, run_ids: list[str]) -> pd.DataFrame:
+    """How many trials of each run in ``run_ids`` throttled (issue 18; the run's ``thermal``
+    section, kept in its extras).
+
+    Columns ``run_id``, ``throttled`` (``2/5 trials``; ``—`` for a run that recorded no
+    thermal section: no sensor sampled, which is not 0), ``throttled_trials`` and
+    ``thermal_trials`` (NaN without one). Read per shown row, as :func:`run_intervals`: the
+    per-configuration summaries keep no thermal figures, so a configuration row shows its
+    latest run's.
+    """
+    import pandas as pd
+
+    from wattbench.results_db.leaderboard import (
+        thermal_count_columns,
+        thermal_counts,
+        throttled_text,
+    )
+
+    ids = list(dict.fromkeys(str(r) for r in run_ids))
+    found: dict[str, tuple[int | None, int | None]] = {}
+    dialect = db.engine.dialect.name
+    with db.engine.connect() as conn:
+        for i in range(0, len(ids), 500):
+            q = select(Run.uuid, *thermal_count_columns(dialect)).where(
+                Run.uuid.in_(ids[i : i + 500])
+            )
+            for uuid, throttled, trials in conn.execute(q):
+                found[str(uuid)] = thermal_counts(throttled, trials)
+    rows = []
+    for rid in ids:
+        throttled, trials = found.get(rid, (None, None))
+        rows.append(
+            (
+                rid,
+                throttled_text(throttled, trials),
+                float("nan") if throttled is None else float(throttled),
+                float("nan") if trials is None else float(trials),
+            )
+        )
+    return pd.DataFrame(rows, columns=["run_id", "throttled", "throttled_trials", "thermal_trials"])

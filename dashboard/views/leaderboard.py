@@ -17,6 +17,7 @@ from wattbench.dashboard.queries.leaderboard import (
     rank,
     rankings_for,
     run_intervals,
+    run_throttling,
     scope_order,
 )
 
@@ -36,6 +37,7 @@ _SHOWN = (
     ("uncertainty_pct", "± %"),
     ("ci", "95% CI inf/J"),
     ("ci_stop", "CI stop"),
+    ("throttled", "throttled"),
     ("tokens_per_joule", "tokens/J"),
     ("energy_to_solution_j_per_inference", "energy-to-solution J/inf"),
     ("network_j_per_inference", "network J/inf (modelled)"),
@@ -165,7 +167,9 @@ def render() -> None:
             "rank these runs by it, never against edge runs."
         )
     top = ranked.head(MAX_SHOWN_ROWS)
-    top = top.merge(run_intervals(db, top["run_id"].astype(str).tolist()), on="run_id", how="left")
+    shown_ids = top["run_id"].astype(str).tolist()
+    top = top.merge(run_intervals(db, shown_ids), on="run_id", how="left")
+    top = top.merge(run_throttling(db, shown_ids), on="run_id", how="left")
     shown = table(top)
     st.dataframe(
         # Estimated rows are tinted. A rank group is all measured or all estimated, so a
@@ -194,7 +198,9 @@ def render() -> None:
     st.caption(
         "95% CI inf/J: half-width of the run's 95 % interval of the median inferences per "
         "joule across its trials (`wattbench run --target-ci`); CI stop: why it stopped "
-        "measuring. A configuration row shows its latest run's. — : no interval recorded."
+        "measuring. throttled: the run's trials in which the device throttled (its figures "
+        "are worse than the setting can do cool). A configuration row shows its latest run's. "
+        "— : no interval recorded, or no temperature sampled."
     )
     csv = ranked.drop(columns=["run_ids", "run_pk"], errors="ignore").to_csv(index=False)
     st.download_button(

@@ -45,6 +45,7 @@ def leaderboard(
         LeaderboardRow,
         confidence_columns,
         half_width_text,
+        throttled_text,
     )
     from wattbench.results_db.store import Store
 
@@ -116,6 +117,7 @@ def leaderboard(
             "energy",
             "±%",
             "95% CI",
+            "throttled",
             "run",
         ):
             t.add_column(
@@ -143,6 +145,7 @@ def leaderboard(
                 energy_label(r.energy_method, r.energy_scope),
                 fmt_num(r.energy_uncertainty_pct, 0),
                 half_width_text(confidence_columns(r.confidence)["ipj_ci_half_width_pct"]),
+                throttled_text(r.throttled_trials, r.thermal_trials),
                 r.run_id[:8] + ("" if r.valid else " INVALID"),
             )
         out.print(t)
@@ -160,6 +163,11 @@ def leaderboard(
         out.print(
             "\n95% CI: half-width of the run's 95% interval of the median inferences per joule "
             "across trials (— : no interval; `wattbench run --target-ci PCT`)"
+        )
+    if any(r.throttled_trials is not None for r in rows):
+        out.print(
+            "\nthrottled: the run's trials in which the device throttled (its figures are "
+            "worse than the setting can do cool; — : no temperature sampled)"
         )
     if any(r.energy_estimated for r in rows):
         out.print(
