@@ -8,6 +8,7 @@ without a restart while a big database is read once, not on every widget change.
 from __future__ import annotations
 
 import os
+import re
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,28 @@ ESTIMATE_NOTE = (
     "measured figures name their method (counter, polled, external). Scopes (chip ⊂ module "
     "⊂ board ⊂ wall) are not comparable with each other."
 )
+
+
+#: Characters that open a markdown construct anywhere in a line (emphasis, code, links,
+#: raw HTML, headings, maths, strikethrough, tables, entities, Streamlit's `:color[..]`).
+_MD_INLINE = re.compile(r"([\\`*_\[\]<>#$~|&:{}])")
+#: Constructs that open only at a line's start: list items, setext underlines, ordered lists.
+_MD_LINE_START = re.compile(r"^([ \t]*)(?:([-+=])|(\d+)([.)]))", re.MULTILINE)
+
+
+def md(text: object) -> str:
+    """``text`` (stored, so anyone's: device names, labels, model and suite names) escaped
+    for Streamlit's markdown, so that it shows literally: ``**x**``, ``# x``,
+    ``[x](javascript:..)`` or ``<script>`` stay text.
+
+    Use it wherever stored text meets an element that renders markdown (``st.subheader``,
+    ``st.caption``, ``st.warning``, ``st.markdown``, radio options, metric labels).
+    """
+    s = _MD_INLINE.sub(r"\\\1", str(text))
+    return _MD_LINE_START.sub(
+        lambda m: m.group(1) + (f"\\{m.group(2)}" if m.group(2) else f"{m.group(3)}\\{m.group(4)}"),
+        s,
+    )
 
 
 def db_url() -> str:

@@ -465,3 +465,49 @@ def run_throttling(db: Database, run_ids: list[str]) -> pd.DataFrame:
             )
         )
     return pd.DataFrame(rows, columns=["run_id", "throttled", "throttled_trials", "thermal_trials"])
+
+
+#: ``device_validation`` outcomes of `wattbench doctor --save` and how the column shows them.
+_VALIDATION_MARKS = {"validated": "✓", "failed": "✗ failed", "estimate_only": "estimate only"}
+
+
+def validation_text(outcome: str | None, at: Any) -> str:
+    """``✓ 2026-12-04`` (validated on that day), ``✗ failed 2026-12-04`` or ``estimate only
+    2026-12-04`` (the profile's outcome); ``—``: the device had no profile when the run was
+    stored (never validated, which is not "failed")."""
+    if not outcome:
+        return "—"
+    day = f" {at:%Y-%m-%d}" if at is not None and hasattr(at, "strftime") else ""
+    return f"{_VALIDATION_MARKS.get(outcome, outcome)}{day}"
+
+
+def run_validation(db: Database, run_ids: list[str]) -> pd.DataFrame:
+    """Whether the device of each run in ``run_ids`` was validated by `wattbench doctor
+    --save`, and when (issue 15): the profile current when the run was stored.
+
+    Columns ``run_id``, ``validated`` (:func:`validation_text`), ``device_validation`` (the
+    outcome; None without a profile) and ``device_validation_at``. Read per shown row, as
+    :func:`run_intervals`: a configuration row shows its latest run's.
+    """
+    import pandas as pd
+
+    from wattbench.results_db.schema import DeviceProfile
+
+    ids = list(dict.fromkeys(str(r) for r in run_ids))
+    found: dict[str, tuple[str | None, Any]] = {}
+    with db.engine.connect() as conn:
+        for i in range(0, len(ids), 500):
+            q = (
+                select(Run.uuid, DeviceProfile.outcome, DeviceProfile.created_at)
+                .outerjoin(DeviceProfile, Run.device_profile_id == DeviceProfile.id)
+                .where(Run.uuid.in_(ids[i : i + 500]))
+            )
+            for uuid, outcome, at in conn.execute(q):
+                found[str(uuid)] = (outcome, at)
+    rows = []
+    for rid in ids:
+        got, when = found.get(rid, (None, None))
+        rows.append((rid, validation_text(got, when), got, when if got else None))
+    return pd.DataFrame(
+        rows, columns=["run_id", "validated", "device_validation", "device_validation_at"]
+    )

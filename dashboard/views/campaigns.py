@@ -83,7 +83,7 @@ def render() -> None:
         st.selectbox("Campaign", ids, index=index, format_func=lambda c: labels[c], key="camp_id")
     )
     row = camps[camps["campaign_id"] == cid].iloc[0]
-    st.caption(f"campaign {cid} · created {row['created_at']:%Y-%m-%d %H:%M} UTC")
+    st.caption(f"campaign {ui.md(cid)} · created {row['created_at']:%Y-%m-%d %H:%M} UTC")
     cols = st.columns(6)
     for col, status in zip(cols, q.STATUS_ORDER, strict=True):
         col.metric(status, int(row[status]))
@@ -102,7 +102,9 @@ def render() -> None:
     )
     offline = prog[prog["state"] == "offline"]["device"].tolist()
     if offline:
-        st.warning(f"offline (no heartbeat for {q.OFFLINE_AFTER_S:.0f} s): {', '.join(offline)}")
+        st.warning(
+            f"offline (no heartbeat for {q.OFFLINE_AFTER_S:.0f} s): {ui.md(', '.join(offline))}"
+        )
 
     bad = _problems(url, cid)
     st.subheader("Failures and skips")

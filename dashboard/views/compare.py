@@ -136,7 +136,7 @@ def render() -> None:
     if len(scopes) > 1:
         st.warning(
             "These configurations measure energy over different scopes "
-            f"({', '.join(sorted(scopes))}): their energy figures are not comparable."
+            f"({ui.md(', '.join(sorted(scopes)))}): their energy figures are not comparable."
         )
     if chosen["estimated"].any():
         st.warning(

@@ -18,8 +18,10 @@ from wattbench.dashboard.queries.leaderboard import (
     rankings_for,
     run_intervals,
     run_throttling,
+    run_validation,
     scope_order,
 )
+from wattbench.results_db.readonly import Database
 
 #: (column, header) shown, in order; the CSV has every column of the ranking.
 _SHOWN = (
@@ -38,6 +40,7 @@ _SHOWN = (
     ("ci", "95% CI inf/J"),
     ("ci_stop", "CI stop"),
     ("throttled", "throttled"),
+    ("validated", "validated"),
     ("tokens_per_joule", "tokens/J"),
     ("energy_to_solution_j_per_inference", "energy-to-solution J/inf"),
     ("network_j_per_inference", "network J/inf (modelled)"),
@@ -54,6 +57,24 @@ _SHOWN = (
     ("detail", "detail"),
 )
 MAX_SHOWN_ROWS = 1000
+
+
+def with_run_columns(db: Database, ranked: pd.DataFrame) -> pd.DataFrame:
+    """``ranked`` with each row's run's 95 % interval, throttled trials and device
+    validation (read per run: the per-configuration summaries keep none of them, so a
+    configuration row gets its latest run's)."""
+    ids = ranked["run_id"].astype(str).tolist()
+    out = ranked
+    for extra in (run_intervals, run_throttling, run_validation):
+        out = out.merge(extra(db, ids), on="run_id", how="left")
+    return out
+
+
+def csv_text(db: Database, ranked: pd.DataFrame) -> str:
+    """The CSV of every ranked row: every column of the ranking plus the table's per-run
+    ones (95 % CI, CI stop, throttled, validated, with their figures)."""
+    full = with_run_columns(db, ranked).drop(columns=["run_ids", "run_pk"], errors="ignore")
+    return full.to_csv(index=False)
 
 
 def table(ranked: pd.DataFrame) -> pd.DataFrame:
@@ -86,7 +107,7 @@ def pick_group(rows: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     scope = c1.radio(
         "Energy scope",
         present,
-        format_func=lambda x: x or "no scope",
+        format_func=lambda x: ui.md(x) if x else "no scope",
         horizontal=True,
         key="lb_scope",
         help="What the energy figure covers: chip < module < board < wall. Runs rank only "
@@ -147,11 +168,11 @@ def render() -> None:
     )
     rows = sel.runs() if per == "run" else sel.configurations()
     if rows.empty:
-        st.subheader(f"{sel.title} · ranked by {RANKINGS[str(metric)].label}")
+        st.subheader(f"{ui.md(sel.title)} · ranked by {RANKINGS[str(metric)].label}")
         st.warning("No runs match the filters.")
         return
     rows, group = pick_group(rows)
-    st.subheader(f"{sel.title} · {group} · ranked by {RANKINGS[str(metric)].label}")
+    st.subheader(f"{ui.md(sel.title)} · {ui.md(group)} · ranked by {RANKINGS[str(metric)].label}")
     ranked = rank(rows, str(metric))
     n_est = int(ranked["estimated"].sum())
     st.caption(
@@ -166,11 +187,7 @@ def render() -> None:
             "joules **modelled**) and the cloud's compute (measured or estimated, see the run): "
             "rank these runs by it, never against edge runs."
         )
-    top = ranked.head(MAX_SHOWN_ROWS)
-    shown_ids = top["run_id"].astype(str).tolist()
-    top = top.merge(run_intervals(db, shown_ids), on="run_id", how="left")
-    top = top.merge(run_throttling(db, shown_ids), on="run_id", how="left")
-    shown = table(top)
+    shown = table(with_run_columns(db, ranked.head(MAX_SHOWN_ROWS)))
     st.dataframe(
         # Estimated rows are tinted. A rank group is all measured or all estimated, so a
         # measured one (the default) goes without the Styler: its per-cell styles cost
@@ -199,13 +216,16 @@ def render() -> None:
         "95% CI inf/J: half-width of the run's 95 % interval of the median inferences per "
         "joule across its trials (`wattbench run --target-ci`); CI stop: why it stopped "
         "measuring. throttled: the run's trials in which the device throttled (its figures "
-        "are worse than the setting can do cool). A configuration row shows its latest run's. "
-        "— : no interval recorded, or no temperature sampled."
+        "are worse than the setting can do cool). validated: the device's `wattbench doctor "
+        "--save` profile when the run was stored (✓ and its date; ✗ failed; estimate only). "
+        "A configuration row shows its latest run's. — : no interval recorded, no temperature "
+        "sampled, or the device never profiled."
     )
-    csv = ranked.drop(columns=["run_ids", "run_pk"], errors="ignore").to_csv(index=False)
     st.download_button(
         "Download CSV",
-        csv,
+        # Built on click (every ranked row's interval, thermal and validation are read
+        # then), not on every render.
+        lambda: csv_text(db, ranked),
         file_name=f"wattbench-{sel.suite}-{sel.version}-{sel.scenario}-{metric}.csv",
         mime="text/csv",
         key="lb_csv",

@@ -119,7 +119,7 @@ def render() -> None:
         configs = configs.merge(
             run_intervals(db, configs["run_id"].astype(str).tolist()), on="run_id", how="left"
         )
-    st.subheader(f"{sel.title} · joules per inference vs p90 latency")
+    st.subheader(f"{ui.md(sel.title)} · joules per inference vs p90 latency")
     usable = configs.dropna(subset=["joules_per_inference", "latency_p90_ms"])
     if usable.empty:
         st.warning("No configuration here has both an energy figure and a latency.")
@@ -135,7 +135,7 @@ def render() -> None:
     st.markdown(f"**On the fronts** ({int(df['front'].sum())} of {len(df)} configurations)")
     for group, part in df.groupby("rank_group", sort=False):
         front = part[part["front"]]
-        st.markdown(f"**{group}** ({len(front)} of {len(part)} on its front)")
+        st.markdown(f"**{ui.md(group)}** ({len(front)} of {len(part)} on its front)")
         shown = front.sort_values("joules_per_inference")[
             ["config", "energy", "joules_per_inference", "latency_p90_ms", "throughput_ips", "runs"]
         ].rename(columns=FRONT_HEADERS)

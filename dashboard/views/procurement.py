@@ -41,7 +41,7 @@ def _intensity() -> tuple[float | None, str]:
 def _group_table(rows: pd.DataFrame, group: str, currency: str) -> None:
     """One group's ranked table and its cost chart (no chart spans groups)."""
     basis = str(rows["energy basis"].iloc[0])
-    st.markdown(f"**{group}** · {len(rows)} configurations · electricity cost: {basis}")
+    st.markdown(f"**{ui.md(group)}** · {len(rows)} configurations · electricity cost: {basis}")
     st.dataframe(
         ui.highlight_estimates(rows),
         hide_index=True,
@@ -84,7 +84,7 @@ def render() -> None:
     if configs.empty:
         st.warning("No configurations match the filters.")
         return
-    st.caption(f"Configurations of {sel.title} (the sidebar's selection and filters).")
+    st.caption(f"Configurations of {ui.md(sel.title)} (the sidebar's selection and filters).")
     with st.form("pr_inputs"):
         c1, c2, c3 = st.columns(3)
         required = c1.number_input(

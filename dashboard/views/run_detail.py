@@ -147,12 +147,15 @@ def render() -> None:
         return
     head = r.headline
     badge = energy_badge(head.method.value, head.scope.value) if head else "no energy"
-    st.subheader(
-        f"{r.suite} {r.suite_version} · {r.scenario} · {r.device.get('name')} · "
-        f"{r.adapter.adapter} {r.adapter.runtime_version} · {r.model.name} {r.adapter.precision}"
+    st.subheader(  # stored text, anyone's: shown literally (ui.md)
+        ui.md(
+            f"{r.suite} {r.suite_version} · {r.scenario} · {r.device.get('name')} · "
+            f"{r.adapter.adapter} {r.adapter.runtime_version} · {r.model.name} "
+            f"{r.adapter.precision}"
+        )
     )
     if not r.valid:
-        st.error("INVALID run (never ranked): " + "; ".join(r.invalid_reasons))
+        st.error("INVALID run (never ranked): " + ui.md("; ".join(r.invalid_reasons)))
     if head is not None and head.estimated:
         st.warning(
             "≈ ESTIMATED energy: a model (TDP × CPU utilisation), not a measurement. "
@@ -173,7 +176,10 @@ def render() -> None:
     cols[4].metric(
         "quality", "passed" if r.quality.passed else "FAILED", r.quality.kind, delta_color="off"
     )
-    st.caption(validation_text(ui.run_device_profile(db.url, run_id), r.device.get("name")))
+    device = r.device.get("name")
+    st.caption(
+        validation_text(ui.run_device_profile(db.url, run_id), ui.md(device) if device else None)
+    )
     extras = ui.run_extras(db.url, run_id)
     if extras.get("network_j_per_inference") is not None:
         st.info(
@@ -188,7 +194,7 @@ def render() -> None:
     else:
         readers = list(dict.fromkeys(traces["reader"]))
         reader = (
-            st.radio("Reader", readers, horizontal=True, key="rd_reader")
+            st.radio("Reader", readers, horizontal=True, format_func=ui.md, key="rd_reader")
             if len(readers) > 1
             else readers[0]
         )
@@ -231,7 +237,7 @@ def render() -> None:
     st.markdown("#### Quality check")
     st.json(r.quality.model_dump(mode="json"), expanded=True)
     if r.warnings:
-        st.warning("\n".join(f"- {w}" for w in r.warnings))
+        st.warning("\n".join(f"- {ui.md(w)}" for w in r.warnings))
     c1, c2 = st.columns(2)
     with c1:
         st.markdown("#### Configuration")

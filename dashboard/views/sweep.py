@@ -209,8 +209,9 @@ def render() -> None:
     grid = "?" if pd.isna(row.grid) else int(row.grid)
     badges = ", ".join(sorted(set(marked["energy"])))
     st.caption(
-        f"**{row.search}** search: measured **{measured}** of **{grid}** grid points "
-        f"(+ the baseline: the run as configured, device settings as found). Energy: {badges}."
+        f"**{ui.md(row.search)}** search: measured **{measured}** of **{grid}** grid points "
+        "(+ the baseline: the run as configured, device settings as found). "
+        f"Energy: {ui.md(badges)}."
     )
     best = marked[marked["optimal"]]
     cols = st.columns(3)
@@ -228,7 +229,7 @@ def render() -> None:
     if n_throttled:
         hot = ", ".join(marked.loc[marked["throttled"], "key"])
         st.warning(
-            f"**{n_throttled} THROTTLED point(s)**: {hot}. The device slowed down during a "
+            f"**{n_throttled} THROTTLED point(s)**: {ui.md(hot)}. The device slowed down during a "
             f"trial (a thermal trip point, a throttle flag or a clock below the one set): "
             f"their figures include it. Cool the device (`--cooldown-until-temp`) and re-measure."
         )
@@ -239,7 +240,7 @@ def render() -> None:
     st.plotly_chart(figure(marked, percentile, bound_ms), width="stretch", key="sw_chart")
     st.markdown(
         "**Pareto front** (latency vs J/inference, both lower is better): "
-        + (", ".join(f"`{k}`" for k in ans.pareto) or "none")
+        + (", ".join(ui.md(k) for k in ans.pareto) or "none")
     )
     st.dataframe(
         table(marked),
