@@ -95,7 +95,8 @@ class OpenVinoGenAiSession(GenerativeSession):
         self._free: list[Any] = [compiled.create_infer_request()]
         self._options = options
         self._max_ctx = max_ctx
-        self._eos = list(eos_ids or [])
+        # in-range ids, once: the mask is applied to every decoded token
+        self._eos = np.asarray(sorted(set(eos_ids or [])), dtype=np.intp)
 
     @property
     def max_context(self) -> int | None:
@@ -124,9 +125,9 @@ class OpenVinoGenAiSession(GenerativeSession):
     def _pick(self, logits: np.ndarray) -> int:
         """Greedy next token with EOS masked (fixed-length generation, as the reference)."""
         last = logits[0, -1]
-        if self._eos:
-            last = last.copy()
-            last[[i for i in self._eos if 0 <= i < last.size]] = -np.inf
+        if self._eos.size:
+            # in place: the request's output buffer is rewritten by its next infer
+            last[self._eos] = -np.inf
         return int(np.argmax(last))
 
     def prefill(self, prompt_ids: np.ndarray, max_new_tokens: int) -> GenerationState:
@@ -235,4 +236,7 @@ class OpenVinoGenAiAdapter(GenerativeAdapter):
         if eos is None:
             eos = cfg.get("eos_token_id")
         eos_ids = [eos] if isinstance(eos, int) else [int(i) for i in eos or []]
+        vocab = cfg.get("vocab_size")
+        if vocab:
+            eos_ids = [i for i in eos_ids if 0 <= i < int(vocab)]
         return OpenVinoGenAiSession(ov, ogv, compiled, options, max_ctx, eos_ids)

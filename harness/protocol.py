@@ -113,7 +113,7 @@ class Runner:
 
     # -- steps ---------------------------------------------------------------------------
     def _check_precision(self, precision: str) -> None:
-        runs = getattr(self.adapter, "precisions", ("fp32", "fp16", "int8"))
+        runs = self.adapter.precisions
         if precision not in runs:
             raise ConfigError(
                 f"{self.adapter.name} runs {', '.join(runs)}, not {precision}: drop "
