@@ -4,29 +4,13 @@ Written against the TensorRT 10 Python API (``tensorrt``) and NVIDIA's
 ``cuda-python`` runtime bindings (``cuda.bindings.runtime``, or the older
 ``cuda.cudart``), whose calls return ``(cudaError_t, *results)`` tuples.
 
-Engine build (once per machine, then cached):
+The engine build (ONNX parse, builder config, int8 calibration cache, timing and
+engine caches) lives in :mod:`wattbench.adapters.tensorrt_build`; this module
+holds the adapter and the runtime session.
 
-* ``trt.Builder(logger).create_network(0)`` (explicit batch is the only mode in
-  TensorRT 10), ``trt.OnnxParser(network, logger).parse(bytes)``.
-* precision: fp32 sets no flag; fp16 sets ``BuilderFlag.FP16``; int8 sets
-  ``BuilderFlag.INT8`` (and FP16, so layers without int8 kernels need not fall
-  back to fp32) with a calibrator that only *reads* a calibration cache file
-  (``calibration_cache=``); wattbench does not calibrate.
-* a persistent timing cache per (TensorRT version, GPU) under
-  ``<cache>/tensorrt/timing/``, loaded with ``config.create_timing_cache`` /
-  ``set_timing_cache`` and written back after every build.
-* dynamic input dimensions get one optimisation profile: a dynamic dim 0 is
-  the batch, ``min=1, opt=max=max_batch``; other dynamic dims must be fixed with
-  ``input_shapes=``.
-* the serialized engine is stored under ``<cache>/tensorrt/engines/<key>.engine``
-  where ``<key>`` hashes (model sha256, TensorRT version, GPU name and compute
-  capability, precision, input shapes/max batch, DLA core, calibration-cache
-  sha256), so a second load deserializes instead of building.
-
-Devices: ``cuda`` / ``cuda:N`` run on GPU N; ``dla:0`` / ``dla:1`` (Jetson) set
-``config.default_device_type = DeviceType.DLA``, ``config.DLA_core`` and
-``BuilderFlag.GPU_FALLBACK`` (layers the DLA cannot run go to the GPU), and
-``runtime.DLA_core`` before deserializing.
+Devices: ``cuda`` / ``cuda:N`` run on GPU N; ``dla:0`` / ``dla:1`` (Jetson) build
+for that DLA core with GPU fallback and set ``runtime.DLA_core`` before
+deserializing.
 
 Timing semantics (what the harness's timed region contains):
 
@@ -46,14 +30,10 @@ Timing semantics (what the harness's timed region contains):
 
 from __future__ import annotations
 
-import hashlib
 import importlib
-import json
-import os
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any, ClassVar
@@ -61,6 +41,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from wattbench.adapters.options import check_keys, positive_int
+from wattbench.adapters.tensorrt_build import (
+    DEFAULT_WORKSPACE,
+    BuildInfo,
+    load_or_build_engine,
+    read_calibration_cache,
+)
 from wattbench.core.adapter import (
     Adapter,
     AdapterDescription,
@@ -78,8 +64,6 @@ INSTALL_HINT = (
 )
 CUDA_HINT = "pip install 'wattbench[tensorrt]' (pulls cuda-python)"
 _DEVICES_HINT = "use cuda, cuda:N, dla:0 or dla:1"
-#: default builder workspace pool limit (bytes)
-DEFAULT_WORKSPACE = 1 << 30
 
 #: --adapter-opt keys this adapter understands, with their values
 KNOWN_OPTIONS = {
@@ -115,11 +99,6 @@ def _parse_device(device: str) -> tuple[str, int] | None:
     if base in ("cuda", "dla") and sep and index.isdigit():
         return base, int(index)
     return None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class _CudaError(Exception):
@@ -159,61 +138,12 @@ def _device_problem(cudart: ModuleType | None, index: int) -> str | None:
     return None
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)  # readers never see a half-written engine
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() or c in ".-" else "_" for c in text)
-
-
-def _make_calibrator(trt: ModuleType, cache_bytes: bytes) -> Any:
-    """An IInt8EntropyCalibrator2 that serves a calibration cache and has no batches."""
-
-    class _CacheCalibrator(trt.IInt8EntropyCalibrator2):  # type: ignore[name-defined]
-        def __init__(self) -> None:
-            trt.IInt8EntropyCalibrator2.__init__(self)  # pybind11 needs the explicit base init
-            self._cache = cache_bytes
-
-        def get_batch_size(self) -> int:
-            return 1
-
-        def get_batch(self, names: Sequence[str]) -> None:
-            return None  # no data: TensorRT uses the cache
-
-        def read_calibration_cache(self) -> bytes:
-            return self._cache
-
-        def write_calibration_cache(self, cache: Any) -> None:
-            return None
-
-    return _CacheCalibrator()
-
-
 @dataclass
 class _Prepared:
     """One batch on the device: input pointers and shapes, owned by the session."""
 
     inputs: dict[str, tuple[int, tuple[int, ...]]]  # name -> (device ptr, shape)
     h2d_ms: float
-
-
-@dataclass
-class _BuildInfo:
-    engine_cache_hit: bool
-    timing_cache_hit: bool | None  # None: no build, timing cache not consulted
-    engine_path: Path
-    gpu: str
-    compute_capability: str
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class TensorRtSession(Session):
@@ -227,7 +157,7 @@ class TensorRtSession(Session):
         options: AdapterOptions,
         dla_core: int | None,
         workspace: int,
-        info: _BuildInfo,
+        info: BuildInfo,
     ) -> None:
         self._trt = trt
         self._cudart = cudart
@@ -498,64 +428,26 @@ class TensorRtAdapter(Adapter):
         problem = _device_problem(cudart, gpu_index)
         if problem is not None:
             raise UnavailableError(problem)
-        calib: bytes | None = None
-        if options.precision == "int8":
-            if self._calibration_cache is None:
-                raise ConfigError(
-                    "int8 needs a TensorRT calibration cache: produce one with "
-                    "`trtexec --onnx=MODEL --int8 --calib=FILE` (or polygraphy convert "
-                    "--int8 --calibration-cache FILE) and pass "
-                    "--adapter-opt calibration_cache=FILE"
-                )
-            try:
-                calib = Path(self._calibration_cache).read_bytes()
-            except OSError as exc:
-                raise ConfigError(
-                    f"cannot read calibration cache {self._calibration_cache}: "
-                    f"{exc.strerror or exc}; pass an existing file"
-                ) from exc
+        calib = read_calibration_cache(options.precision, self._calibration_cache)
         self._cuda(cudart, cudart.cudaSetDevice(gpu_index), "cudaSetDevice")
         try:
             gpu, cc = _gpu(cudart, gpu_index)
         except _CudaError as exc:
             raise UnavailableError(f"cannot query the CUDA device: {exc}") from exc
 
-        key = {
-            "model_sha256": artifact.sha256,
-            "tensorrt": str(trt.__version__),
-            "gpu": gpu,
-            "compute_capability": cc,
-            "precision": options.precision,
-            "input_shapes": {k: list(v) for k, v in sorted(self._input_shapes.items())},
-            "max_batch": self._max_batch,
-            "dla_core": dla_core,
-            "calibration_sha256": None if calib is None else hashlib.sha256(calib).hexdigest(),
-            "workspace": self._workspace,
-        }
-        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
-        engine_path = self._root() / "engines" / f"{digest}.engine"
-        logger = trt.Logger(trt.Logger.WARNING)
-        runtime = trt.Runtime(logger)
-        if dla_core is not None:
-            runtime.DLA_core = dla_core
-
-        engine = None
-        info = _BuildInfo(False, None, engine_path, gpu, cc)
-        if engine_path.is_file():
-            engine = runtime.deserialize_cuda_engine(engine_path.read_bytes())
-            info.engine_cache_hit = engine is not None
-        if engine is None:  # no cached engine, or a stale/corrupt one: build
-            blob, info.timing_cache_hit = self._build(
-                trt, logger, artifact, options.precision, dla_core, calib, gpu, cc
-            )
-            _atomic_write(engine_path, blob)
-            _atomic_write(engine_path.with_suffix(".json"), json.dumps(key, indent=1).encode())
-            engine = runtime.deserialize_cuda_engine(blob)
-            if engine is None:
-                raise ModelError(
-                    f"TensorRT built but could not deserialize the engine for {artifact.path}: "
-                    f"see the TensorRT log; delete {engine_path.parent} and retry"
-                )
+        engine, info = load_or_build_engine(
+            trt,
+            artifact,
+            root=self._root(),
+            precision=options.precision,
+            dla_core=dla_core,
+            calib=calib,
+            gpu=gpu,
+            cc=cc,
+            workspace=self._workspace,
+            max_batch=self._max_batch,
+            input_shapes=self._input_shapes,
+        )
         return TensorRtSession(trt, cudart, engine, options, dla_core, self._workspace, info)
 
     @staticmethod
@@ -564,88 +456,3 @@ class TensorRtAdapter(Adapter):
             return _check(cudart, result, what)
         except _CudaError as exc:
             raise UnavailableError(f"CUDA error: {exc}: check the GPU and driver") from exc
-
-    def _build(
-        self,
-        trt: ModuleType,
-        logger: Any,
-        artifact: ModelArtifact,
-        precision: str,
-        dla_core: int | None,
-        calib: bytes | None,
-        gpu: str,
-        cc: str,
-    ) -> tuple[bytes, bool]:
-        """Serialized engine bytes and whether a timing cache was found on disk."""
-        builder = trt.Builder(logger)
-        network = builder.create_network(0)  # TensorRT 10: explicit batch is the default
-        parser = trt.OnnxParser(network, logger)
-        try:
-            data = artifact.path.read_bytes()
-        except OSError as exc:
-            raise ModelError(f"cannot read {artifact.path}: {exc.strerror or exc}") from exc
-        if not parser.parse(data):
-            errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
-            first = errors[0].strip().splitlines()[0] if errors and errors[0].strip() else "?"
-            more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
-            raise ModelError(
-                f"TensorRT's ONNX parser rejected {artifact.path}: {first}{more} "
-                f"(unsupported op or opset? re-export the model or use the onnxruntime adapter)"
-            )
-        config = builder.create_builder_config()
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, self._workspace)
-        if precision in ("fp16", "int8"):
-            config.set_flag(trt.BuilderFlag.FP16)
-        if precision == "int8":
-            config.set_flag(trt.BuilderFlag.INT8)
-            config.int8_calibrator = _make_calibrator(trt, calib or b"")
-        if dla_core is not None:
-            config.default_device_type = trt.DeviceType.DLA
-            config.DLA_core = dla_core
-            config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
-        self._add_profile(trt, builder, network, config, artifact)
-
-        timing_path = self._root() / "timing" / _slug(f"{trt.__version__}-{gpu}-sm{cc}.cache")
-        timing_hit = timing_path.is_file()
-        cache = config.create_timing_cache(timing_path.read_bytes() if timing_hit else b"")
-        config.set_timing_cache(cache, ignore_mismatch=False)
-        try:
-            blob = builder.build_serialized_network(network, config)
-        except Exception as exc:  # pybind11 surfaces builder failures as RuntimeError/TypeError
-            raise ModelError(
-                f"TensorRT could not build an engine for {artifact.path}: {_first_line(exc)}"
-            ) from exc
-        if blob is None:
-            raise ModelError(
-                f"TensorRT could not build an engine for {artifact.path} at {precision}: "
-                f"see the TensorRT log above (try fp32, a larger workspace=, or device cuda)"
-            )
-        _atomic_write(timing_path, bytes(cache.serialize()))
-        return bytes(blob), timing_hit
-
-    def _add_profile(
-        self, trt: ModuleType, builder: Any, network: Any, config: Any, artifact: ModelArtifact
-    ) -> None:
-        """One optimisation profile when any input has a dynamic (-1) dimension."""
-        profile = None
-        for i in range(network.num_inputs):
-            tensor = network.get_input(i)
-            dims = tuple(int(d) for d in tensor.shape)
-            fixed = self._input_shapes.get(tensor.name)
-            if fixed is not None:
-                lo = opt = hi = fixed
-            elif all(d >= 0 for d in dims):
-                continue
-            elif any(d < 0 for d in dims[1:]):
-                raise ConfigError(
-                    f"{artifact.path} input {tensor.name!r} has dynamic dims {list(dims)} beyond "
-                    f"the batch: pass TensorRtAdapter(input_shapes={{{tensor.name!r}: [...]}})"
-                )
-            else:
-                lo = (1, *dims[1:])
-                opt = hi = (self._max_batch, *dims[1:])
-            if profile is None:
-                profile = builder.create_optimization_profile()
-            profile.set_shape(tensor.name, lo, opt, hi)
-        if profile is not None:
-            config.add_optimization_profile(profile)
