@@ -63,23 +63,53 @@ from wattbench.core.errors import ConfigError, StoreError
 from wattbench.core.results import RunResult
 from wattbench.core.validation import Problem, describe_problems, validate_result
 from wattbench.results_db.errors import RunConflictError
+from wattbench.results_db.http_guard import (
+    DEFAULT_IDLE_TIMEOUT_S,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_READ_TIMEOUT_S,
+    ENV_READ_TIMEOUT,
+    MAX_HEADER_BYTES,
+    check_body_headers,
+    read_limited_body,
+)
+from wattbench.results_db.http_guard import Reply as _Reply
+from wattbench.results_db.http_guard import error_reply as _error
+from wattbench.results_db.http_guard import guarded_protocol as _guarded_protocol
+from wattbench.results_db.http_guard import hardening as _hardening
 from wattbench.results_db.leaderboard import ENERGY_SCOPES
 from wattbench.results_db.profiles import ProfileConflictError, save_profile_once
 from wattbench.results_db.schema import UPLOAD_RECEIVED
 from wattbench.results_db.store import Store, device_name, head_revision
 from wattbench.results_db.tokens import check_token
 
-#: Largest accepted run body; a real run with full power traces is well under 1 MiB.
-DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
-#: Seconds a client has for a request's headers (from its first byte, or from connecting)
-#: and then again for its body; a slower client is dropped (slowloris).
-DEFAULT_READ_TIMEOUT_S = 30.0
-#: Seconds an idle kept-alive connection stays open.
-DEFAULT_IDLE_TIMEOUT_S = 5.0
-#: Connections served at once; a request beyond them gets 503 (clients retry later).
-DEFAULT_MAX_CONNECTIONS = 256
-#: Largest request line + headers (h11).
-MAX_HEADER_BYTES = 64 * 1024
+#: The HTTP hardening (header and body deadlines, body limit, connection cap, compressed
+#: bodies refused) is :mod:`wattbench.results_db.http_guard`; its names are re-exported.
+__all__ = [
+    "BATCH_STATUSES",
+    "DEFAULT_IDLE_TIMEOUT_S",
+    "DEFAULT_INGEST_THREADS",
+    "DEFAULT_MAX_BATCH_RUNS",
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_READ_TIMEOUT_S",
+    "ENV_DB",
+    "ENV_MAX_BODY",
+    "ENV_READ_TIMEOUT",
+    "JSON_LINES_TYPES",
+    "MAX_HEADER_BYTES",
+    "ROUTES_GROUP",
+    "TOKEN_HINT",
+    "RouteHook",
+    "app_from_env",
+    "authorise_header",
+    "create_app",
+    "ingest_problems",
+    "route_hooks",
+    "run_server",
+    "uvicorn_config",
+]
+
 #: Most runs in one ``POST /api/v1/runs/batch`` (the body limit applies as well).
 DEFAULT_MAX_BATCH_RUNS = 1000
 #: Content types of a batch given as JSON Lines (one run per line); anything else is read
@@ -118,24 +148,6 @@ def route_hooks() -> list[RouteHook]:
 def authorise_header(store: Store, header: str | None) -> str:
     """The device of the bearer token in ``header`` (the 401/503 reply otherwise)."""
     return _authorise(store, _bearer(header))
-
-
-class _Reply(Exception):
-    """A finished response raised from deep inside the ingest path."""
-
-    def __init__(
-        self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(body.get("detail", ""))
-        self.status = status
-        self.body = body
-        self.headers = headers
-
-
-def _error(
-    status: int, code: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
-) -> _Reply:
-    return _Reply(status, {"status": "error", "error": code, "detail": detail, **extra}, headers)
 
 
 def create_app(
@@ -235,37 +247,10 @@ def create_app(
 
     async def read_body(request: Request) -> tuple[str, bytes]:
         """The bearer token and the whole body, within the limits (415, 413, 401, 408)."""
-        encoding = request.headers.get("content-encoding", "").strip().lower()
-        if encoding not in ("", "identity"):  # no decompression: no zip bombs
-            raise _error(
-                415,
-                "unsupported_encoding",
-                f"Content-Encoding {encoding[:40]!r} refused: send the run as plain JSON "
-                f"(`wattbench upload` does)",
-                headers={"Connection": "close"},
-            )
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > max_body_bytes:
-            raise _too_large(max_body_bytes)
+        check_body_headers(request, max_body_bytes)
         token = _bearer(request.headers.get("authorization"))
-        chunks: list[bytes] = []
-        size = 0
-        try:
-            # the whole body (Content-Length or chunked) within the read timeout
-            with anyio.fail_after(read_timeout_s):
-                async for chunk in request.stream():
-                    size += len(chunk)
-                    if size > max_body_bytes:
-                        raise _too_large(max_body_bytes)
-                    chunks.append(chunk)
-        except TimeoutError:
-            raise _error(
-                408,
-                "request_timeout",
-                f"the body did not arrive within {read_timeout_s:g} s: check the network",
-                headers={"Connection": "close"},
-            ) from None
-        return token, b"".join(chunks)
+        # the whole body (Content-Length or chunked) within the read timeout
+        return token, await read_limited_body(request, max_body_bytes, read_timeout_s)
 
     async def in_thread(fn: Any) -> tuple[int, dict[str, Any]]:
         nonlocal limiter
@@ -557,15 +542,6 @@ def _bearer(header: str | None) -> str:
     return value.strip()
 
 
-def _too_large(limit: int) -> _Reply:
-    return _error(
-        413,
-        "too_large",
-        f"body over {limit} bytes: a run is far smaller; is this a wattbench run JSON?",
-        headers={"Connection": "close"},  # the rest of the body is not read
-    )
-
-
 def _unavailable(exc: BaseException) -> _Reply:
     return _error(503, "store_unavailable", f"{_first_line(exc)}: retry later")
 
@@ -578,7 +554,6 @@ def _first_line(exc: BaseException) -> str:
 #: Environment of the worker processes of ``run_server(workers=N)`` (see app_from_env).
 ENV_DB = "WATTBENCH_SERVE_DB"
 ENV_MAX_BODY = "WATTBENCH_SERVE_MAX_BODY"
-ENV_READ_TIMEOUT = "WATTBENCH_SERVE_READ_TIMEOUT"
 
 
 def app_from_env() -> FastAPI:
@@ -590,82 +565,8 @@ def app_from_env() -> FastAPI:
     )
 
 
-def _guarded_protocol() -> type[Any]:
-    """uvicorn's HTTP protocol (httptools or h11) with a deadline on request headers.
-
-    uvicorn times out idle kept-alive connections but not a client that connects and
-    sends nothing, or sends its headers one byte a second: each such connection would be
-    held forever and count against ``--max-connections``. Here the headers of every
-    request must be complete within the read timeout of its first byte (or of the
-    connection); the app then gives the body the same time. Defined once, at module
-    level, so that ``--workers N`` can pickle it by name.
-    """
-    global _GuardedHTTPProtocol
-    if _GuardedHTTPProtocol is not None:
-        return _GuardedHTTPProtocol
-    import logging
-
-    from uvicorn.protocols.http.auto import AutoHTTPProtocol
-
-    log = logging.getLogger("uvicorn.error")
-    base: Any = AutoHTTPProtocol
-
-    class GuardedHTTPProtocol(base):
-        def __init__(self, config: Any, *args: Any, **kwargs: Any) -> None:
-            super().__init__(config, *args, **kwargs)
-            self._wb_timeout = float(
-                getattr(config, "wattbench_read_timeout_s", None)
-                or os.environ.get(ENV_READ_TIMEOUT)
-                or DEFAULT_READ_TIMEOUT_S
-            )
-            self._wb_timer: Any = None
-            self._wb_cycle: Any = None
-
-        def connection_made(self, transport: Any) -> None:
-            super().connection_made(transport)
-            self._wb_arm()
-
-        def data_received(self, data: bytes) -> None:
-            if self._wb_timer is None and (self.cycle is None or self.cycle.response_complete):
-                self._wb_arm()  # the first bytes of the next request
-            super().data_received(data)
-            if self.cycle is not None and self.cycle is not self._wb_cycle:
-                self._wb_cycle = self.cycle  # its headers are complete
-                self._wb_disarm()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._wb_disarm()
-            super().connection_lost(exc)
-
-        def _wb_arm(self) -> None:
-            self._wb_disarm()
-            self._wb_timer = self.loop.call_later(self._wb_timeout, self._wb_expire)
-
-        def _wb_disarm(self) -> None:
-            if self._wb_timer is not None:
-                self._wb_timer.cancel()
-                self._wb_timer = None
-
-        def _wb_expire(self) -> None:
-            self._wb_timer = None
-            if not self.transport.is_closing():
-                log.warning(
-                    "dropped %s: no complete request headers within %g s",
-                    self.client,
-                    self._wb_timeout,
-                )
-                self.transport.close()
-
-    GuardedHTTPProtocol.__qualname__ = "GuardedHTTPProtocol"  # picklable by name
-    _GuardedHTTPProtocol = GuardedHTTPProtocol
-    return GuardedHTTPProtocol
-
-
-_GuardedHTTPProtocol: type[Any] | None = None
-
-
 def __getattr__(name: str) -> Any:
-    # uvicorn's worker processes unpickle the protocol class by name
+    # the protocol class by its former name here (uvicorn's workers unpickle it by name)
     if name == "GuardedHTTPProtocol":
         return _guarded_protocol()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -697,23 +598,6 @@ def uvicorn_config(
     )
     config.wattbench_read_timeout_s = read_timeout_s  # type: ignore[attr-defined]
     return config
-
-
-def _hardening(
-    idle_timeout_s: float,
-    max_connections: int,
-    tls_certfile: str | None,
-    tls_keyfile: str | None,
-) -> dict[str, Any]:
-    """uvicorn settings against slow, idle and too many clients; TLS when given."""
-    return {
-        "http": _guarded_protocol(),
-        "timeout_keep_alive": idle_timeout_s,
-        "limit_concurrency": max_connections,
-        "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
-        "ssl_certfile": tls_certfile,
-        "ssl_keyfile": tls_keyfile,
-    }
 
 
 def run_server(
